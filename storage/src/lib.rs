@@ -1,0 +1,30 @@
+//! Lumen's storage engine.
+//!
+//! Data flow through this crate:
+//!
+//! ```text
+//! Storage::write(table, batch)
+//!   └─► wal::WalWriter  (one thread; batches records of concurrent writers, one fsync per group)
+//!         └─► head::Head (in memory; queryable as soon as the write is acknowledged)
+//!               └─► flush (size / age / shutdown): freeze head ─► segment::write_segment
+//!                     (sorted, zstd Parquet per table and hour) ─► manifest (atomic rename)
+//!                     ─► WAL files covered by the manifest are deleted
+//! Storage::snapshot(table, range) ─► head batches + segment list, pruned by time
+//! ```
+//!
+//! Recovery (`Storage::open`) loads the manifest, quarantines unreadable segments, deletes segment files a
+//! crash left outside the manifest, and replays the WAL records the manifest does not cover. The crate
+//! knows nothing of DataFusion or the wire protocols: `query` reads snapshots, `ingest` calls `write`.
+
+pub mod engine;
+pub mod error;
+pub mod head;
+pub mod manifest;
+pub mod schema;
+pub mod segment;
+pub mod wal;
+
+pub use engine::{FlushReport, Storage, StorageConfig, TableSnapshot, TimeRange};
+pub use error::{Result, StorageError};
+pub use manifest::SegmentMeta;
+pub use schema::Table;

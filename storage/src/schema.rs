@@ -1,0 +1,291 @@
+//! The Arrow schemas of Lumen's three tables, as stored in the WAL, the head and Parquet segments.
+//!
+//! docs/schema.md documents every column; keep the two in step. Conventions:
+//! - time columns are `Timestamp(Nanosecond, "UTC")`;
+//! - the top-level trace and span ids are `FixedSizeBinary` (16 and 8 bytes) so they compress and prune;
+//!   the query layer shows them to SQL users as lowercase hex. Ids nested inside lists (span links,
+//!   exemplars) are rare and are kept as lowercase hex text directly;
+//! - attribute collections are `Map<Utf8, Utf8>`: scalar values in their text form, arrays and maps as
+//!   JSON, bytes as base64 (the OTLP/JSON encoding of bytes).
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+
+/// One of Lumen's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    /// One row per span (OTLP traces).
+    Spans,
+    /// One row per log record (OTLP logs).
+    Logs,
+    /// One row per metric data point, for every OTLP metric type.
+    Metrics,
+}
+
+impl Table {
+    /// Every table, in a fixed order.
+    pub const ALL: [Table; 3] = [Table::Spans, Table::Logs, Table::Metrics];
+
+    /// The table's SQL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Spans => "spans",
+            Table::Logs => "logs",
+            Table::Metrics => "metrics",
+        }
+    }
+
+    /// Parses a table name as written in SQL or on disk.
+    pub fn from_name(name: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// A stable one-byte code used in WAL records.
+    pub fn code(self) -> u8 {
+        match self {
+            Table::Spans => 1,
+            Table::Logs => 2,
+            Table::Metrics => 3,
+        }
+    }
+
+    /// Inverse of [`Table::code`].
+    pub fn from_code(code: u8) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.code() == code)
+    }
+
+    /// The storage schema of this table.
+    pub fn schema(self) -> SchemaRef {
+        match self {
+            Table::Spans => SPANS.clone(),
+            Table::Logs => LOGS.clone(),
+            Table::Metrics => METRICS.clone(),
+        }
+    }
+
+    /// The columns the table's segments are sorted by, in order (the last is always `time`).
+    pub fn sort_columns(self) -> &'static [&'static str] {
+        match self {
+            // Sorting by trace id keeps each trace together (one bloom-filter hit reads one page) and
+            // lets the random ids of a trace compress against each other.
+            Table::Spans => &["trace_id", "time"],
+            Table::Logs => &["service_name", "time"],
+            Table::Metrics => &["series_id", "time"],
+        }
+    }
+
+    /// Top-level binary id columns (shown as hex to SQL users).
+    pub fn id_columns(self) -> &'static [&'static str] {
+        match self {
+            Table::Spans => &["trace_id", "span_id", "parent_span_id"],
+            Table::Logs => &["trace_id", "span_id"],
+            Table::Metrics => &[],
+        }
+    }
+}
+
+impl std::fmt::Display for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Name of the time column every table has; the column segments are partitioned and pruned by.
+pub const TIME_COLUMN: &str = "time";
+
+/// `Timestamp(Nanosecond, "UTC")`.
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+}
+
+/// `Map<Utf8, Utf8>` with the field names `arrow::array::MapBuilder` produces by default.
+pub fn attributes_type() -> DataType {
+    DataType::Map(
+        Arc::new(Field::new(
+            "entries",
+            DataType::Struct(Fields::from(vec![
+                Field::new("keys", DataType::Utf8, false),
+                Field::new("values", DataType::Utf8, true),
+            ])),
+            false,
+        )),
+        false,
+    )
+}
+
+/// A `List` of items of `item_type`, with the item field name `arrow::array::ListBuilder` uses.
+pub fn list_of(item_type: DataType) -> DataType {
+    DataType::List(Arc::new(Field::new("item", item_type, true)))
+}
+
+fn ts(name: &str, nullable: bool) -> Field {
+    Field::new(name, timestamp_type(), nullable)
+}
+
+fn utf8(name: &str) -> Field {
+    Field::new(name, DataType::Utf8, true)
+}
+
+fn u32_count(name: &str) -> Field {
+    Field::new(name, DataType::UInt32, false)
+}
+
+fn attrs(name: &str) -> Field {
+    Field::new(name, attributes_type(), true)
+}
+
+/// Resource and instrumentation-scope columns, shared by all three tables (appended last).
+fn resource_and_scope() -> Vec<Field> {
+    vec![
+        utf8("service_name"),
+        attrs("resource_attributes"),
+        u32_count("resource_dropped_attributes_count"),
+        utf8("resource_schema_url"),
+        utf8("scope_name"),
+        utf8("scope_version"),
+        attrs("scope_attributes"),
+        u32_count("scope_dropped_attributes_count"),
+        utf8("scope_schema_url"),
+    ]
+}
+
+/// Fields of one entry of `spans.events`.
+pub fn span_event_fields() -> Fields {
+    Fields::from(vec![
+        ts("time", false),
+        utf8("name"),
+        attrs("attributes"),
+        u32_count("dropped_attributes_count"),
+    ])
+}
+
+/// Fields of one entry of `spans.links`.
+pub fn span_link_fields() -> Fields {
+    Fields::from(vec![
+        utf8("trace_id"),
+        utf8("span_id"),
+        utf8("trace_state"),
+        u32_count("flags"),
+        attrs("attributes"),
+        u32_count("dropped_attributes_count"),
+    ])
+}
+
+/// Fields of one entry of `metrics.quantiles` (summary points).
+pub fn quantile_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("quantile", DataType::Float64, false),
+        Field::new("value", DataType::Float64, false),
+    ])
+}
+
+/// Fields of one entry of `metrics.exemplars`.
+pub fn exemplar_fields() -> Fields {
+    Fields::from(vec![
+        ts("time", false),
+        Field::new("value", DataType::Float64, true),
+        Field::new("value_int", DataType::Int64, true),
+        utf8("trace_id"),
+        utf8("span_id"),
+        attrs("filtered_attributes"),
+    ])
+}
+
+static SPANS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields = vec![
+        ts("time", false),
+        ts("end_time", false),
+        Field::new("duration_ns", DataType::Int64, false),
+        Field::new("trace_id", DataType::FixedSizeBinary(16), false),
+        Field::new("span_id", DataType::FixedSizeBinary(8), false),
+        Field::new("parent_span_id", DataType::FixedSizeBinary(8), true),
+        utf8("trace_state"),
+        u32_count("flags"),
+        utf8("name"),
+        utf8("kind"),
+        utf8("status_code"),
+        utf8("status_message"),
+        attrs("attributes"),
+        u32_count("dropped_attributes_count"),
+        Field::new("events", list_of(DataType::Struct(span_event_fields())), true),
+        u32_count("dropped_events_count"),
+        Field::new("links", list_of(DataType::Struct(span_link_fields())), true),
+        u32_count("dropped_links_count"),
+    ];
+    fields.extend(resource_and_scope());
+    Arc::new(Schema::new(fields))
+});
+
+static LOGS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields = vec![
+        ts("time", false),
+        ts("observed_time", true),
+        Field::new("severity_number", DataType::Int32, false),
+        utf8("severity_text"),
+        utf8("body"),
+        utf8("body_type"),
+        utf8("event_name"),
+        Field::new("trace_id", DataType::FixedSizeBinary(16), true),
+        Field::new("span_id", DataType::FixedSizeBinary(8), true),
+        u32_count("flags"),
+        attrs("attributes"),
+        u32_count("dropped_attributes_count"),
+    ];
+    fields.extend(resource_and_scope());
+    Arc::new(Schema::new(fields))
+});
+
+static METRICS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields = vec![
+        ts("time", false),
+        ts("start_time", true),
+        Field::new("metric_name", DataType::Utf8, false),
+        utf8("description"),
+        utf8("unit"),
+        Field::new("metric_type", DataType::Utf8, false),
+        utf8("temporality"),
+        Field::new("is_monotonic", DataType::Boolean, true),
+        Field::new("series_id", DataType::UInt64, false),
+        u32_count("flags"),
+        attrs("attributes"),
+        attrs("metric_metadata"),
+        Field::new("value", DataType::Float64, true),
+        Field::new("value_int", DataType::Int64, true),
+        Field::new("count", DataType::UInt64, true),
+        Field::new("sum", DataType::Float64, true),
+        Field::new("min", DataType::Float64, true),
+        Field::new("max", DataType::Float64, true),
+        Field::new("bucket_counts", list_of(DataType::UInt64), true),
+        Field::new("explicit_bounds", list_of(DataType::Float64), true),
+        Field::new("scale", DataType::Int32, true),
+        Field::new("zero_count", DataType::UInt64, true),
+        Field::new("zero_threshold", DataType::Float64, true),
+        Field::new("positive_offset", DataType::Int32, true),
+        Field::new("positive_bucket_counts", list_of(DataType::UInt64), true),
+        Field::new("negative_offset", DataType::Int32, true),
+        Field::new("negative_bucket_counts", list_of(DataType::UInt64), true),
+        Field::new("quantiles", list_of(DataType::Struct(quantile_fields())), true),
+        Field::new("exemplars", list_of(DataType::Struct(exemplar_fields())), true),
+    ];
+    fields.extend(resource_and_scope());
+    Arc::new(Schema::new(fields))
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_has_time_first_and_sort_columns_exist() {
+        for table in Table::ALL {
+            let schema = table.schema();
+            assert_eq!(schema.field(0).name(), TIME_COLUMN);
+            for col in table.sort_columns().iter().chain(table.id_columns()) {
+                assert!(schema.index_of(col).is_ok(), "{table}: missing {col}");
+            }
+            assert_eq!(Table::from_code(table.code()), Some(table));
+            assert_eq!(Table::from_name(table.name()), Some(table));
+        }
+    }
+}

@@ -1,1 +1,49 @@
-fn main() {}
+//! `lumen`: the command line, and the one place where the crates are wired together.
+//!
+//! - `lumen serve` opens the store (recovering it), then serves OTLP/gRPC on `--grpc-addr` and every
+//!   HTTP API (OTLP/HTTP, SQL, health, metrics) on `--http-addr` until SIGINT/SIGTERM, then flushes.
+//! - `lumen sql` sends SQL to a running server and prints the answer, or opens an interactive prompt.
+
+mod serve;
+mod sql_cli;
+mod units;
+
+use clap::{Parser, Subcommand};
+
+/// Lumen: an observability backend in one binary. OTLP in, Parquet on disk, SQL out.
+#[derive(Parser)]
+#[command(name = "lumen", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: receive OTLP, store it durably, answer queries.
+    Serve(serve::ServeArgs),
+    /// Run SQL against a running server (interactive prompt when no query is given).
+    Sql(sql_cli::SqlArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => runtime.block_on(serve::run(args)),
+        Command::Sql(args) => runtime.block_on(sql_cli::run(args)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! `lumen serve`: opens the store, composes the ingest and query crates on one HTTP and one gRPC port,
+//! and shuts down gracefully (stop accepting, finish in-flight requests, flush the head).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use lumen_storage::{Storage, StorageConfig};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+use crate::units::{parse_bytes, parse_duration};
+
+/// Flags of `lumen serve`; each also reads a `LUMEN_*` environment variable.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Directory for the WAL, segments and manifest.
+    #[arg(long, env = "LUMEN_DATA_DIR", default_value = "./lumen-data")]
+    pub data_dir: PathBuf,
+    /// Address for OTLP/gRPC.
+    #[arg(long, env = "LUMEN_GRPC_ADDR", default_value = "127.0.0.1:4317")]
+    pub grpc_addr: SocketAddr,
+    /// Address for HTTP: OTLP/HTTP (/v1/traces, /v1/metrics, /v1/logs), SQL (/api/v1/sql), /health, /ready, /metrics.
+    #[arg(long, env = "LUMEN_HTTP_ADDR", default_value = "127.0.0.1:4318")]
+    pub http_addr: SocketAddr,
+    /// Largest accepted request body, compressed or decompressed (e.g. 16MiB).
+    #[arg(long, env = "LUMEN_MAX_BODY_SIZE", default_value = "16MiB", value_parser = parse_bytes)]
+    pub max_body_size: usize,
+    /// Attributes kept per span, log record, data point or resource; the rest are counted as dropped.
+    #[arg(long, env = "LUMEN_MAX_ATTRIBUTES", default_value_t = 128)]
+    pub max_attributes: usize,
+    /// Memory the in-memory head may use before writes are refused with a retryable error.
+    #[arg(long, env = "LUMEN_MAX_HEAD_SIZE", default_value = "1GiB", value_parser = parse_bytes)]
+    pub max_head_size: usize,
+    /// Flush the head to Parquet segments when it reaches this size...
+    #[arg(long, env = "LUMEN_FLUSH_SIZE", default_value = "256MiB", value_parser = parse_bytes)]
+    pub flush_size: usize,
+    /// ...or when its oldest data is this old.
+    #[arg(long, env = "LUMEN_FLUSH_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub flush_interval: Duration,
+    /// A SQL query running longer than this is cancelled.
+    #[arg(long, env = "LUMEN_QUERY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub query_timeout: Duration,
+    /// Memory one SQL query may use for sorts, joins and aggregations.
+    #[arg(long, env = "LUMEN_QUERY_MEMORY_LIMIT", default_value = "1GiB", value_parser = parse_bytes)]
+    pub query_memory_limit: usize,
+}
+
+#[derive(Clone)]
+struct Ops {
+    storage: Arc<Storage>,
+    metrics: PrometheusHandle,
+    serving: Arc<AtomicBool>,
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let metrics = install_metrics_recorder()?;
+
+    // Bind first so a taken port fails fast, before a possibly long recovery.
+    let http_listener = TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} for HTTP; is another Lumen running? choose another with --http-addr", args.http_addr))?;
+    let grpc_listener = TcpListener::bind(args.grpc_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} for gRPC; is another Lumen running? choose another with --grpc-addr", args.grpc_addr))?;
+    let http_addr = http_listener.local_addr()?;
+    let grpc_addr = grpc_listener.local_addr()?;
+
+    let storage_config = StorageConfig {
+        data_dir: args.data_dir.clone(),
+        max_head_bytes: args.max_head_size,
+        flush_bytes: args.flush_size,
+        flush_interval: args.flush_interval,
+    };
+    tracing::info!(data_dir = %args.data_dir.display(), "opening the store");
+    let storage = tokio::task::spawn_blocking(move || Storage::open(storage_config))
+        .await
+        .context("recovery task failed")?
+        .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
+
+    let ingest_config = lumen_ingest::IngestConfig {
+        max_body_bytes: args.max_body_size,
+        max_attributes_per_item: args.max_attributes,
+        ..Default::default()
+    };
+    let query_config = lumen_query::QueryConfig { timeout: args.query_timeout, memory_limit: args.query_memory_limit };
+    let engine = Arc::new(lumen_query::QueryEngine::new(storage.clone(), query_config).context("cannot start the SQL engine")?);
+
+    let serving = Arc::new(AtomicBool::new(true));
+    let ops = Ops { storage: storage.clone(), metrics, serving: serving.clone() };
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(render_metrics))
+        .route("/api/v1/admin/flush", post(flush))
+        .with_state(ops)
+        .merge(lumen_ingest::http_router(storage.clone(), ingest_config.clone()))
+        .merge(lumen_query::http_router(engine));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut http_stop = stop_rx.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(http_listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    let mut grpc_stop = stop_rx.clone();
+    let grpc_routes = lumen_ingest::grpc_routes(storage.clone(), ingest_config);
+    let grpc = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_routes(grpc_routes)
+            .serve_with_incoming_shutdown(tokio_stream_from(grpc_listener), async move {
+                let _ = grpc_stop.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+
+    tracing::info!(%http_addr, %grpc_addr, "Lumen is ready");
+    // One machine-readable line on stdout, for scripts and tests that start Lumen on port 0.
+    println!("lumen listening http={http_addr} grpc={grpc_addr}");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests, then flushing the head");
+    serving.store(false, Ordering::Release);
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        let _ = http.await;
+        let _ = grpc.await;
+    })
+    .await;
+    storage.shutdown().await.context("flush at shutdown failed; the WAL still holds the data and replays at the next start")?;
+    tracing::info!("stopped cleanly");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tokio_stream_from(listener: TcpListener) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::stream::unfold(listener, |listener| async move {
+        let next = listener.accept().await.map(|(stream, _)| {
+            let _ = stream.set_nodelay(true);
+            stream
+        });
+        Some((next, listener))
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn install_metrics_recorder() -> anyhow::Result<PrometheusHandle> {
+    const LATENCY_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+    let handle = PrometheusBuilder::new()
+        .set_buckets(LATENCY_BUCKETS)
+        .context("invalid histogram buckets")?
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    metrics::describe_counter!("lumen_ingest_items_total", "Spans, log records and data points received, by signal, protocol and outcome.");
+    metrics::describe_counter!("lumen_ingest_bytes_total", "Request body bytes received, by signal and protocol.");
+    metrics::describe_histogram!("lumen_wal_fsync_seconds", "Duration of one WAL group-commit fsync.");
+    metrics::describe_gauge!("lumen_head_bytes", "Memory held by the in-memory head.");
+    metrics::describe_counter!("lumen_flushes_total", "Head flushes to Parquet segments, by outcome.");
+    metrics::describe_histogram!("lumen_flush_duration_seconds", "Duration of one head flush.");
+    metrics::describe_gauge!("lumen_segments", "Parquet segments, by table.");
+    metrics::describe_gauge!("lumen_segment_bytes", "Bytes of Parquet segments on disk, by table.");
+    metrics::describe_counter!("lumen_queries_total", "SQL queries, by outcome.");
+    metrics::describe_histogram!("lumen_query_duration_seconds", "SQL query latency.");
+    Ok(handle)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+async fn health() -> &'static str {
+    "ok\n"
+}
+
+async fn ready(State(ops): State<Ops>) -> Response {
+    if ops.serving.load(Ordering::Acquire) && !ops.storage.is_shutting_down() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    }
+}
+
+async fn render_metrics(State(ops): State<Ops>) -> Response {
+    let (bytes, rows) = ops.storage.head_usage();
+    metrics::gauge!("lumen_head_bytes").set(bytes as f64);
+    metrics::gauge!("lumen_head_rows").set(rows as f64);
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        ops.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn flush(State(ops): State<Ops>) -> Response {
+    match ops.storage.flush().await {
+        Ok(report) => axum::Json(serde_json::json!({
+            "segments": report.segments.len(),
+            "rows": report.rows,
+        }))
+        .into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "error": e.to_string() }))).into_response(),
+    }
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `lumen` binary on free loopback ports, driven by real clients
+//! (the OpenTelemetry SDK exporters, an HTTP client), with `kill -9` for crash safety.
+
+mod bad_input;
+mod crash;
+mod examples;
+mod sdk;
+mod server;
+mod sql;

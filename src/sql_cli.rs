@@ -58,8 +58,7 @@ impl Client {
         };
         let response = self
             .http
-            .post(&self.url)
-            .query(&[("format", wire_format)])
+            .post(format!("{}?format={wire_format}", self.url))
             .json(&serde_json::json!({ "query": query }))
             .send()
             .await
@@ -80,7 +79,7 @@ impl Client {
 fn render(body: &str) -> anyhow::Result<String> {
     let parsed: lumen_query::format::JsonResult = serde_json::from_str(body).context("the server sent a response this client cannot read")?;
     let rows = parsed.rows.len();
-    let mut out = lumen_query::format::render_table(&parsed);
+    let mut out = lumen_query::format::render_table(&parsed.columns, &parsed.rows);
     out.push_str(&format!("({rows} row{})\n", if rows == 1 { "" } else { "s" }));
     Ok(out)
 }

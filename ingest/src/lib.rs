@@ -1,1 +1,89 @@
-//! placeholder
+//! Lumen's receivers: OTLP over gRPC and HTTP (protobuf and JSON), converted to Arrow record batches
+//! and handed to the storage engine.
+//!
+//! Data flow through this crate:
+//!
+//! ```text
+//! POST /v1/{traces,metrics,logs}  (http.rs)          gRPC Export  (grpc.rs)
+//!   content type + encoding checks                     tonic decodes (gzip, size limit)
+//!   body read with a size cap, gunzip with a cap            │
+//!   (decoding: prost, or OTLP/JSON in json.rs)             │
+//!        └──────────────────────┬──────────────────────────┘
+//!                               ▼
+//!            export.rs (on the blocking pool for large requests): decode (HTTP), then
+//!            convert::{spans,logs,metrics}: validate every item (bad ones are rejected and
+//!              reported, the rest kept) and append straight into Arrow builders
+//!              (one row per span / log record / data point)
+//!                               ▼
+//!            Storage::write(table, batch)  — returns once durable and queryable
+//!                               ▼
+//!            Export*ServiceResponse (partial_success when items were rejected or trimmed),
+//!            or an error mapped to its HTTP / gRPC status in error.rs
+//! ```
+//!
+//! signal.rs describes the three signals once (request, response, table, conversion) so that both
+//! receivers share one code path. The schemas produced are `lumen_storage::schema`'s; see that
+//! module (and docs/schema.md) for the column-by-column meaning, and [`convert`] for the text forms
+//! of attribute values. The crate records its own metrics through the `metrics` facade; see
+//! [`describe_metrics`].
+
+pub mod convert;
+mod error;
+mod export;
+mod grpc;
+mod http;
+mod json;
+mod signal;
+mod telemetry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use convert::{Converted, Limits};
+pub use error::IngestError;
+pub use telemetry::describe_metrics;
+
+/// Settings of the OTLP receivers.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Largest request body accepted, both as received and after decompression (bytes).
+    pub max_body_bytes: usize,
+    /// Attributes kept per item (span, event, link, log record, data point, resource, scope); the
+    /// rest are counted in the item's `dropped_attributes_count`.
+    pub max_attributes_per_item: usize,
+    /// How far in the future a timestamp may lie before its item is rejected.
+    pub max_future_skew: Duration,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_body_bytes: 16 * 1024 * 1024,
+            max_attributes_per_item: 128,
+            max_future_skew: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
+
+impl IngestConfig {
+    /// The conversion limits these settings imply.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_attributes_per_item: self.max_attributes_per_item,
+            max_future_skew: self.max_future_skew,
+        }
+    }
+}
+
+/// The OTLP/HTTP receiver: `POST /v1/traces`, `/v1/metrics` and `/v1/logs`.
+pub fn http_router(storage: Arc<lumen_storage::Storage>, config: IngestConfig) -> axum::Router {
+    http::router(Arc::new(export::Exporter::new(storage, config)))
+}
+
+/// The OTLP/gRPC receiver: `TraceService`, `MetricsService` and `LogsService`, accepting gzip.
+pub fn grpc_routes(
+    storage: Arc<lumen_storage::Storage>,
+    config: IngestConfig,
+) -> tonic::service::Routes {
+    grpc::routes(Arc::new(export::Exporter::new(storage, config)))
+}

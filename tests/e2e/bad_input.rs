@@ -16,7 +16,7 @@ use crate::server::TestServer;
 const NOW: u64 = 1_764_000_000_000_000_000;
 
 fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }) }
+    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }), ..Default::default() }
 }
 
 fn span(trace: u8, span: u8, name: &str) -> Span {

@@ -33,6 +33,7 @@ pub fn logs_request(first: u64, n: u64) -> Vec<u8> {
                 attributes: vec![KeyValue {
                     key: "service.name".into(),
                     value: Some(AnyValue { value: Some(any_value::Value::StringValue("crash-test".into())) }),
+                    ..Default::default()
                 }],
                 ..Default::default()
             }),

@@ -1,0 +1,639 @@
+//! The OTLP/HTTP receiver: `POST /v1/traces`, `/v1/metrics`, `/v1/logs`, protobuf or JSON, plain or
+//! gzip.
+//!
+//! Steps of one request: content type and encoding checked (415), body read with a cap (413),
+//! gunzipped with the same cap (413, or 400 when not valid gzip), decoded (400 with what failed),
+//! then handed to the [`Exporter`]. The response is the `Export*ServiceResponse` in the request's
+//! encoding, or a `google.rpc.Status` error body (see `error.rs` for the status codes).
+
+use std::io::Read as _;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes, HttpBody as _};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use flate2::read::MultiGzDecoder;
+use prost::Message as _;
+
+use crate::error::IngestError;
+use crate::export::{Exporter, Outcome};
+use crate::json;
+use crate::signal::{Logs, Metrics, OtlpSignal, Traces};
+use crate::telemetry::{self, Protocol};
+
+/// Content type of OTLP/HTTP protobuf bodies.
+const PROTOBUF: &str = "application/x-protobuf";
+/// Content type of OTLP/HTTP JSON bodies.
+const JSON: &str = "application/json";
+
+/// The routes of the OTLP/HTTP receiver.
+pub(crate) fn router(exporter: Arc<Exporter>) -> Router {
+    Router::new()
+        .route("/v1/traces", post(export::<Traces>))
+        .route("/v1/metrics", post(export::<Metrics>))
+        .route("/v1/logs", post(export::<Logs>))
+        // `read_body` enforces `max_body_bytes` and answers in OTLP's error format; axum's own
+        // 2 MiB default limit would otherwise answer first, with a plain-text 413.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(exporter)
+}
+
+/// How an OTLP/HTTP body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => PROTOBUF,
+            Encoding::Json => JSON,
+        }
+    }
+}
+
+async fn export<S: OtlpSignal>(
+    State(exporter): State<Arc<Exporter>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = match body_encoding(&headers) {
+        Ok(encoding) => handle::<S>(&exporter, &headers, encoding, body)
+            .await
+            .map(|outcome| success_response::<S>(encoding, outcome))
+            .map_err(|error| (error, encoding)),
+        // The request's encoding is unknown: answer in JSON, which a person can read.
+        Err(error) => Err((error, Encoding::Json)),
+    };
+    let response = result.unwrap_or_else(|(error, encoding)| {
+        error.log();
+        error.to_http_response(encoding == Encoding::Json)
+    });
+    telemetry::record_request(
+        S::NAME,
+        Protocol::Http,
+        response.status().as_str().to_owned(),
+    );
+    response
+}
+
+async fn handle<S: OtlpSignal>(
+    exporter: &Exporter,
+    headers: &HeaderMap,
+    encoding: Encoding,
+    body: Body,
+) -> Result<Outcome, IngestError> {
+    let gzip = is_gzip(headers)?;
+    let limit = exporter.config().max_body_bytes;
+    let body = read_body(headers, body, limit).await?;
+    telemetry::record_bytes(S::NAME, Protocol::Http, body.len());
+    // Typical OTLP compresses 5-10x: a rough guess is enough to choose where to convert.
+    let size_hint = if gzip {
+        body.len().saturating_mul(8)
+    } else {
+        body.len()
+    };
+    exporter
+        .export::<S>(Protocol::Http, size_hint, move || {
+            decode_body::<S::Request>(&body, gzip, encoding, limit)
+        })
+        .await
+}
+
+/// The body's encoding from `Content-Type`, ignoring parameters such as `charset`.
+pub(crate) fn body_encoding(headers: &HeaderMap) -> Result<Encoding, IngestError> {
+    let raw = headers.get(header::CONTENT_TYPE).map(|v| v.to_str());
+    let Some(Ok(value)) = raw else {
+        let shown = if raw.is_none() {
+            "(none)"
+        } else {
+            "(not ASCII)"
+        };
+        return Err(IngestError::UnsupportedContentType(shown.to_owned()));
+    };
+    let mime = value.split(';').next().unwrap_or_default().trim();
+    if mime.eq_ignore_ascii_case(PROTOBUF) || mime.eq_ignore_ascii_case("application/protobuf") {
+        Ok(Encoding::Protobuf)
+    } else if mime.eq_ignore_ascii_case(JSON) {
+        Ok(Encoding::Json)
+    } else {
+        Err(IngestError::UnsupportedContentType(value.to_owned()))
+    }
+}
+
+/// Whether the body is gzip-compressed (`Content-Encoding`); other codings are refused.
+pub(crate) fn is_gzip(headers: &HeaderMap) -> Result<bool, IngestError> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(false);
+    };
+    let coding = value.to_str().map(str::trim).unwrap_or("(not ASCII)");
+    if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+        Ok(true)
+    } else if coding.is_empty() || coding.eq_ignore_ascii_case("identity") {
+        Ok(false)
+    } else {
+        Err(IngestError::UnsupportedContentEncoding(coding.to_owned()))
+    }
+}
+
+/// Reads the whole body, refusing more than `limit` bytes without buffering them.
+async fn read_body(
+    headers: &HeaderMap,
+    mut body: Body,
+    limit: usize,
+) -> Result<Bytes, IngestError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return Err(IngestError::BodyTooLarge { limit });
+    }
+    let capacity = declared
+        .and_then(|len| usize::try_from(len).ok())
+        .unwrap_or(0);
+    let mut buf = Vec::with_capacity(capacity);
+    loop {
+        let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        let Some(frame) = frame else { break };
+        let frame = frame.map_err(|e| IngestError::BodyRead(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len().saturating_add(data.len()) > limit {
+                return Err(IngestError::BodyTooLarge { limit });
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Gunzips (when `gzip`) and decodes a request body.
+pub(crate) fn decode_body<T>(
+    body: &[u8],
+    gzip: bool,
+    encoding: Encoding,
+    limit: usize,
+) -> Result<T, IngestError>
+where
+    T: prost::Message + serde::de::DeserializeOwned + Default,
+{
+    let inflated;
+    let bytes = if gzip {
+        inflated = gunzip(body, limit)?;
+        inflated.as_slice()
+    } else {
+        body
+    };
+    match encoding {
+        Encoding::Protobuf => Ok(T::decode(bytes)?),
+        Encoding::Json => json::decode(bytes),
+    }
+}
+
+/// Decompresses a gzip body (one or more members), refusing output beyond `limit` bytes.
+pub(crate) fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, IngestError> {
+    if body.is_empty() {
+        return Err(IngestError::InvalidGzip("empty body".to_owned()));
+    }
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
+    MultiGzDecoder::new(body)
+        .take(cap)
+        .read_to_end(&mut out)
+        .map_err(|e| IngestError::InvalidGzip(e.to_string()))?;
+    if out.len() > limit {
+        return Err(IngestError::DecompressedTooLarge { limit });
+    }
+    Ok(out)
+}
+
+/// The `Export*ServiceResponse` in the request's encoding.
+fn success_response<S: OtlpSignal>(encoding: Encoding, outcome: Outcome) -> Response {
+    let body = match encoding {
+        Encoding::Protobuf => S::response(outcome.rejected, outcome.message).encode_to_vec(),
+        Encoding::Json => json_response::<S>(outcome).into_bytes(),
+    };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, encoding.content_type())],
+        body,
+    )
+        .into_response()
+}
+
+/// The OTLP/JSON response: `{}` when everything was accepted, else
+/// `{"partialSuccess":{"rejectedSpans":"2","errorMessage":"..."}}` (int64 as a string, per the
+/// proto3 JSON mapping).
+pub(crate) fn json_response<S: OtlpSignal>(outcome: Outcome) -> String {
+    if outcome.rejected == 0 && outcome.message.is_empty() {
+        return "{}".to_owned();
+    }
+    let mut partial = serde_json::Map::new();
+    if outcome.rejected > 0 {
+        partial.insert(
+            S::REJECTED_FIELD.to_owned(),
+            outcome.rejected.to_string().into(),
+        );
+    }
+    if !outcome.message.is_empty() {
+        partial.insert("errorMessage".to_owned(), outcome.message.into());
+    }
+    serde_json::json!({ "partialSuccess": partial }).to_string()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::io::Write as _;
+
+    use axum::http::HeaderValue;
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(
+                name.clone(),
+                HeaderValue::from_str(value).expect("header value"),
+            );
+        }
+        map
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(data).expect("write");
+        encoder.finish().expect("finish")
+    }
+
+    fn status_of(error: &IngestError) -> u16 {
+        error.http_status().as_u16()
+    }
+
+    #[test]
+    fn content_type_decides_the_encoding() {
+        let ct = |v: &str| body_encoding(&headers(&[(header::CONTENT_TYPE, v)]));
+        assert_eq!(ct("application/x-protobuf").ok(), Some(Encoding::Protobuf));
+        assert_eq!(
+            ct("application/json; charset=utf-8").ok(),
+            Some(Encoding::Json)
+        );
+        assert_eq!(ct("Application/JSON").ok(), Some(Encoding::Json));
+        for bad in ["text/plain", "application/grpc", ""] {
+            let err = ct(bad).unwrap_err();
+            assert_eq!(status_of(&err), 415, "{bad}");
+        }
+        let err = body_encoding(&HeaderMap::new()).unwrap_err();
+        assert_eq!(status_of(&err), 415);
+    }
+
+    #[test]
+    fn content_encoding_gzip_identity_or_415() {
+        let ce = |v: &str| is_gzip(&headers(&[(header::CONTENT_ENCODING, v)]));
+        assert!(ce("gzip").expect("gzip"));
+        assert!(ce("GZIP").expect("gzip"));
+        assert!(!ce("identity").expect("identity"));
+        assert!(!is_gzip(&HeaderMap::new()).expect("none"));
+        assert_eq!(status_of(&ce("br").unwrap_err()), 415);
+    }
+
+    #[tokio::test]
+    async fn body_over_the_limit_is_413() {
+        let err = read_body(&HeaderMap::new(), Body::from(vec![0u8; 11]), 10)
+            .await
+            .unwrap_err();
+        assert_eq!(status_of(&err), 413);
+        let declared = headers(&[(header::CONTENT_LENGTH, "1000")]);
+        let err = read_body(&declared, Body::from(vec![0u8; 5]), 10)
+            .await
+            .unwrap_err();
+        assert_eq!(status_of(&err), 413);
+        let ok = read_body(&HeaderMap::new(), Body::from(vec![7u8; 10]), 10)
+            .await
+            .expect("fits");
+        assert_eq!(ok.len(), 10);
+    }
+
+    #[test]
+    fn gzip_is_capped_and_validated() {
+        let data = vec![b'a'; 10_000];
+        let compressed = gzip(&data);
+        assert_eq!(gunzip(&compressed, 10_000).expect("fits"), data);
+        assert_eq!(status_of(&gunzip(&compressed, 9_999).unwrap_err()), 413);
+        let truncated = &compressed[..compressed.len() / 2];
+        assert_eq!(status_of(&gunzip(truncated, 10_000).unwrap_err()), 400);
+        assert_eq!(
+            status_of(&gunzip(b"not gzip at all", 10_000).unwrap_err()),
+            400
+        );
+        assert_eq!(status_of(&gunzip(b"", 10_000).unwrap_err()), 400);
+    }
+
+    #[test]
+    fn undecodable_bodies_are_400_with_a_reason() {
+        let garbage = [0x0a, 0xff, 0xff, 0xff];
+        let err =
+            decode_body::<ExportTraceServiceRequest>(&garbage, false, Encoding::Protobuf, 1 << 20)
+                .unwrap_err();
+        assert_eq!(status_of(&err), 400);
+        assert!(err.to_string().contains("protobuf"), "{err}");
+
+        // resource_spans[0].scope_spans[0].spans[0].name = "\xff" (invalid UTF-8)
+        let span = [0x2a, 0x01, 0xff];
+        let scope_spans = [&[0x12, span.len() as u8][..], &span].concat();
+        let resource_spans = [&[0x12, scope_spans.len() as u8][..], &scope_spans].concat();
+        let request = [&[0x0a, resource_spans.len() as u8][..], &resource_spans].concat();
+        let err =
+            decode_body::<ExportTraceServiceRequest>(&request, false, Encoding::Protobuf, 1 << 20)
+                .unwrap_err();
+        assert_eq!(status_of(&err), 400);
+        assert!(err.to_string().contains("UTF-8"), "{err}");
+
+        let err = decode_body::<ExportTraceServiceRequest>(b"{", false, Encoding::Json, 1 << 20)
+            .unwrap_err();
+        assert_eq!(status_of(&err), 400);
+
+        let body = gzip(br#"{"resourceSpans":[]}"#);
+        let ok = decode_body::<ExportTraceServiceRequest>(&body, true, Encoding::Json, 1 << 20);
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn json_success_bodies() {
+        let full = Outcome {
+            rejected: 0,
+            message: String::new(),
+        };
+        assert_eq!(json_response::<Traces>(full), "{}");
+        let partial = Outcome {
+            rejected: 2,
+            message: "bad \"ids\"".into(),
+        };
+        let body: serde_json::Value =
+            serde_json::from_str(&json_response::<Logs>(partial)).expect("json");
+        assert_eq!(body["partialSuccess"]["rejectedLogRecords"], "2");
+        assert_eq!(body["partialSuccess"]["errorMessage"], "bad \"ids\"");
+    }
+
+    #[test]
+    fn protobuf_success_bodies() {
+        let response = success_response::<Metrics>(
+            Encoding::Protobuf,
+            Outcome {
+                rejected: 1,
+                message: "x".into(),
+            },
+        );
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROTOBUF);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // The whole receive path, against a fake storage sink.
+
+    use std::time::Duration;
+
+    use lumen_storage::{StorageError, Table};
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
+
+    use crate::IngestConfig;
+    use crate::error::RpcStatus;
+    use crate::export::testing::{FakeSink, exporter};
+
+    fn example(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../../shared/otlp-examples/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).expect("example")
+    }
+
+    async fn post<S: OtlpSignal>(
+        sink: &Arc<FakeSink>,
+        config: IngestConfig,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> (StatusCode, HeaderMap, Bytes) {
+        let response = export::<S>(State(exporter(sink, config)), headers, Body::from(body)).await;
+        let (parts, body) = response.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX).await.expect("body");
+        (parts.status, parts.headers, body)
+    }
+
+    fn json_headers() -> HeaderMap {
+        headers(&[(header::CONTENT_TYPE, "application/json")])
+    }
+
+    fn json(body: &[u8]) -> serde_json::Value {
+        serde_json::from_slice(body).expect("JSON body")
+    }
+
+    #[test]
+    fn router_builds() {
+        let _ = router(exporter(&FakeSink::accepting(), IngestConfig::default()));
+    }
+
+    #[tokio::test]
+    async fn json_example_is_stored_and_answered_with_an_empty_json_object() {
+        let sink = FakeSink::accepting();
+        let (status, headers, body) = post::<Traces>(
+            &sink,
+            IngestConfig::default(),
+            json_headers(),
+            example("trace.json"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], JSON);
+        assert_eq!(&body[..], b"{}");
+        assert_eq!(sink.rows(Table::Spans), 1);
+    }
+
+    #[tokio::test]
+    async fn gzip_protobuf_is_stored_and_answered_in_protobuf() {
+        let sink = FakeSink::accepting();
+        let request: ExportMetricsServiceRequest =
+            json::decode(&example("metrics.json")).expect("json");
+        let headers = headers(&[
+            (header::CONTENT_TYPE, "application/x-protobuf"),
+            (header::CONTENT_ENCODING, "gzip"),
+        ]);
+        let body = gzip(&request.encode_to_vec());
+        let (status, headers, body) =
+            post::<Metrics>(&sink, IngestConfig::default(), headers, body).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], PROTOBUF);
+        let response = ExportMetricsServiceResponse::decode(body).expect("response");
+        assert_eq!(response.partial_success, None);
+        assert_eq!(sink.rows(Table::Metrics), 4);
+    }
+
+    #[tokio::test]
+    async fn partly_valid_requests_keep_the_valid_part_and_report_the_rest() {
+        let sink = FakeSink::accepting();
+        let body = br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[
+            {"body":{"stringValue":"kept"}},
+            {"traceId":"abcd","body":{"stringValue":"rejected"}}
+        ]}]}]}"#;
+        let (status, _, body) = post::<Logs>(
+            &sink,
+            IngestConfig::default(),
+            json_headers(),
+            body.to_vec(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let body = json(&body);
+        assert_eq!(body["partialSuccess"]["rejectedLogRecords"], "1");
+        let message = body["partialSuccess"]["errorMessage"]
+            .as_str()
+            .expect("message");
+        assert!(
+            message.contains("logRecords[1]: trace_id must be empty or 16 bytes"),
+            "{message}"
+        );
+        assert_eq!(sink.rows(Table::Logs), 1);
+    }
+
+    #[tokio::test]
+    async fn overload_is_503_with_retry_after_and_a_status_body() {
+        let sink = FakeSink::failing(|| StorageError::Overloaded {
+            reason: "head full".into(),
+            retry_after: Duration::from_secs(3),
+        });
+        let (status, headers, body) = post::<Traces>(
+            &sink,
+            IngestConfig::default(),
+            json_headers(),
+            example("trace.json"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[header::RETRY_AFTER], "3");
+        let body = json(&body);
+        assert_eq!(body["code"], 14);
+        assert!(
+            body["message"]
+                .as_str()
+                .expect("message")
+                .contains("retry after 3s")
+        );
+
+        let protobuf = headers_pb();
+        let (status, _, body) =
+            post::<Traces>(&sink, IngestConfig::default(), protobuf, Vec::new()).await;
+        // An empty request has nothing to write: it succeeds without touching storage.
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.is_empty());
+
+        let sink = FakeSink::failing(|| StorageError::ShuttingDown);
+        let request: ExportMetricsServiceRequest =
+            json::decode(&example("metrics.json")).expect("json");
+        let (status, headers, body) = post::<Metrics>(
+            &sink,
+            IngestConfig::default(),
+            headers_pb(),
+            request.encode_to_vec(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(headers.contains_key(header::RETRY_AFTER));
+        assert_eq!(RpcStatus::decode(body).expect("status").code, 14);
+    }
+
+    fn headers_pb() -> HeaderMap {
+        headers(&[(header::CONTENT_TYPE, "application/x-protobuf")])
+    }
+
+    #[tokio::test]
+    async fn other_storage_failures_are_500() {
+        let sink = FakeSink::failing(|| StorageError::io("wal", std::io::Error::other("disk")));
+        let (status, headers, _) = post::<Logs>(
+            &sink,
+            IngestConfig::default(),
+            json_headers(),
+            example("logs.json"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!headers.contains_key(header::RETRY_AFTER));
+    }
+
+    #[tokio::test]
+    async fn client_errors_have_their_status_and_say_what_failed() {
+        let sink = FakeSink::accepting();
+        let config = IngestConfig {
+            max_body_bytes: 1024,
+            ..IngestConfig::default()
+        };
+
+        let text = headers(&[(header::CONTENT_TYPE, "text/plain")]);
+        let (status, _, body) = post::<Traces>(&sink, config.clone(), text, b"hi".to_vec()).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert!(
+            json(&body)["message"]
+                .as_str()
+                .expect("m")
+                .contains("text/plain")
+        );
+
+        let (status, _, body) =
+            post::<Traces>(&sink, config.clone(), headers_pb(), vec![0; 2048]).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        let rpc = RpcStatus::decode(body).expect("status");
+        assert_eq!((rpc.code, rpc.message.contains("1024 bytes")), (8, true));
+
+        let gz = headers(&[
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CONTENT_ENCODING, "gzip"),
+        ]);
+        let bomb = gzip(&vec![b' '; 1 << 19]);
+        assert!(bomb.len() < 1024);
+        let (status, _, _) = post::<Traces>(&sink, config.clone(), gz.clone(), bomb).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+        let (status, _, body) =
+            post::<Traces>(&sink, config.clone(), gz, b"\x1f\x8bxx".to_vec()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(json(&body)["message"].as_str().expect("m").contains("gzip"));
+
+        let (status, _, body) =
+            post::<Traces>(&sink, config.clone(), headers_pb(), vec![0x0a, 0xff]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let rpc = RpcStatus::decode(body).expect("status");
+        assert_eq!(rpc.code, 3);
+        assert!(
+            rpc.message.contains("invalid OTLP protobuf body"),
+            "{}",
+            rpc.message
+        );
+
+        let (status, _, body) = post::<Traces>(
+            &sink,
+            config,
+            json_headers(),
+            br#"{"resourceSpans":7}"#.to_vec(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            json(&body)["message"]
+                .as_str()
+                .expect("m")
+                .contains("invalid type")
+        );
+        assert_eq!(sink.rows(Table::Spans), 0);
+    }
+}

@@ -142,6 +142,7 @@ fn resource_and_scope() -> Vec<Field> {
         attrs("resource_attributes"),
         u32_count("resource_dropped_attributes_count"),
         utf8("resource_schema_url"),
+        utf8("resource_entity_refs"),
         utf8("scope_name"),
         utf8("scope_version"),
         attrs("scope_attributes"),

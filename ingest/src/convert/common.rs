@@ -422,6 +422,8 @@ pub(crate) struct ResourceContext {
     pub attributes: TextAttributes,
     pub dropped_attributes_count: u32,
     pub schema_url: Option<String>,
+    /// `Resource.entity_refs` as a JSON array, `None` when there are none.
+    pub entity_refs: Option<String>,
 }
 
 impl ResourceContext {
@@ -456,8 +458,29 @@ impl ResourceContext {
                 extra,
             ),
             schema_url: non_empty(schema_url).map(str::to_owned),
+            entity_refs: resource.and_then(entity_refs_json),
         }
     }
+}
+
+/// `Resource.entity_refs` as compact JSON (`[{"type":…,"id_keys":[…],"description_keys":[…],"schema_url":…}]`).
+fn entity_refs_json(resource: &Resource) -> Option<String> {
+    if resource.entity_refs.is_empty() {
+        return None;
+    }
+    let refs: Vec<serde_json::Value> = resource
+        .entity_refs
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "type": e.r#type,
+                "id_keys": e.id_keys,
+                "description_keys": e.description_keys,
+                "schema_url": e.schema_url,
+            })
+        })
+        .collect();
+    Some(serde_json::Value::Array(refs).to_string())
 }
 
 /// The instrumentation scope of a `Scope*` message, in the form every row repeats.
@@ -517,6 +540,7 @@ pub(crate) struct ResourceScopeColumns {
     resource_attributes: AttributesBuilder,
     resource_dropped_attributes_count: UInt32Builder,
     resource_schema_url: StringBuilder,
+    resource_entity_refs: StringBuilder,
     scope_name: StringBuilder,
     scope_version: StringBuilder,
     scope_attributes: AttributesBuilder,
@@ -531,6 +555,7 @@ impl ResourceScopeColumns {
             resource_attributes: AttributesBuilder::with_capacity(rows),
             resource_dropped_attributes_count: UInt32Builder::with_capacity(rows),
             resource_schema_url: StringBuilder::new(),
+            resource_entity_refs: StringBuilder::new(),
             scope_name: StringBuilder::new(),
             scope_version: StringBuilder::new(),
             scope_attributes: AttributesBuilder::with_capacity(rows),
@@ -552,6 +577,8 @@ impl ResourceScopeColumns {
             .append_value(resource.dropped_attributes_count);
         self.resource_schema_url
             .append_option(resource.schema_url.as_deref());
+        self.resource_entity_refs
+            .append_option(resource.entity_refs.as_deref());
         self.scope_name.append_option(scope.name.as_deref());
         self.scope_version.append_option(scope.version.as_deref());
         self.scope_attributes
@@ -563,12 +590,13 @@ impl ResourceScopeColumns {
         Ok(())
     }
 
-    pub(crate) fn finish(&mut self) -> [ArrayRef; 9] {
+    pub(crate) fn finish(&mut self) -> [ArrayRef; 10] {
         [
             Arc::new(self.service_name.finish()),
             self.resource_attributes.finish(),
             Arc::new(self.resource_dropped_attributes_count.finish()),
             Arc::new(self.resource_schema_url.finish()),
+            Arc::new(self.resource_entity_refs.finish()),
             Arc::new(self.scope_name.finish()),
             Arc::new(self.scope_version.finish()),
             self.scope_attributes.finish(),

@@ -371,3 +371,26 @@ fn attribute_values_have_their_documented_text_forms() {
     let parsed: serde_json::Value = serde_json::from_str(&nested).expect("valid JSON");
     assert_eq!(parsed[7]["inner"], -7);
 }
+
+#[test]
+fn resource_entity_refs_are_kept_as_json() {
+    let mut request = trace_request(vec![good_span("with-entity")]);
+    let resource = request.resource_spans[0].resource.as_mut().unwrap();
+    resource.entity_refs = vec![opentelemetry_proto::tonic::common::v1::EntityRef {
+        schema_url: "https://opentelemetry.io/schemas/1.30.0".into(),
+        r#type: "service".into(),
+        id_keys: vec!["service.name".into()],
+        description_keys: vec!["service.version".into()],
+    }];
+    let converted = spans(&request, &limits(), NOW).unwrap();
+    assert_schema(&converted, Table::Spans);
+    let json = string(batch(&converted), "resource_entity_refs", 0).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        parsed,
+        serde_json::json!([{"type": "service", "id_keys": ["service.name"],
+            "description_keys": ["service.version"], "schema_url": "https://opentelemetry.io/schemas/1.30.0"}])
+    );
+    let plain = spans(&trace_request(vec![good_span("plain")]), &limits(), NOW).unwrap();
+    assert_eq!(string(batch(&plain), "resource_entity_refs", 0), None);
+}

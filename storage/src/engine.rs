@@ -308,10 +308,10 @@ impl Storage {
             }
             cvar.notify_all();
         }
-        if let Some(handle) = self.flusher.lock().take() {
-            if handle.thread().id() != std::thread::current().id() {
-                let _ = handle.join();
-            }
+        if let Some(handle) = self.flusher.lock().take()
+            && handle.thread().id() != std::thread::current().id()
+        {
+            let _ = handle.join();
         }
         self.lock_file.lock().take();
         flushed.map(|_| ())
@@ -342,10 +342,8 @@ impl Storage {
             Some(tx) => tx.send(WalCommand::Freeze { reply }).is_ok(),
             None => false,
         };
-        if sent {
-            if let Ok(result) = done.recv() {
-                result?;
-            }
+        if sent && let Ok(result) = done.recv() {
+            result?;
         }
         Ok(())
     }

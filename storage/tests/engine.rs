@@ -1,5 +1,7 @@
 //! The storage engine through its public API: durability, flush, recovery from crashes and corruption.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

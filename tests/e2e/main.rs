@@ -1,6 +1,8 @@
 //! End-to-end tests: the real `lumen` binary on free loopback ports, driven by real clients
 //! (the OpenTelemetry SDK exporters, an HTTP client), with `kill -9` for crash safety.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod bad_input;
 mod crash;
 mod examples;

@@ -145,9 +145,11 @@ impl Transport {
 
     fn span_exporter(self, server: &TestServer) -> SpanExporter {
         let exporter = match self {
-            Transport::Grpc => {
-                SpanExporter::builder().with_tonic().with_endpoint(server.grpc.clone()).with_timeout(EXPORT_TIMEOUT).build()
-            }
+            Transport::Grpc => SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(server.grpc.clone())
+                .with_timeout(EXPORT_TIMEOUT)
+                .build(),
             Transport::GrpcGzip => SpanExporter::builder()
                 .with_tonic()
                 .with_endpoint(server.grpc.clone())
@@ -192,9 +194,11 @@ impl Transport {
 
     fn log_exporter(self, server: &TestServer) -> LogExporter {
         let exporter = match self {
-            Transport::Grpc => {
-                LogExporter::builder().with_tonic().with_endpoint(server.grpc.clone()).with_timeout(EXPORT_TIMEOUT).build()
-            }
+            Transport::Grpc => LogExporter::builder()
+                .with_tonic()
+                .with_endpoint(server.grpc.clone())
+                .with_timeout(EXPORT_TIMEOUT)
+                .build(),
             Transport::GrpcGzip => LogExporter::builder()
                 .with_tonic()
                 .with_endpoint(server.grpc.clone())
@@ -276,7 +280,10 @@ async fn traces_round_trip(transport: Transport) {
         &server,
         Resource::builder_empty()
             .with_service_name(checkout_service.clone())
-            .with_schema_url([KeyValue::new("deployment.environment.name", "e2e"), KeyValue::new("host.cpu.count", 2_i64)], RESOURCE_SCHEMA)
+            .with_schema_url(
+                [KeyValue::new("deployment.environment.name", "e2e"), KeyValue::new("host.cpu.count", 2_i64)],
+                RESOURCE_SCHEMA,
+            )
             .build(),
     );
     let payment = transport.tracer_provider(
@@ -293,7 +300,8 @@ async fn traces_round_trip(transport: Transport) {
             .with_attributes([KeyValue::new("library.flavor", "e2e")])
             .build(),
     );
-    let payment_tracer = payment.tracer_with_scope(InstrumentationScope::builder("payment.grpc").with_version("0.9.0").build());
+    let payment_tracer =
+        payment.tracer_with_scope(InstrumentationScope::builder("payment.grpc").with_version("0.9.0").build());
 
     let base = base_time();
     let at = |micros: u64| base + Duration::from_micros(micros);
@@ -318,7 +326,10 @@ async fn traces_round_trip(transport: Transport) {
             KeyValue::new("checkout.discount_ratio", 1.5_f64),
             KeyValue::new("checkout.tax_rate", 0.075_f64),
             KeyValue::new("checkout.express", true),
-            KeyValue::new("checkout.items", OtelValue::Array(Array::String(vec![StringValue::from("sku-1"), StringValue::from("sku-2")]))),
+            KeyValue::new(
+                "checkout.items",
+                OtelValue::Array(Array::String(vec![StringValue::from("sku-1"), StringValue::from("sku-2")])),
+            ),
             KeyValue::new("checkout.quantities", OtelValue::Array(Array::I64(vec![1, 2, 3]))),
             KeyValue::new("checkout.prices", OtelValue::Array(Array::F64(vec![9.99, 20.0]))),
             KeyValue::new("checkout.gift_flags", OtelValue::Array(Array::Bool(vec![true, false]))),
@@ -606,13 +617,18 @@ async fn metrics_round_trip(transport: Transport, temporality: Temporality) {
     let view = |i: &Instrument| {
         (i.name() == "payload.size").then(|| {
             Stream::builder()
-                .with_aggregation(Aggregation::Base2ExponentialHistogram { max_size: 160, max_scale: 0, record_min_max: true })
+                .with_aggregation(Aggregation::Base2ExponentialHistogram {
+                    max_size: 160,
+                    max_scale: 0,
+                    record_min_max: true,
+                })
                 .build()
                 .expect("exponential histogram stream")
         })
     };
     let provider = transport.meter_provider(&server, resource, temporality, view);
-    let meter = provider.meter_with_scope(InstrumentationScope::builder("inventory.metrics").with_version("3.1.0").build());
+    let meter =
+        provider.meter_with_scope(InstrumentationScope::builder("inventory.metrics").with_version("3.1.0").build());
     let attrs = [KeyValue::new("warehouse", "ams-1"), KeyValue::new("shard", 3_i64)];
 
     let orders = meter.u64_counter("orders.placed").with_description("Orders placed").with_unit("{order}").build();
@@ -848,7 +864,8 @@ async fn logs_round_trip(transport: Transport) {
     let tracer_provider = transport.tracer_provider(&server, resource.clone());
     let logger_provider = transport.logger_provider(&server, resource);
     let tracer = tracer_provider.tracer("orders.worker");
-    let logger = logger_provider.logger_with_scope(InstrumentationScope::builder("orders.logging").with_version("2.2.0").build());
+    let logger = logger_provider
+        .logger_with_scope(InstrumentationScope::builder("orders.logging").with_version("2.2.0").build());
 
     let base = base_time();
     let at = |micros: u64| base + Duration::from_micros(micros);
@@ -867,7 +884,10 @@ async fn logs_round_trip(transport: Transport) {
     record.add_attribute("order.id", 1234_i64);
     record.add_attribute("order.retryable", false);
     record.add_attribute("order.total", 99.95_f64);
-    record.add_attribute("order.tags", AnyValue::ListAny(Box::new(vec![AnyValue::from("gift"), AnyValue::from("express")])));
+    record.add_attribute(
+        "order.tags",
+        AnyValue::ListAny(Box::new(vec![AnyValue::from("gift"), AnyValue::from("express")])),
+    );
     record.add_attribute("order.signature", AnyValue::Bytes(Box::new(vec![0x01, 0x02, 0xff])));
     record.set_trace_context(sc.trace_id(), sc.span_id(), Some(sc.trace_flags()));
     logger.emit(record);
@@ -980,8 +1000,14 @@ async fn logs_round_trip(transport: Transport) {
                  ON l.trace_id = s.trace_id AND l.span_id = s.span_id ORDER BY l.time",
             )
             .await;
-        assert_eq!(v["rows"], json!([["ERROR", "process order", "consumer"], ["WARN", "process order", "consumer"]]), "{ctx}");
-        let v = server.sql(&format!("SELECT count(*) FROM logs WHERE trace_id = '{trace}' AND span_id = '{span_id}'")).await;
+        assert_eq!(
+            v["rows"],
+            json!([["ERROR", "process order", "consumer"], ["WARN", "process order", "consumer"]]),
+            "{ctx}"
+        );
+        let v = server
+            .sql(&format!("SELECT count(*) FROM logs WHERE trace_id = '{trace}' AND span_id = '{span_id}'"))
+            .await;
         assert_eq!(v["rows"], json!([[2]]), "{ctx}");
     }
 

@@ -3,7 +3,9 @@
 //! - `lumen serve` opens the store (recovering it), then serves OTLP/gRPC on `--grpc-addr` and every
 //!   HTTP API (OTLP/HTTP, SQL, health, metrics) on `--http-addr` until SIGINT/SIGTERM, then flushes.
 //! - `lumen sql` sends SQL to a running server and prints the answer, or opens an interactive prompt.
+//! - `lumen demo` runs the server with a simulated bookstore fleet (`lumen-fleet`) feeding it.
 
+mod demo;
 mod serve;
 mod sql_cli;
 mod units;
@@ -24,6 +26,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run SQL against a running server (interactive prompt when no query is given).
     Sql(sql_cli::SqlArgs),
+    /// Run Lumen with a simulated bookstore fleet feeding it.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,6 +42,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Sql(args) => runtime.block_on(sql_cli::run(args)),
+        Command::Demo(args) => runtime.block_on(demo::run(args)),
     };
     match result {
         Ok(code) => code,

@@ -62,8 +62,29 @@ struct Ops {
     serving: Arc<AtomicBool>,
 }
 
+/// A started server: where it listens, and what stopping it needs.
+pub struct RunningServer {
+    /// The bound HTTP address (the real port when `--http-addr` asked for port 0).
+    pub http_addr: SocketAddr,
+    /// The bound gRPC address.
+    pub grpc_addr: SocketAddr,
+    storage: Arc<Storage>,
+    serving: Arc<AtomicBool>,
+    stop_tx: tokio::sync::watch::Sender<bool>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    grpc: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let server = start(args).await?;
+    shutdown_signal().await;
+    server.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the store and starts serving; prints the `lumen listening http=… grpc=…` line on stdout.
+pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     init_logging();
     let metrics = install_metrics_recorder()?;
 
@@ -131,19 +152,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(%http_addr, %grpc_addr, "Lumen is ready");
     // One machine-readable line on stdout, for scripts and tests that start Lumen on port 0.
     println!("lumen listening http={http_addr} grpc={grpc_addr}");
+    Ok(RunningServer { http_addr, grpc_addr, storage, serving, stop_tx, http, grpc })
+}
 
-    shutdown_signal().await;
-    tracing::info!("shutting down: finishing in-flight requests, then flushing the head");
-    serving.store(false, Ordering::Release);
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(30), async {
-        let _ = http.await;
-        let _ = grpc.await;
-    })
-    .await;
-    storage.shutdown().await.context("flush at shutdown failed; the WAL still holds the data and replays at the next start")?;
-    tracing::info!("stopped cleanly");
-    Ok(ExitCode::SUCCESS)
+impl RunningServer {
+    /// Stops accepting, finishes in-flight requests (up to 30 s), then flushes the head.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let RunningServer { storage, serving, stop_tx, http, grpc, .. } = self;
+        tracing::info!("shutting down: finishing in-flight requests, then flushing the head");
+        serving.store(false, Ordering::Release);
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(30), async {
+            let _ = http.await;
+            let _ = grpc.await;
+        })
+        .await;
+        storage.shutdown().await.context("flush at shutdown failed; the WAL still holds the data and replays at the next start")?;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    }
 }
 
 fn tokio_stream_from(listener: TcpListener) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
@@ -181,7 +208,8 @@ fn install_metrics_recorder() -> anyhow::Result<PrometheusHandle> {
     Ok(handle)
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -179,8 +179,12 @@ pub struct ReplayReport {
 /// and cuts torn or corrupt tails off (logging them). Files with no valid record are removed.
 pub fn replay(dir: &Path, flushed_seq: u64, mut apply: impl FnMut(WalRecord) -> Result<()>) -> Result<ReplayReport> {
     let mut report = ReplayReport { next_seq: flushed_seq + 1, ..Default::default() };
-    for (first_seq, path) in list_files(dir)? {
+    let files = list_files(dir)?;
+    let total = files.len();
+    for (n, (first_seq, path)) in files.into_iter().enumerate() {
         let file_report = replay_file(&path, first_seq, flushed_seq, &mut apply)?;
+        // Replaying a large WAL takes a while: say how far along it is.
+        tracing::info!(file = %path.display(), records = file_report.records, "replayed WAL file {} of {total}", n + 1);
         report.records += file_report.records;
         report.skipped += file_report.skipped;
         if file_report.truncated_bytes > 0 {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// A running `lumen serve` with its own data directory.
+/// A running `lumen serve` (or another server subcommand, e.g. `lumen demo`) with its own data directory.
 pub struct TestServer {
     child: Option<Child>,
     /// Base URL of the HTTP port, e.g. `http://127.0.0.1:43123`.
@@ -16,6 +16,7 @@ pub struct TestServer {
     pub grpc: String,
     data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
+    command: String,
     extra_args: Vec<String>,
 }
 
@@ -27,11 +28,16 @@ impl TestServer {
 
     /// Starts a server with extra `lumen serve` flags.
     pub fn start_with(args: &[&str]) -> TestServer {
+        Self::start_command("serve", args)
+    }
+
+    /// Starts `lumen <command>` (a subcommand that serves, such as `demo`) with extra flags.
+    pub fn start_command(command: &str, args: &[&str]) -> TestServer {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
         let extra_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let (child, http, grpc) = spawn(&data_dir, &extra_args);
-        TestServer { child: Some(child), http, grpc, data_dir, _tmp: Some(tmp), extra_args }
+        let (child, http, grpc) = spawn(command, &data_dir, &extra_args);
+        TestServer { child: Some(child), http, grpc, data_dir, _tmp: Some(tmp), command: command.to_string(), extra_args }
     }
 
     /// The data directory.
@@ -67,7 +73,7 @@ impl TestServer {
     /// Starts the binary again on the same data directory (new ports).
     pub fn restart(&mut self) {
         self.kill9();
-        let (child, http, grpc) = spawn(&self.data_dir, &self.extra_args);
+        let (child, http, grpc) = spawn(&self.command, &self.data_dir, &self.extra_args);
         self.child = Some(child);
         self.http = http;
         self.grpc = grpc;
@@ -130,9 +136,9 @@ impl Drop for TestServer {
     }
 }
 
-fn spawn(data_dir: &Path, extra: &[String]) -> (Child, String, String) {
+fn spawn(command: &str, data_dir: &Path, extra: &[String]) -> (Child, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lumen"))
-        .arg("serve")
+        .arg(command)
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"])

@@ -48,7 +48,10 @@ pub enum IngestError {
     #[error("invalid gzip body: {0}")]
     InvalidGzip(String),
     /// The body is not a valid protobuf export request.
-    #[error("invalid OTLP protobuf body: {0}")]
+    #[error("invalid Snappy body: {0}")]
+    InvalidSnappy(String),
+
+    #[error("invalid protobuf body: {0}")]
     Protobuf(#[from] prost::DecodeError),
     /// The body is not a valid OTLP/JSON export request.
     #[error("invalid OTLP/JSON body: {0}")]
@@ -106,6 +109,7 @@ impl IngestError {
             }
             IngestError::BodyRead(_)
             | IngestError::InvalidGzip(_)
+            | IngestError::InvalidSnappy(_)
             | IngestError::Protobuf(_)
             | IngestError::Json(_) => StatusCode::BAD_REQUEST,
             IngestError::Overloaded { .. } | IngestError::ShuttingDown => {
@@ -122,6 +126,7 @@ impl IngestError {
             | IngestError::UnsupportedContentEncoding(_)
             | IngestError::BodyRead(_)
             | IngestError::InvalidGzip(_)
+            | IngestError::InvalidSnappy(_)
             | IngestError::Protobuf(_)
             | IngestError::Json(_) => tonic::Code::InvalidArgument,
             IngestError::BodyTooLarge { .. } | IngestError::DecompressedTooLarge { .. } => {

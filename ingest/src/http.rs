@@ -36,6 +36,7 @@ pub(crate) fn router(exporter: Arc<Exporter>) -> Router {
         .route("/v1/traces", post(export::<Traces>))
         .route("/v1/metrics", post(export::<Metrics>))
         .route("/v1/logs", post(export::<Logs>))
+        .route("/api/v1/write", post(crate::remote_write::write))
         // `read_body` enforces `max_body_bytes` and answers in OTLP's error format; axum's own
         // 2 MiB default limit would otherwise answer first, with a plain-text 413.
         .layer(DefaultBodyLimit::disable())
@@ -143,7 +144,7 @@ pub(crate) fn is_gzip(headers: &HeaderMap) -> Result<bool, IngestError> {
 }
 
 /// Reads the whole body, refusing more than `limit` bytes without buffering them.
-async fn read_body(
+pub(crate) async fn read_body(
     headers: &HeaderMap,
     mut body: Body,
     limit: usize,
@@ -615,7 +616,7 @@ mod tests {
         let rpc = RpcStatus::decode(body).expect("status");
         assert_eq!(rpc.code, 3);
         assert!(
-            rpc.message.contains("invalid OTLP protobuf body"),
+            rpc.message.contains("invalid protobuf body"),
             "{}",
             rpc.message
         );

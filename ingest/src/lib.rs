@@ -33,6 +33,7 @@ mod export;
 mod grpc;
 mod http;
 mod json;
+pub mod remote_write;
 mod signal;
 mod telemetry;
 

@@ -15,6 +15,8 @@ const REQUESTS_TOTAL: &str = "lumen_ingest_requests_total";
 pub(crate) enum Protocol {
     Http,
     Grpc,
+    /// Prometheus remote write.
+    RemoteWrite,
 }
 
 impl Protocol {
@@ -22,6 +24,7 @@ impl Protocol {
         match self {
             Protocol::Http => "http",
             Protocol::Grpc => "grpc",
+            Protocol::RemoteWrite => "remote_write",
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use lumen_storage::{Storage, StorageConfig};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
+use tower::Service as _;
 
 use crate::units::{parse_bytes, parse_duration};
 
@@ -98,6 +99,19 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     let http_addr = http_listener.local_addr()?;
     let grpc_addr = grpc_listener.local_addr()?;
 
+    // Serve HTTP at once: during recovery /health answers, /ready and everything else say
+    // "recovering" with 503 + Retry-After; afterwards every request goes to the full router.
+    let app_slot: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
+    let boot = Router::new().route("/health", get(health)).fallback(dispatch).with_state(app_slot.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut http_stop = stop_rx.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(http_listener, boot)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
     let storage_config = StorageConfig {
         data_dir: args.data_dir.clone(),
         max_head_bytes: args.max_head_size,
@@ -129,15 +143,8 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         .merge(lumen_ingest::http_router(storage.clone(), ingest_config.clone()))
         .merge(lumen_query::http_router(engine));
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut http_stop = stop_rx.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(http_listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let _ = app_slot.set(app);
+
     let mut grpc_stop = stop_rx.clone();
     let grpc_routes = lumen_ingest::grpc_routes(storage.clone(), ingest_config);
     let grpc = tokio::spawn(async move {
@@ -227,6 +234,22 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+/// Routes a request to the full router once recovery is done; answers 503 until then.
+async fn dispatch(State(slot): State<Arc<OnceLock<Router>>>, request: axum::extract::Request) -> Response {
+    match slot.get() {
+        Some(app) => match app.clone().call(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        },
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "1")],
+            "recovering: Lumen is replaying its write-ahead log; retry shortly\n",
+        )
+            .into_response(),
     }
 }
 

@@ -122,3 +122,50 @@ async fn kill_after_flushes_loses_nothing_and_duplicates_nothing() {
     let segments = std::fs::read_dir(server.data_dir().join("segments/logs")).map(|d| d.count()).unwrap_or(0);
     assert!(segments > 0, "the second phase should have flushed segments");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_segment_is_quarantined_and_the_server_keeps_serving() {
+    let mut server = TestServer::start();
+    let ok = reqwest::Client::new()
+        .post(format!("{}/v1/logs", server.http))
+        .header("content-type", "application/x-protobuf")
+        .body(logs_request(0, 10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    server.flush().await;
+    let ok = reqwest::Client::new()
+        .post(format!("{}/v1/logs", server.http))
+        .header("content-type", "application/x-protobuf")
+        .body(logs_request(100, 5))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    server.kill9();
+    // Damage the flushed segment; the 5 later records are only in the WAL.
+    let segment = walk(&server.data_dir().join("segments")).into_iter().find(|p| p.extension().is_some_and(|e| e == "parquet")).unwrap();
+    std::fs::write(&segment, b"PAR1 not really").unwrap();
+    // And tear the WAL tail as a crash mid-write would.
+    let wal = walk(&server.data_dir().join("wal")).into_iter().max().unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&wal).unwrap();
+    std::io::Write::write_all(&mut f, &[0x55, 0x01, 0x00]).unwrap();
+    drop(f);
+    server.restart();
+    let v = server.sql("SELECT count(*) FROM logs").await;
+    assert_eq!(v["rows"][0][0], serde_json::json!(5), "the WAL records survive; the corrupt segment is set aside");
+    let metrics = reqwest::get(format!("{}/metrics", server.http)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("lumen_segments_quarantined_total 1"), "{metrics}");
+    assert!(metrics.contains("lumen_wal_truncations_total 1"), "{metrics}");
+    assert_eq!(std::fs::read_dir(server.data_dir().join("quarantine")).unwrap().count(), 1);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+    }
+    out
+}

@@ -148,3 +148,29 @@ async fn sigterm_flushes_and_restart_serves_from_segments() {
     let v = server.sql("SELECT body FROM logs").await;
     assert_eq!(v["rows"], json!([["Example log record"]]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactive_prompt_runs_multi_line_statements_and_meta_commands() {
+    use std::io::Write as _;
+    let server = TestServer::start();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lumen"))
+        .args(["sql", "--server", &server.http])
+        .env("HOME", server.data_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"SELECT 6 * 7\n  AS answer;\n\\dt\nSELEC broken;\n\\q\n").unwrap();
+    drop(stdin);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("answer") && stdout.contains("42"), "{stdout}");
+    for table in ["spans", "logs", "metrics"] {
+        assert!(stdout.contains(table), "\\dt should list {table}: {stdout}");
+    }
+    assert!(stderr.contains("error"), "the bad statement reports an error and the prompt goes on: {stderr}");
+}

@@ -19,6 +19,9 @@
 //!         ◄── record batches ─► format  JSON / CSV / NDJSON (and render_table for the CLI)
 //! ```
 //!
+//! PromQL lives in [`promql`]: an evaluator with Prometheus 3 semantics over the
+//! [`promql::SeriesSource`] trait, independent of storage (see that module's docs).
+//!
 //! SQL sees each table in its storage schema (`lumen_storage::schema`), except that the top-level
 //! trace and span ids are lowercase hex text: `SELECT trace_id FROM spans` shows hex, and
 //! `WHERE trace_id = '5b8efff798038103d269b633813fc60c'` works and skips every row group and page
@@ -44,6 +47,7 @@ pub mod error;
 pub mod format;
 pub mod hexid;
 pub mod http;
+pub mod promql;
 pub mod pruning;
 pub mod readonly;
 pub mod scan;

@@ -1,0 +1,535 @@
+//! The expression evaluator: walks the AST at one evaluation timestamp.
+//!
+//! Every expression is evaluated step by step: a range query evaluates the whole expression at
+//! each step, and a subquery evaluates its inner expression at each of its own (absolutely
+//! aligned) steps. Selectors read from series fetched once per query and cached, so the per-step
+//! cost is a binary search per series.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use promql_parser::label::{MatchOp, Matcher, Matchers};
+use promql_parser::parser::{
+    AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector,
+};
+
+use super::error::{PromqlError, bad_data, exec_err};
+use super::value::{Annotations, Labels, METRIC_NAME, Sample, Series, Value, is_stale_nan};
+use super::{EngineConfig, SeriesSource, aggregate, binary, functions};
+
+/// The samples of a range vector at one step, plus the window they were cut from
+/// (needed by `rate`/`increase`/`delta` extrapolation).
+pub(crate) struct RangeInput {
+    /// One entry per series with at least one sample in the window.
+    pub series: Vec<Series>,
+    /// Exclusive lower bound of the window, in ms.
+    pub range_start: i64,
+    /// Inclusive upper bound of the window, in ms.
+    pub range_end: i64,
+}
+
+impl RangeInput {
+    /// Window length in seconds.
+    pub fn range_secs(&self) -> f64 {
+        (self.range_end - self.range_start) as f64 / 1000.0
+    }
+}
+
+/// A subquery's inner expression (by address) and one of its step times.
+type SubqueryStepKey = (usize, i64);
+
+/// State shared by the evaluation of one query.
+pub(crate) struct Evaluator<'a> {
+    pub cfg: &'a EngineConfig,
+    source: &'a dyn SeriesSource,
+    /// Start of the query (`@ start()`), ms.
+    pub query_start: i64,
+    /// End of the query (`@ end()`), ms.
+    pub query_end: i64,
+    /// Whether this is a range query (some annotations depend on it).
+    pub is_range_query: bool,
+    /// Step of a range query (0 for instant queries), ms: the value of `step()`.
+    pub query_step: i64,
+    fetch_start: i64,
+    fetch_end: i64,
+    /// Fetched series by selector text (equal selectors share one fetch).
+    cache: RefCell<HashMap<String, Rc<Vec<Series>>>>,
+    /// The same, by selector AST node address.
+    by_node: RefCell<HashMap<usize, Rc<Vec<Series>>>>,
+    /// Inner results of subqueries by (inner expression, step time): consecutive steps of a
+    /// range query share most subquery steps, which are evaluated once.
+    subquery_steps: RefCell<HashMap<SubqueryStepKey, Rc<Vec<Sample>>>>,
+    pub annotations: RefCell<Annotations>,
+    samples_loaded: Cell<usize>,
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn new(
+        cfg: &'a EngineConfig,
+        source: &'a dyn SeriesSource,
+        expr: &Expr,
+        query_start: i64,
+        query_end: i64,
+        is_range_query: bool,
+    ) -> Self {
+        let (fetch_start, fetch_end) = fetch_window(expr, cfg, query_start, query_end);
+        Evaluator {
+            cfg,
+            source,
+            query_start,
+            query_end,
+            is_range_query,
+            query_step: 0,
+            fetch_start,
+            fetch_end,
+            cache: RefCell::new(HashMap::new()),
+            by_node: RefCell::new(HashMap::new()),
+            subquery_steps: RefCell::new(HashMap::new()),
+            annotations: RefCell::new(Annotations::default()),
+            samples_loaded: Cell::new(0),
+        }
+    }
+
+    /// Evaluates `expr` at timestamp `t` (ms).
+    pub fn eval(&self, expr: &Expr, t: i64) -> Result<Value, PromqlError> {
+        match expr {
+            Expr::NumberLiteral(n) => Ok(Value::Scalar(n.val)),
+            Expr::StringLiteral(s) => Ok(Value::String(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, t),
+            Expr::Unary(u) => match self.eval(&u.expr, t)? {
+                Value::Scalar(v) => Ok(Value::Scalar(-v)),
+                Value::Vector(v) => {
+                    let out: Vec<Sample> = v
+                        .into_iter()
+                        .map(|s| Sample {
+                            labels: s.labels.without_metric_name(),
+                            value: -s.value,
+                        })
+                        .collect();
+                    check_unique(&out)?;
+                    Ok(Value::Vector(out))
+                }
+                other => bad_data(format!(
+                    "unary expression only allowed on expressions of type scalar or instant vector, got {}",
+                    other.type_name()
+                )),
+            },
+            Expr::VectorSelector(vs) => Ok(Value::Vector(self.vector_selector(vs, t)?)),
+            Expr::MatrixSelector(_) | Expr::Subquery(_) => {
+                Ok(Value::Matrix(self.range_input(expr, t)?.series))
+            }
+            Expr::Aggregate(a) => aggregate::eval(self, a, t),
+            Expr::Binary(b) => binary::eval(self, b, t),
+            Expr::Call(c) => functions::eval(self, c, t),
+            Expr::Extension(_) => exec_err("extension expressions are not supported"),
+        }
+    }
+
+    /// Evaluates `expr` and requires an instant vector.
+    pub fn eval_vector(&self, expr: &Expr, t: i64) -> Result<Vec<Sample>, PromqlError> {
+        match self.eval(expr, t)? {
+            Value::Vector(v) => Ok(v),
+            other => bad_data(format!(
+                "expected instant vector, got {}",
+                other.type_name()
+            )),
+        }
+    }
+
+    /// Evaluates `expr` and requires a scalar.
+    pub fn eval_scalar(&self, expr: &Expr, t: i64) -> Result<f64, PromqlError> {
+        match self.eval(expr, t)? {
+            Value::Scalar(v) => Ok(v),
+            other => bad_data(format!("expected scalar, got {}", other.type_name())),
+        }
+    }
+
+    /// Evaluates `expr` and requires a string.
+    pub fn eval_string(&self, expr: &Expr, t: i64) -> Result<String, PromqlError> {
+        match self.eval(expr, t)? {
+            Value::String(s) => Ok(s),
+            other => bad_data(format!("expected string, got {}", other.type_name())),
+        }
+    }
+
+    /// The reference time of a selector or subquery evaluated at `t`: `@` replaces `t`, then
+    /// the offset is subtracted.
+    pub fn reference_time(
+        &self,
+        at: Option<&AtModifier>,
+        offset: Option<&Offset>,
+        t: i64,
+    ) -> Result<i64, PromqlError> {
+        let base = match at {
+            None => t,
+            Some(at) => at_ms(at, self.query_start, self.query_end)?,
+        };
+        let off = offset.map(offset_ms).transpose()?.unwrap_or(0);
+        base.checked_sub(off).ok_or_else(|| {
+            PromqlError::BadData("offset moves the evaluation time out of range".into())
+        })
+    }
+
+    /// Fetches (once per query) the series matching a selector.
+    fn series_for(&self, vs: &VectorSelector) -> Result<Rc<Vec<Series>>, PromqlError> {
+        // Per step, the AST node's address finds the series without formatting matchers.
+        let node = std::ptr::from_ref(vs) as usize;
+        if let Some(hit) = self.by_node.borrow().get(&node) {
+            return Ok(Rc::clone(hit));
+        }
+        let matchers = selector_matchers(vs);
+        let key = matchers.to_string();
+        let cached = self.cache.borrow().get(&key).map(Rc::clone);
+        let series = match cached {
+            Some(hit) => hit,
+            None => {
+                let series = Rc::new(self.source.select(
+                    &matchers,
+                    self.fetch_start,
+                    self.fetch_end,
+                )?);
+                self.cache.borrow_mut().insert(key, Rc::clone(&series));
+                series
+            }
+        };
+        self.by_node.borrow_mut().insert(node, Rc::clone(&series));
+        Ok(series)
+    }
+
+    /// Restarts the sample count of a new top-level step at `base` (the result so far).
+    pub fn reset_samples(&self, base: usize) {
+        self.samples_loaded.set(base);
+    }
+
+    fn count_samples(&self, n: usize) -> Result<(), PromqlError> {
+        let total = self.samples_loaded.get().saturating_add(n);
+        self.samples_loaded.set(total);
+        if total > self.cfg.max_samples {
+            return exec_err(
+                "query processing would load too many samples into memory in query execution",
+            );
+        }
+        Ok(())
+    }
+
+    /// An instant vector selector at `t`: per series, the newest sample within the lookback
+    /// window, unless that sample is a staleness marker.
+    pub fn vector_selector(&self, vs: &VectorSelector, t: i64) -> Result<Vec<Sample>, PromqlError> {
+        Ok(self
+            .vector_selector_with_times(vs, t)?
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect())
+    }
+
+    /// Like [`Self::vector_selector`], with each sample's own timestamp.
+    pub fn vector_selector_with_times(
+        &self,
+        vs: &VectorSelector,
+        t: i64,
+    ) -> Result<Vec<(Sample, i64)>, PromqlError> {
+        let ref_t = self.reference_time(vs.at.as_ref(), vs.offset.as_ref(), t)?;
+        let series = self.series_for(vs)?;
+        let lookback_start = ref_t.saturating_sub(self.cfg.lookback_delta_ms);
+        let mut out = Vec::new();
+        for s in series.iter() {
+            let idx = s.samples.partition_point(|(ts, _)| *ts <= ref_t);
+            if idx == 0 {
+                continue;
+            }
+            let (ts, v) = s.samples[idx - 1];
+            if ts <= lookback_start || is_stale_nan(v) {
+                continue;
+            }
+            out.push((
+                Sample {
+                    labels: s.labels.clone(),
+                    value: v,
+                },
+                ts,
+            ));
+        }
+        self.count_samples(out.len())?;
+        Ok(out)
+    }
+
+    /// The range vector of a matrix selector or subquery at `t`.
+    pub fn range_input(&self, expr: &Expr, t: i64) -> Result<RangeInput, PromqlError> {
+        match expr {
+            Expr::MatrixSelector(ms) => self.matrix_selector(ms, t),
+            Expr::Subquery(sq) => self.subquery(sq, t),
+            Expr::Paren(p) => self.range_input(&p.expr, t),
+            other => bad_data(format!(
+                "expected range vector, got {}",
+                super::expr_type_name(other)
+            )),
+        }
+    }
+
+    fn matrix_selector(&self, ms: &MatrixSelector, t: i64) -> Result<RangeInput, PromqlError> {
+        let vs = &ms.vs;
+        let range_end = self.reference_time(vs.at.as_ref(), vs.offset.as_ref(), t)?;
+        let range_start = range_end
+            .checked_sub(duration_ms(&ms.range)?)
+            .ok_or_else(|| {
+                PromqlError::BadData("range moves the evaluation time out of range".into())
+            })?;
+        let all = self.series_for(vs)?;
+        let mut series = Vec::new();
+        let mut total = 0usize;
+        for s in all.iter() {
+            let lo = s.samples.partition_point(|(ts, _)| *ts <= range_start);
+            let hi = s.samples.partition_point(|(ts, _)| *ts <= range_end);
+            let samples: Vec<(i64, f64)> = s.samples[lo..hi]
+                .iter()
+                .copied()
+                .filter(|(_, v)| !is_stale_nan(*v))
+                .collect();
+            if samples.is_empty() {
+                continue;
+            }
+            total += samples.len();
+            series.push(Series {
+                labels: s.labels.clone(),
+                samples,
+            });
+        }
+        self.count_samples(total)?;
+        Ok(RangeInput {
+            series,
+            range_start,
+            range_end,
+        })
+    }
+
+    fn subquery(&self, sq: &SubqueryExpr, t: i64) -> Result<RangeInput, PromqlError> {
+        let range_end = self.reference_time(sq.at.as_ref(), sq.offset.as_ref(), t)?;
+        let range = duration_ms(&sq.range)?;
+        let step = match &sq.step {
+            Some(d) => duration_ms(d)?,
+            None => self.cfg.default_subquery_step_ms,
+        };
+        if step <= 0 {
+            return bad_data("subquery step must be positive");
+        }
+        let range_start = range_end
+            .checked_sub(range)
+            .ok_or_else(|| PromqlError::BadData("subquery range out of bounds".into()))?;
+        // Steps are aligned to absolute multiples of the step (Go's truncating division).
+        let mut first = step.saturating_mul(range_start / step);
+        if first <= range_start {
+            first = first.saturating_add(step);
+        }
+        let points = if first > range_end {
+            0
+        } else {
+            (range_end - first) / step + 1
+        };
+        if points > self.cfg.max_samples as i64 {
+            return exec_err(
+                "query processing would load too many samples into memory in query execution",
+            );
+        }
+        let mut by_labels: HashMap<Labels, usize> = HashMap::new();
+        let mut series: Vec<Series> = Vec::new();
+        let mut ts = first;
+        while ts <= range_end {
+            let values = self.subquery_step(&sq.expr, ts)?;
+            for s in values.iter() {
+                let idx = *by_labels.entry(s.labels.clone()).or_insert_with(|| {
+                    series.push(Series {
+                        labels: s.labels.clone(),
+                        samples: Vec::new(),
+                    });
+                    series.len() - 1
+                });
+                let target = &mut series[idx].samples;
+                if target.last().is_some_and(|(last, _)| *last == ts) {
+                    return exec_err("vector cannot contain metrics with the same labelset");
+                }
+                target.push((ts, s.value));
+            }
+            self.count_samples(values.len())?;
+            ts = match ts.checked_add(step) {
+                Some(n) => n,
+                None => break,
+            };
+        }
+        Ok(RangeInput {
+            series,
+            range_start,
+            range_end,
+        })
+    }
+}
+
+impl Evaluator<'_> {
+    /// The inner expression of a subquery at one of its steps, memoized per query.
+    fn subquery_step(&self, inner: &Expr, ts: i64) -> Result<Rc<Vec<Sample>>, PromqlError> {
+        let key = (std::ptr::from_ref(inner) as usize, ts);
+        if let Some(hit) = self.subquery_steps.borrow().get(&key) {
+            return Ok(Rc::clone(hit));
+        }
+        let values = match self.eval(inner, ts)? {
+            Value::Scalar(v) => vec![Sample {
+                labels: Labels::empty(),
+                value: v,
+            }],
+            Value::Vector(v) => v,
+            other => {
+                return bad_data(format!(
+                    "subquery is only allowed on instant vector, got {}",
+                    other.type_name()
+                ));
+            }
+        };
+        let values = Rc::new(values);
+        self.subquery_steps
+            .borrow_mut()
+            .insert(key, Rc::clone(&values));
+        Ok(values)
+    }
+}
+
+/// Errors if two samples of a vector share a label set.
+pub(crate) fn check_unique(v: &[Sample]) -> Result<(), PromqlError> {
+    let mut seen: HashSet<&Labels> = HashSet::with_capacity(v.len());
+    for s in v {
+        if !seen.insert(&s.labels) {
+            return exec_err("vector cannot contain metrics with the same labelset");
+        }
+    }
+    Ok(())
+}
+
+/// A selector's matchers with its metric name (if given outside the braces) as a matcher.
+pub(crate) fn selector_matchers(vs: &VectorSelector) -> Matchers {
+    let mut m = vs.matchers.clone();
+    if let Some(name) = &vs.name {
+        let nm = Matcher::new(MatchOp::Equal, METRIC_NAME, name);
+        let lacks_name = |g: &[Matcher]| !g.iter().any(|x| x.name == METRIC_NAME);
+        if m.or_matchers.is_empty() {
+            if lacks_name(&m.matchers) {
+                m.matchers.push(nm);
+            }
+        } else {
+            // Every alternative of `name{a="1" or b="2"}` selects within `name`.
+            for g in &mut m.or_matchers {
+                if lacks_name(g) {
+                    g.push(nm.clone());
+                }
+            }
+        }
+    }
+    m
+}
+
+/// A duration in whole milliseconds.
+pub(crate) fn duration_ms(d: &Duration) -> Result<i64, PromqlError> {
+    i64::try_from(d.as_millis()).or_else(|_| bad_data("duration out of range"))
+}
+
+/// An offset in milliseconds (negative offsets look into the future).
+pub(crate) fn offset_ms(o: &Offset) -> Result<i64, PromqlError> {
+    match o {
+        Offset::Pos(d) => duration_ms(d),
+        Offset::Neg(d) => duration_ms(d).map(|v| -v),
+    }
+}
+
+/// The timestamp of an `@` modifier, in ms.
+pub(crate) fn at_ms(at: &AtModifier, start: i64, end: i64) -> Result<i64, PromqlError> {
+    match at {
+        AtModifier::Start => Ok(start),
+        AtModifier::End => Ok(end),
+        AtModifier::At(st) => system_time_ms(st),
+    }
+}
+
+fn system_time_ms(st: &SystemTime) -> Result<i64, PromqlError> {
+    match st.duration_since(UNIX_EPOCH) {
+        Ok(d) => duration_ms(&d),
+        Err(e) => duration_ms(&e.duration()).map(|v| -v),
+    }
+}
+
+/// The time range every selector of `expr` can read, so each selector is fetched once.
+fn fetch_window(expr: &Expr, cfg: &EngineConfig, start: i64, end: i64) -> (i64, i64) {
+    let mut lo = start;
+    let mut hi = end;
+    let mut back = 0i64;
+    let mut fwd = 0i64;
+    let mut ats = Vec::new();
+    walk(expr, start, end, &mut ats, 0, 0, &mut back, &mut fwd);
+    for a in ats {
+        lo = lo.min(a);
+        hi = hi.max(a);
+    }
+    (
+        lo.saturating_sub(back)
+            .saturating_sub(cfg.lookback_delta_ms),
+        hi.saturating_add(fwd),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn walk(
+    expr: &Expr,
+    start: i64,
+    end: i64,
+    ats: &mut Vec<i64>,
+    path_back: i64,
+    path_fwd: i64,
+    back: &mut i64,
+    fwd: &mut i64,
+) {
+    let mut note = |at: Option<&AtModifier>,
+                    off: Option<&Offset>,
+                    range: i64,
+                    back: &mut i64,
+                    fwd: &mut i64| {
+        if let Some(t) = at.and_then(|a| at_ms(a, start, end).ok()) {
+            ats.push(t);
+        }
+        let o = off.and_then(|o| offset_ms(o).ok()).unwrap_or(0);
+        let b = path_back.saturating_add(range).saturating_add(o.max(0));
+        let f = path_fwd.saturating_add((-o).max(0));
+        *back = (*back).max(b);
+        *fwd = (*fwd).max(f);
+        (b, f)
+    };
+    match expr {
+        Expr::VectorSelector(vs) => {
+            note(vs.at.as_ref(), vs.offset.as_ref(), 0, back, fwd);
+        }
+        Expr::MatrixSelector(ms) => {
+            let r = duration_ms(&ms.range).unwrap_or(0);
+            note(ms.vs.at.as_ref(), ms.vs.offset.as_ref(), r, back, fwd);
+        }
+        Expr::Subquery(sq) => {
+            let r = duration_ms(&sq.range).unwrap_or(0);
+            let (b, f) = note(sq.at.as_ref(), sq.offset.as_ref(), r, back, fwd);
+            walk(&sq.expr, start, end, ats, b, f, back, fwd);
+        }
+        Expr::Paren(p) => walk(&p.expr, start, end, ats, path_back, path_fwd, back, fwd),
+        Expr::Unary(u) => walk(&u.expr, start, end, ats, path_back, path_fwd, back, fwd),
+        Expr::Binary(b) => {
+            walk(&b.lhs, start, end, ats, path_back, path_fwd, back, fwd);
+            walk(&b.rhs, start, end, ats, path_back, path_fwd, back, fwd);
+        }
+        Expr::Aggregate(a) => {
+            walk(&a.expr, start, end, ats, path_back, path_fwd, back, fwd);
+            if let Some(p) = &a.param {
+                walk(p, start, end, ats, path_back, path_fwd, back, fwd);
+            }
+        }
+        Expr::Call(c) => {
+            for a in &c.args.args {
+                walk(a, start, end, ats, path_back, path_fwd, back, fwd);
+            }
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}

@@ -1,0 +1,533 @@
+//! A [`SeriesSource`] over Lumen's `metrics` table: rows of the selector's time range, read from a
+//! [`SnapshotSource`] (head batches and Parquet segments), grouped into Prometheus series.
+//!
+//! Remote-written rows (`scope_name = 'prometheus.remote_write'`) become series whose labels are
+//! their attributes plus `__name__`. OTLP rows go through the OpenTelemetry → Prometheus mapping:
+//! sanitised names with a unit suffix, `_total` for monotonic cumulative sums, histograms as
+//! cumulative `_bucket{le}` series plus `_sum` and `_count`, summaries as `{quantile}` series plus
+//! `_sum` and `_count`, and `job` / `instance` from the resource. A data point flagged "no recorded
+//! value" is a staleness marker.
+//!
+//! Not mapped yet: delta sums and delta histograms, exponential histograms, and the `target_info`
+//! series; those rows are skipped.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, MapArray, RecordBatch};
+use arrow::datatypes::{Float64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
+use lumen_storage::{Table, TimeRange};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use promql_parser::label::Matchers;
+
+use super::value::{Labels, METRIC_NAME, Series, stale_nan};
+use super::{PromqlError, SeriesSource};
+use crate::source::SnapshotSource;
+
+/// `scope_name` of rows received through Prometheus remote write.
+const REMOTE_WRITE_SCOPE: &str = "prometheus.remote_write";
+
+/// OTLP `DataPointFlags.FLAG_NO_RECORDED_VALUE`.
+const FLAG_NO_RECORDED_VALUE: u32 = 1;
+
+/// The columns the mapping reads.
+const COLUMNS: &[&str] = &[
+    "time",
+    "metric_name",
+    "unit",
+    "metric_type",
+    "temporality",
+    "is_monotonic",
+    "flags",
+    "attributes",
+    "value",
+    "count",
+    "sum",
+    "bucket_counts",
+    "explicit_bounds",
+    "quantiles",
+    "resource_attributes",
+    "scope_name",
+];
+
+/// Reads PromQL series from the `metrics` table.
+pub struct MetricsTableSource {
+    snapshots: Arc<dyn SnapshotSource>,
+}
+
+impl MetricsTableSource {
+    /// A source reading snapshots from `snapshots` (the storage engine, or a fake in tests).
+    pub fn new(snapshots: Arc<dyn SnapshotSource>) -> Self {
+        MetricsTableSource { snapshots }
+    }
+}
+
+impl SeriesSource for MetricsTableSource {
+    fn select(
+        &self,
+        matchers: &Matchers,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Series>, PromqlError> {
+        let start_ns = start_ms.saturating_mul(1_000_000);
+        let end_ns = end_ms.saturating_mul(1_000_000).saturating_add(999_999);
+        let snapshot = self.snapshots.snapshot(
+            Table::Metrics,
+            TimeRange {
+                start: Some(start_ns),
+                end: Some(end_ns),
+            },
+        );
+        let mut acc = SeriesAccumulator::default();
+        for batch in &snapshot.head {
+            acc.add_batch(batch, start_ns, end_ns);
+        }
+        for segment in &snapshot.segments {
+            let file = File::open(&segment.path).map_err(|e| {
+                PromqlError::Source(format!(
+                    "segment {} unavailable, retry the query: {e}",
+                    segment.path.display()
+                ))
+            })?;
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
+                PromqlError::Source(format!("segment {}: {e}", segment.path.display()))
+            })?;
+            let roots: Vec<usize> = builder
+                .parquet_schema()
+                .root_schema()
+                .get_fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| COLUMNS.contains(&f.name()))
+                .map(|(i, _)| i)
+                .collect();
+            let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+            let reader = builder.with_projection(mask).build().map_err(|e| {
+                PromqlError::Source(format!("segment {}: {e}", segment.path.display()))
+            })?;
+            for batch in reader {
+                let batch = batch.map_err(|e| {
+                    PromqlError::Source(format!("segment {}: {e}", segment.path.display()))
+                })?;
+                acc.add_batch(&batch, start_ns, end_ns);
+            }
+        }
+        Ok(acc.finish(matchers))
+    }
+}
+
+/// Collects samples per label set.
+#[derive(Default)]
+struct SeriesAccumulator {
+    series: HashMap<Labels, Vec<(i64, f64)>>,
+}
+
+/// Typed views of one batch's columns; a missing or mistyped column reads as null.
+struct Columns<'a> {
+    time: Option<&'a arrow::array::PrimitiveArray<TimestampNanosecondType>>,
+    name: Option<&'a arrow::array::StringArray>,
+    unit: Option<&'a arrow::array::StringArray>,
+    metric_type: Option<&'a arrow::array::StringArray>,
+    temporality: Option<&'a arrow::array::StringArray>,
+    monotonic: Option<&'a arrow::array::BooleanArray>,
+    flags: Option<&'a arrow::array::PrimitiveArray<UInt32Type>>,
+    attributes: Option<&'a MapArray>,
+    resource: Option<&'a MapArray>,
+    scope: Option<&'a arrow::array::StringArray>,
+    value: Option<&'a arrow::array::PrimitiveArray<Float64Type>>,
+    count: Option<&'a arrow::array::PrimitiveArray<UInt64Type>>,
+    sum: Option<&'a arrow::array::PrimitiveArray<Float64Type>>,
+    bucket_counts: Option<&'a arrow::array::ListArray>,
+    bounds: Option<&'a arrow::array::ListArray>,
+    quantiles: Option<&'a arrow::array::ListArray>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(batch: &'a RecordBatch) -> Self {
+        let col = |name: &str| -> Option<&'a ArrayRef> { batch.column_by_name(name) };
+        Columns {
+            time: col("time").and_then(|c| c.as_primitive_opt()),
+            name: col("metric_name").and_then(|c| c.as_string_opt()),
+            unit: col("unit").and_then(|c| c.as_string_opt()),
+            metric_type: col("metric_type").and_then(|c| c.as_string_opt()),
+            temporality: col("temporality").and_then(|c| c.as_string_opt()),
+            monotonic: col("is_monotonic").and_then(|c| c.as_boolean_opt()),
+            flags: col("flags").and_then(|c| c.as_primitive_opt()),
+            attributes: col("attributes").and_then(|c| c.as_map_opt()),
+            resource: col("resource_attributes").and_then(|c| c.as_map_opt()),
+            scope: col("scope_name").and_then(|c| c.as_string_opt()),
+            value: col("value").and_then(|c| c.as_primitive_opt()),
+            count: col("count").and_then(|c| c.as_primitive_opt()),
+            sum: col("sum").and_then(|c| c.as_primitive_opt()),
+            bucket_counts: col("bucket_counts").and_then(|c| c.as_list_opt()),
+            bounds: col("explicit_bounds").and_then(|c| c.as_list_opt()),
+            quantiles: col("quantiles").and_then(|c| c.as_list_opt()),
+        }
+    }
+}
+
+fn str_at(a: Option<&arrow::array::StringArray>, i: usize) -> Option<&str> {
+    a.filter(|a| a.is_valid(i)).map(|a| a.value(i))
+}
+
+fn f64_at(a: Option<&arrow::array::PrimitiveArray<Float64Type>>, i: usize) -> Option<f64> {
+    a.filter(|a| a.is_valid(i)).map(|a| a.value(i))
+}
+
+/// The `(key, value)` pairs of row `i` of a map column.
+fn map_at(a: Option<&MapArray>, i: usize) -> Vec<(String, String)> {
+    let Some(a) = a.filter(|a| a.is_valid(i)) else {
+        return Vec::new();
+    };
+    let entries = a.value(i);
+    let (Some(keys), Some(values)) = (
+        entries.column(0).as_string_opt::<i32>(),
+        entries.column(1).as_string_opt::<i32>(),
+    ) else {
+        return Vec::new();
+    };
+    (0..entries.len())
+        .filter(|&j| values.is_valid(j))
+        .map(|j| (keys.value(j).to_string(), values.value(j).to_string()))
+        .collect()
+}
+
+impl SeriesAccumulator {
+    fn push(&mut self, labels: Labels, t_ms: i64, v: f64) {
+        self.series.entry(labels).or_default().push((t_ms, v));
+    }
+
+    fn add_batch(&mut self, batch: &RecordBatch, start_ns: i64, end_ns: i64) {
+        let c = Columns::of(batch);
+        let (Some(time), Some(names)) = (c.time, c.name) else {
+            return;
+        };
+        for i in 0..batch.num_rows() {
+            if !time.is_valid(i) || !names.is_valid(i) {
+                continue;
+            }
+            let t_ns = time.value(i);
+            if t_ns < start_ns || t_ns > end_ns {
+                continue;
+            }
+            let t = t_ns.div_euclid(1_000_000);
+            let stale = c
+                .flags
+                .is_some_and(|f| f.is_valid(i) && f.value(i) & FLAG_NO_RECORDED_VALUE != 0);
+            let name = names.value(i);
+            if str_at(c.scope, i) == Some(REMOTE_WRITE_SCOPE) {
+                let mut pairs = map_at(c.attributes, i);
+                pairs.push((METRIC_NAME.to_string(), name.to_string()));
+                let v = if stale {
+                    stale_nan()
+                } else {
+                    f64_at(c.value, i).unwrap_or(f64::NAN)
+                };
+                self.push(Labels::new(pairs), t, v);
+                continue;
+            }
+            self.add_otlp_row(&c, i, name, t, stale);
+        }
+    }
+
+    fn add_otlp_row(&mut self, c: &Columns<'_>, i: usize, name: &str, t: i64, stale: bool) {
+        let metric_type = str_at(c.metric_type, i).unwrap_or("");
+        let cumulative = str_at(c.temporality, i) == Some("cumulative");
+        let monotonic = c.monotonic.is_some_and(|m| m.is_valid(i) && m.value(i));
+        let unit = str_at(c.unit, i).unwrap_or("");
+        let mut base = otlp_labels(map_at(c.attributes, i), map_at(c.resource, i));
+        let value_or_stale = |v: f64| if stale { stale_nan() } else { v };
+        match metric_type {
+            "gauge" | "sum" => {
+                if metric_type == "sum" && !cumulative {
+                    return; // Delta sums are not converted yet.
+                }
+                let counter = metric_type == "sum" && monotonic;
+                let mut n = metric_name(name, unit, metric_type == "gauge");
+                if counter && !n.ends_with("_total") {
+                    n.push_str("_total");
+                }
+                base.set(METRIC_NAME, &n);
+                self.push(
+                    base,
+                    t,
+                    value_or_stale(f64_at(c.value, i).unwrap_or(f64::NAN)),
+                );
+            }
+            "histogram" | "summary" => {
+                if metric_type == "histogram" && !cumulative {
+                    return; // Delta histograms are not converted yet.
+                }
+                let n = metric_name(name, unit, false);
+                let count = c
+                    .count
+                    .filter(|a| a.is_valid(i))
+                    .map_or(f64::NAN, |a| a.value(i) as f64);
+                if let Some(sum) = f64_at(c.sum, i) {
+                    let mut l = base.clone();
+                    l.set(METRIC_NAME, &format!("{n}_sum"));
+                    self.push(l, t, value_or_stale(sum));
+                }
+                let mut l = base.clone();
+                l.set(METRIC_NAME, &format!("{n}_count"));
+                self.push(l, t, value_or_stale(count));
+                if metric_type == "histogram" {
+                    self.add_buckets(c, i, &base, &n, t, stale);
+                } else {
+                    self.add_quantiles(c, i, &base, &n, t, stale);
+                }
+            }
+            _ => {} // Exponential histograms are not mapped yet.
+        }
+    }
+
+    fn add_buckets(
+        &mut self,
+        c: &Columns<'_>,
+        i: usize,
+        base: &Labels,
+        n: &str,
+        t: i64,
+        stale: bool,
+    ) {
+        let (Some(counts), Some(bounds)) = (c.bucket_counts, c.bounds) else {
+            return;
+        };
+        if !counts.is_valid(i) || !bounds.is_valid(i) {
+            return;
+        }
+        let (counts, bounds) = (counts.value(i), bounds.value(i));
+        let (Some(counts), Some(bounds)) = (
+            counts.as_primitive_opt::<UInt64Type>(),
+            bounds.as_primitive_opt::<Float64Type>(),
+        ) else {
+            return;
+        };
+        let mut cumulative = 0u64;
+        for j in 0..counts.len() {
+            cumulative = cumulative.saturating_add(counts.value(j));
+            let le = if j < bounds.len() {
+                super::value::format_go_float(bounds.value(j))
+            } else {
+                "+Inf".to_string()
+            };
+            let mut l = base.clone();
+            l.set(METRIC_NAME, &format!("{n}_bucket"));
+            l.set("le", &le);
+            self.push(
+                l,
+                t,
+                if stale {
+                    stale_nan()
+                } else {
+                    cumulative as f64
+                },
+            );
+        }
+    }
+
+    fn add_quantiles(
+        &mut self,
+        c: &Columns<'_>,
+        i: usize,
+        base: &Labels,
+        n: &str,
+        t: i64,
+        stale: bool,
+    ) {
+        let Some(q) = c.quantiles.filter(|q| q.is_valid(i)) else {
+            return;
+        };
+        let entries = q.value(i);
+        let Some(entries) = entries.as_struct_opt() else {
+            return;
+        };
+        let (Some(qs), Some(vs)) = (
+            entries.column(0).as_primitive_opt::<Float64Type>(),
+            entries.column(1).as_primitive_opt::<Float64Type>(),
+        ) else {
+            return;
+        };
+        for j in 0..entries.len() {
+            let mut l = base.clone();
+            l.set(METRIC_NAME, n);
+            l.set("quantile", &super::value::format_go_float(qs.value(j)));
+            self.push(l, t, if stale { stale_nan() } else { vs.value(j) });
+        }
+    }
+
+    fn finish(self, matchers: &Matchers) -> Vec<Series> {
+        let mut out: Vec<Series> = self
+            .series
+            .into_iter()
+            .filter(|(labels, _)| labels.matches(matchers))
+            .map(|(labels, mut samples)| {
+                samples.sort_by_key(|(t, _)| *t);
+                samples.dedup_by_key(|(t, _)| *t);
+                Series { labels, samples }
+            })
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out
+    }
+}
+
+/// Point attributes (sanitised, colliding keys joined with `;` in key order) plus `job` and
+/// `instance` from the resource.
+fn otlp_labels(attributes: Vec<(String, String)>, resource: Vec<(String, String)>) -> Labels {
+    let mut attributes = attributes;
+    attributes.sort();
+    let mut merged: Vec<(String, String)> = Vec::new();
+    for (k, v) in attributes {
+        let k = sanitize_label_name(&k);
+        match merged.iter_mut().find(|(mk, _)| *mk == k) {
+            Some(existing) => {
+                existing.1.push(';');
+                existing.1.push_str(&v);
+            }
+            None => merged.push((k, v)),
+        }
+    }
+    let get = |key: &str| {
+        resource
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    if let Some(service) = get("service.name") {
+        let job = match get("service.namespace") {
+            Some(ns) if !ns.is_empty() => format!("{ns}/{service}"),
+            _ => service.to_string(),
+        };
+        merged.push(("job".into(), job));
+    }
+    if let Some(instance) = get("service.instance.id") {
+        merged.push(("instance".into(), instance.to_string()));
+    }
+    Labels::new(merged)
+}
+
+/// Replaces characters outside `[a-zA-Z0-9_]` (plus `:` for metric names) with `_` and collapses
+/// repeated underscores.
+fn sanitize(s: &str, allow_colon: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        let ok = ch.is_ascii_alphanumeric() || ch == '_' || (allow_colon && ch == ':');
+        let ch = if ok { ch } else { '_' };
+        if ch == '_' && out.ends_with('_') {
+            continue;
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn sanitize_label_name(s: &str) -> String {
+    let out = sanitize(s, false);
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("key_{out}")
+    } else {
+        out
+    }
+}
+
+/// The Prometheus metric name of an OTLP metric: sanitised, with its unit suffix (UCUM units
+/// spelled out, `1` as `_ratio` on gauges, `a/b` as `a_per_b`, `{annotations}` dropped).
+pub(crate) fn metric_name(name: &str, unit: &str, is_gauge: bool) -> String {
+    let mut n = sanitize(name, true);
+    if n.starts_with(|c: char| c.is_ascii_digit()) {
+        n.insert(0, '_');
+    }
+    let suffix = unit_suffix(unit, is_gauge);
+    if !suffix.is_empty() && !n.ends_with(&suffix) {
+        n.push('_');
+        n.push_str(&suffix);
+    }
+    n
+}
+
+fn unit_suffix(unit: &str, is_gauge: bool) -> String {
+    let without_annotations = strip_braces(unit);
+    let unit = without_annotations.trim();
+    if unit == "1" {
+        return if is_gauge {
+            "ratio".into()
+        } else {
+            String::new()
+        };
+    }
+    let (main, per) = match unit.split_once('/') {
+        Some((m, p)) => (m.trim(), Some(p.trim())),
+        None => (unit, None),
+    };
+    let main = match main {
+        "d" => "days",
+        "h" => "hours",
+        "min" => "minutes",
+        "s" => "seconds",
+        "ms" => "milliseconds",
+        "us" => "microseconds",
+        "ns" => "nanoseconds",
+        "By" => "bytes",
+        "KiBy" => "kibibytes",
+        "MiBy" => "mebibytes",
+        "GiBy" => "gibibytes",
+        "TiBy" => "tibibytes",
+        "KBy" => "kilobytes",
+        "MBy" => "megabytes",
+        "GBy" => "gigabytes",
+        "TBy" => "terabytes",
+        "m" => "meters",
+        "V" => "volts",
+        "A" => "amperes",
+        "J" => "joules",
+        "W" => "watts",
+        "g" => "grams",
+        "Cel" => "celsius",
+        "Hz" => "hertz",
+        "%" => "percent",
+        "1" => "",
+        other => other,
+    };
+    let mut out = sanitize(main, false).trim_matches('_').to_string();
+    if let Some(per) = per.filter(|p| !p.is_empty()) {
+        let per = match per {
+            "s" => "second",
+            "m" => "minute",
+            "h" => "hour",
+            "d" => "day",
+            "w" => "week",
+            "mo" => "month",
+            "y" => "year",
+            other => other,
+        };
+        let per = sanitize(per, false).trim_matches('_').to_string();
+        out = if out.is_empty() {
+            format!("per_{per}")
+        } else {
+            format!("{out}_per_{per}")
+        };
+    }
+    out
+}
+
+/// `unit` without `{...}` annotations.
+fn strip_braces(unit: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0usize;
+    for ch in unit.chars() {
+        match ch {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => out.push(ch),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "source_tests.rs"]
+mod tests;

@@ -1,0 +1,261 @@
+//! PromQL value types: label sets, series, samples and the four result types.
+
+use std::fmt;
+
+use promql_parser::label::{Matcher, Matchers};
+
+/// The reserved label holding a series' metric name.
+pub const METRIC_NAME: &str = "__name__";
+
+/// Bit pattern of Prometheus's staleness marker, a NaN that ends a series.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// Whether `v` is Prometheus's staleness marker (not just any NaN).
+pub fn is_stale_nan(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// The staleness marker value.
+pub fn stale_nan() -> f64 {
+    f64::from_bits(STALE_NAN_BITS)
+}
+
+/// A set of labels, kept sorted by name with unique names and no empty values.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    /// Builds a label set from pairs in any order; later duplicates win, empty values are dropped.
+    pub fn new(mut pairs: Vec<(String, String)>) -> Self {
+        pairs.reverse();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.dedup_by(|later, earlier| later.0 == earlier.0);
+        pairs.retain(|(_, v)| !v.is_empty());
+        Labels(pairs)
+    }
+
+    /// The empty label set.
+    pub fn empty() -> Self {
+        Labels(Vec::new())
+    }
+
+    /// The value of `name`, if set.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    /// Sets `name` to `value`; an empty value removes the label.
+    pub fn set(&mut self, name: &str, value: &str) {
+        match self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            Ok(i) if value.is_empty() => {
+                self.0.remove(i);
+            }
+            Ok(i) => self.0[i].1 = value.to_string(),
+            Err(_) if value.is_empty() => {}
+            Err(i) => self.0.insert(i, (name.to_string(), value.to_string())),
+        }
+    }
+
+    /// Removes `name` if set.
+    pub fn remove(&mut self, name: &str) {
+        if let Ok(i) = self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            self.0.remove(i);
+        }
+    }
+
+    /// The metric name (`__name__`), if set.
+    pub fn metric_name(&self) -> Option<&str> {
+        self.get(METRIC_NAME)
+    }
+
+    /// A copy without the metric name.
+    pub fn without_metric_name(&self) -> Labels {
+        let mut out = self.clone();
+        out.remove(METRIC_NAME);
+        out
+    }
+
+    /// Only the labels named in `names` (`on (...)`, `by (...)`).
+    pub fn keep_only(&self, names: &[String]) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|(n, _)| names.contains(n))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// All labels except those in `names` and the metric name (`ignoring (...)`, `without (...)`).
+    pub fn drop_with_name(&self, names: &[String]) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|(n, _)| n != METRIC_NAME && !names.contains(n))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// Iterates over `(name, value)` pairs in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Number of labels.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether the label set satisfies every matcher (an unset label matches as "").
+    pub fn matches_all(&self, matchers: &[Matcher]) -> bool {
+        matchers
+            .iter()
+            .all(|m| m.is_match(self.get(&m.name).unwrap_or("")))
+    }
+
+    /// Whether the label set satisfies a selector's matchers, including `or` alternatives.
+    pub fn matches(&self, matchers: &Matchers) -> bool {
+        self.matches_all(&matchers.matchers)
+            && (matchers.or_matchers.is_empty()
+                || matchers
+                    .or_matchers
+                    .iter()
+                    .any(|group| self.matches_all(group)))
+    }
+}
+
+impl From<Vec<(String, String)>> for Labels {
+    fn from(pairs: Vec<(String, String)>) -> Self {
+        Labels::new(pairs)
+    }
+}
+
+impl fmt::Display for Labels {
+    /// Prometheus's `labels.String()` form: `{__name__="up", job="node"}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        for (i, (n, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{n}={v:?}")?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// One series: a label set and its float samples `(timestamp_ms, value)` in time order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Series {
+    /// The series' labels, `__name__` included.
+    pub labels: Labels,
+    /// Samples in ascending timestamp order; stale markers are NaN with [`STALE_NAN_BITS`].
+    pub samples: Vec<(i64, f64)>,
+}
+
+/// One element of an instant vector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// The element's labels.
+    pub labels: Labels,
+    /// The element's value.
+    pub value: f64,
+}
+
+/// A PromQL value: what an expression evaluates to at one instant, or what a query returns.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// A single float.
+    Scalar(f64),
+    /// A string literal.
+    String(String),
+    /// An instant vector (one sample per series).
+    Vector(Vec<Sample>),
+    /// A range vector, or the result of a range query.
+    Matrix(Vec<Series>),
+}
+
+impl Value {
+    /// The PromQL type name used in error messages (`scalar`, `instant vector`, ...).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Scalar(_) => "scalar",
+            Value::String(_) => "string",
+            Value::Vector(_) => "instant vector",
+            Value::Matrix(_) => "range vector",
+        }
+    }
+}
+
+/// Annotations (warnings and infos) collected while evaluating a query.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Annotations {
+    /// `PromQL warning: ...` messages: the result may be wrong.
+    pub warnings: Vec<String>,
+    /// `PromQL info: ...` messages: the result is right but the query looks suspicious.
+    pub infos: Vec<String>,
+}
+
+impl Annotations {
+    /// Records a warning once.
+    pub fn warn(&mut self, msg: String) {
+        let msg = format!("PromQL warning: {msg}");
+        if !self.warnings.contains(&msg) {
+            self.warnings.push(msg);
+        }
+    }
+
+    /// Records an info once.
+    pub fn info(&mut self, msg: String) {
+        let msg = format!("PromQL info: {msg}");
+        if !self.infos.contains(&msg) {
+            self.infos.push(msg);
+        }
+    }
+}
+
+/// Formats a float the way Go's `strconv.FormatFloat(f, 'f', -1, 64)` does (used by
+/// `count_values` and label values produced from numbers).
+pub fn format_go_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_string()
+    } else if v == f64::INFINITY {
+        "+Inf".to_string()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".to_string()
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_sorted_and_unique() {
+        let l = Labels::new(vec![
+            ("b".into(), "1".into()),
+            ("a".into(), "2".into()),
+            ("b".into(), "3".into()),
+            ("c".into(), String::new()),
+        ]);
+        assert_eq!(l.to_string(), r#"{a="2", b="3"}"#);
+        assert_eq!(l.get("b"), Some("3"));
+    }
+
+    #[test]
+    fn stale_marker_is_recognised() {
+        assert!(is_stale_nan(stale_nan()));
+        assert!(!is_stale_nan(f64::NAN));
+    }
+}

@@ -1,11 +1,13 @@
 //! `lumen`: the command line, and the one place where the crates are wired together.
 //!
 //! - `lumen serve` opens the store (recovering it), then serves OTLP/gRPC on `--grpc-addr` and every
-//!   HTTP API (OTLP/HTTP, SQL, health, metrics) on `--http-addr` until SIGINT/SIGTERM, then flushes.
+//!   HTTP API (OTLP/HTTP, SQL, the Prometheus API, health, metrics) on `--http-addr` until SIGINT/SIGTERM, then flushes.
 //! - `lumen sql` sends SQL to a running server and prints the answer, or opens an interactive prompt.
+//! - `lumen promql` sends PromQL to a running server's Prometheus API and prints the series.
 //! - `lumen demo` runs the server with a simulated bookstore fleet (`lumen-fleet`) feeding it.
 
 mod demo;
+mod promql_cli;
 mod serve;
 mod sql_cli;
 mod units;
@@ -26,6 +28,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run SQL against a running server (interactive prompt when no query is given).
     Sql(sql_cli::SqlArgs),
+    /// Run a PromQL query against a running server (instant by default; range with --start --end --step).
+    Promql(promql_cli::PromqlArgs),
     /// Run Lumen with a simulated bookstore fleet feeding it.
     Demo(demo::DemoArgs),
 }
@@ -42,6 +46,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Sql(args) => runtime.block_on(sql_cli::run(args)),
+        Command::Promql(args) => runtime.block_on(promql_cli::run(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
     };
     match result {

@@ -30,7 +30,7 @@ pub struct ServeArgs {
     /// Address for OTLP/gRPC.
     #[arg(long, env = "LUMEN_GRPC_ADDR", default_value = "127.0.0.1:4317")]
     pub grpc_addr: SocketAddr,
-    /// Address for HTTP: OTLP/HTTP (/v1/traces, /v1/metrics, /v1/logs), SQL (/api/v1/sql), /health, /ready, /metrics.
+    /// Address for HTTP: OTLP/HTTP (/v1/traces, /v1/metrics, /v1/logs), SQL (/api/v1/sql), the Prometheus API (/api/v1/query...), /health, /ready, /metrics.
     #[arg(long, env = "LUMEN_HTTP_ADDR", default_value = "127.0.0.1:4318")]
     pub http_addr: SocketAddr,
     /// Largest accepted request body, compressed or decompressed (e.g. 16MiB).
@@ -48,7 +48,7 @@ pub struct ServeArgs {
     /// ...or when its oldest data is this old.
     #[arg(long, env = "LUMEN_FLUSH_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub flush_interval: Duration,
-    /// A SQL query running longer than this is cancelled.
+    /// A SQL or PromQL query running longer than this is cancelled.
     #[arg(long, env = "LUMEN_QUERY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub query_timeout: Duration,
     /// Memory one SQL query may use for sorts, joins and aggregations.
@@ -141,7 +141,11 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         .route("/api/v1/admin/flush", post(flush))
         .with_state(ops)
         .merge(lumen_ingest::http_router(storage.clone(), ingest_config.clone()))
-        .merge(lumen_query::http_router(engine));
+        .merge(lumen_query::http_router(engine))
+        .merge(lumen_query::prometheus_router(
+            storage.clone(),
+            lumen_query::PrometheusApiConfig { timeout: args.query_timeout, ..Default::default() },
+        ));
 
     let _ = app_slot.set(app);
 

@@ -20,7 +20,8 @@
 //! ```
 //!
 //! PromQL lives in [`promql`]: an evaluator with Prometheus 3 semantics over the
-//! [`promql::SeriesSource`] trait, independent of storage (see that module's docs).
+//! [`promql::SeriesSource`] trait, independent of storage (see that module's docs), served as the
+//! Prometheus HTTP API (`/api/v1/query`, `/api/v1/query_range`, ...) by [`prometheus_router`].
 //!
 //! SQL sees each table in its storage schema (`lumen_storage::schema`), except that the top-level
 //! trace and span ids are lowercase hex text: `SELECT trace_id FROM spans` shows hex, and
@@ -57,6 +58,7 @@ pub mod table;
 
 pub use error::QueryError;
 pub use http::http_router;
+pub use promql::http::{PrometheusApiConfig, prometheus_router};
 pub use session::{QueryConfig, QueryEngine, QueryOutput, QueryStream};
 pub use source::SnapshotSource;
 pub use table::LumenTable;

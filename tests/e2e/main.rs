@@ -7,6 +7,7 @@ mod bad_input;
 mod crash;
 mod demo;
 mod examples;
+mod promql;
 mod remote_write;
 mod sdk;
 mod server;

@@ -10,13 +10,13 @@ use serde_json::json;
 use crate::server::TestServer;
 
 #[derive(Clone, PartialEq, prost::Message)]
-struct WriteRequest {
+pub(crate) struct WriteRequest {
     #[prost(message, repeated, tag = "1")]
-    timeseries: Vec<TimeSeries>,
+    pub(crate) timeseries: Vec<TimeSeries>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
-struct TimeSeries {
+pub(crate) struct TimeSeries {
     #[prost(message, repeated, tag = "1")]
     labels: Vec<Label>,
     #[prost(message, repeated, tag = "2")]
@@ -39,14 +39,14 @@ struct Sample {
     timestamp: i64,
 }
 
-fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {
+pub(crate) fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {
     TimeSeries {
         labels: labels.iter().map(|(n, v)| Label { name: n.to_string(), value: v.to_string() }).collect(),
         samples: samples.iter().map(|(value, timestamp)| Sample { value: *value, timestamp: *timestamp }).collect(),
     }
 }
 
-async fn send(server: &TestServer, body: Vec<u8>, encoding: &str) -> (u16, String) {
+pub(crate) async fn send(server: &TestServer, body: Vec<u8>, encoding: &str) -> (u16, String) {
     let resp = reqwest::Client::new()
         .post(format!("{}/api/v1/write", server.http))
         .header("content-type", "application/x-protobuf")
@@ -59,7 +59,7 @@ async fn send(server: &TestServer, body: Vec<u8>, encoding: &str) -> (u16, Strin
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
-fn snappy(request: &WriteRequest) -> Vec<u8> {
+pub(crate) fn snappy(request: &WriteRequest) -> Vec<u8> {
     snap::raw::Encoder::new().compress_vec(&request.encode_to_vec()).unwrap()
 }
 

@@ -2,7 +2,7 @@
 //!
 //! The evaluator is independent of storage: it reads series through the [`SeriesSource`] trait
 //! (an in-memory [`MemorySource`] for tests and scripts, [`source::MetricsTableSource`] for Lumen's
-//! `metrics` table).
+//! `metrics` table). [`http`] serves it as the Prometheus HTTP API (Grafana's data source).
 //!
 //! ```text
 //! Engine::instant / Engine::range      parse (bad_data), limits (11,000 points), steps
@@ -36,6 +36,7 @@ pub mod error;
 mod eval;
 mod functions;
 mod histogram;
+pub mod http;
 mod range_functions;
 pub mod source;
 #[cfg(test)]

@@ -1,0 +1,652 @@
+//! The Prometheus HTTP API (what Grafana's Prometheus data source calls), over the `metrics` table.
+//!
+//! | Path | Methods |
+//! |---|---|
+//! | `/api/v1/query`, `/api/v1/query_range` | GET, POST form |
+//! | `/api/v1/series`, `/api/v1/labels` | GET, POST form |
+//! | `/api/v1/label/{name}/values` (`U__`-escaped names too) | GET |
+//! | `/api/v1/metadata` | GET |
+//! | `/api/v1/query_exemplars` (always an empty list) | GET, POST form |
+//! | `/api/v1/format_query` | GET, POST form |
+//! | `/api/v1/status/buildinfo` | GET |
+//!
+//! Answers use Prometheus's envelope: `{"status":"success","data":…}` (plus `warnings` / `infos`
+//! when there are any) or `{"status":"error","errorType":"bad_data","error":"…"}` with the status
+//! code of the error type (400 `bad_data`, 422 `execution`, 503 `timeout`, 500 `internal`).
+//!
+//! Evaluation is blocking work: it runs on tokio's blocking pool, at most
+//! [`MAX_CONCURRENT_QUERIES`] at a time, and is answered with 503 `timeout` once it has taken
+//! longer than the configured query timeout (or the request's smaller `timeout`). A timed-out
+//! evaluation is not interrupted: it finishes in the background, still holding its concurrency
+//! slot, so runaway queries cannot pile up.
+//!
+//! `series`, `labels`, `label/…/values` and `metadata` default to all data when `start`/`end`
+//! are absent, as Prometheus does.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use promql_parser::label::Matchers;
+use promql_parser::parser::Expr;
+use serde_json::{Map, Value as Json, json};
+use tokio::sync::Semaphore;
+
+use super::eval::selector_matchers;
+use super::source::MetricsTableSource;
+use super::value::format_go_float;
+use super::{Annotations, Engine, EngineConfig, Labels, PromqlError, SeriesSource, Value};
+use crate::source::SnapshotSource;
+
+#[path = "http_params.rs"]
+mod params;
+use params::{MAX_TIME_MS, MIN_TIME_MS, Params};
+pub use params::{parse_duration, parse_time, unescape_label_name};
+#[cfg(test)]
+use params::{parse_urlencoded, percent_decode};
+
+/// Longest query text accepted (bytes).
+pub const MAX_QUERY_LENGTH: usize = 64 * 1024;
+/// Evaluations running at once; further queries wait (their wait counts toward the timeout).
+pub const MAX_CONCURRENT_QUERIES: usize = 8;
+
+/// Settings of the Prometheus API.
+#[derive(Clone, Debug)]
+pub struct PrometheusApiConfig {
+    /// Longest a query may run before it is answered with 503 `timeout`.
+    pub timeout: Duration,
+    /// Engine limits and defaults (lookback delta, sample limit, points per series).
+    pub engine: EngineConfig,
+}
+
+impl Default for PrometheusApiConfig {
+    fn default() -> Self {
+        PrometheusApiConfig {
+            timeout: Duration::from_secs(30),
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+struct Api {
+    source: MetricsTableSource,
+    config: PrometheusApiConfig,
+    slots: Arc<Semaphore>,
+}
+
+type Shared = Arc<Api>;
+
+/// The Prometheus API routes over the `metrics` table of `snapshots`.
+pub fn prometheus_router(
+    snapshots: Arc<dyn SnapshotSource>,
+    config: PrometheusApiConfig,
+) -> Router {
+    let api = Arc::new(Api {
+        source: MetricsTableSource::new(snapshots),
+        config,
+        slots: Arc::new(Semaphore::new(MAX_CONCURRENT_QUERIES)),
+    });
+    Router::new()
+        .route("/api/v1/query", get(query).post(query))
+        .route("/api/v1/query_range", get(query_range).post(query_range))
+        .route("/api/v1/series", get(series).post(series))
+        .route("/api/v1/labels", get(labels).post(labels))
+        .route("/api/v1/label/{name}/values", get(label_values))
+        .route("/api/v1/metadata", get(metadata))
+        .route("/api/v1/query_exemplars", get(exemplars).post(exemplars))
+        .route("/api/v1/format_query", get(format_query).post(format_query))
+        .route("/api/v1/status/buildinfo", get(buildinfo))
+        .with_state(api)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors and the envelope
+
+/// An API error: Prometheus `errorType` and message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// `bad_data`, `execution`, `timeout`, `internal`, ...
+    pub error_type: &'static str,
+    /// Human-readable message.
+    pub message: String,
+}
+
+impl ApiError {
+    fn bad_data(message: impl Into<String>) -> Self {
+        ApiError {
+            error_type: "bad_data",
+            message: message.into(),
+        }
+    }
+
+    fn internal(message: impl Into<String>) -> Self {
+        ApiError {
+            error_type: "internal",
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status of the error type.
+    pub fn status(&self) -> StatusCode {
+        match self.error_type {
+            "bad_data" => StatusCode::BAD_REQUEST,
+            "execution" => StatusCode::UNPROCESSABLE_ENTITY,
+            "canceled" => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+            "timeout" => StatusCode::SERVICE_UNAVAILABLE,
+            "not_found" => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<PromqlError> for ApiError {
+    fn from(err: PromqlError) -> Self {
+        ApiError {
+            error_type: err.error_type(),
+            message: err.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"status": "error", "errorType": self.error_type, "error": self.message});
+        json_response(self.status(), &body)
+    }
+}
+
+fn json_response(status: StatusCode, body: &Json) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn success(data: Json, annotations: Option<&Annotations>) -> Response {
+    let mut body = Map::new();
+    body.insert("status".into(), json!("success"));
+    body.insert("data".into(), data);
+    if let Some(a) = annotations {
+        if !a.warnings.is_empty() {
+            body.insert("warnings".into(), json!(a.warnings));
+        }
+        if !a.infos.is_empty() {
+            body.insert("infos".into(), json!(a.infos));
+        }
+    }
+    json_response(StatusCode::OK, &Json::Object(body))
+}
+
+fn respond(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON encoding of values
+
+fn ts_json(ms: i64) -> Json {
+    if ms % 1000 == 0 {
+        json!(ms / 1000)
+    } else {
+        json!(ms as f64 / 1000.0)
+    }
+}
+
+fn value_string(v: f64) -> String {
+    format_go_float(v)
+}
+
+fn labels_json(labels: &Labels) -> Json {
+    Json::Object(
+        labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect(),
+    )
+}
+
+/// The `data` of a query answer: `{resultType, result}`.
+pub fn result_json(value: &Value, time_ms: i64) -> Json {
+    match value {
+        Value::Scalar(v) => {
+            json!({"resultType": "scalar", "result": [ts_json(time_ms), value_string(*v)]})
+        }
+        Value::String(s) => json!({"resultType": "string", "result": [ts_json(time_ms), s]}),
+        Value::Vector(samples) => {
+            let result: Vec<Json> = samples
+                .iter()
+                .map(|s| json!({"metric": labels_json(&s.labels), "value": [ts_json(time_ms), value_string(s.value)]}))
+                .collect();
+            json!({"resultType": "vector", "result": result})
+        }
+        Value::Matrix(series) => {
+            let result: Vec<Json> = series
+                .iter()
+                .map(|s| {
+                    let values: Vec<Json> = s
+                        .samples
+                        .iter()
+                        .map(|(t, v)| json!([ts_json(*t), value_string(*v)]))
+                        .collect();
+                    json!({"metric": labels_json(&s.labels), "values": values})
+                })
+                .collect();
+            json!({"resultType": "matrix", "result": result})
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running work off the async runtime
+
+impl Api {
+    /// Runs `work` on the blocking pool within the query timeout (capped by the `timeout` parameter).
+    async fn run<T, F>(self: &Arc<Self>, params: &Params, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Api) -> Result<T, PromqlError> + Send + 'static,
+    {
+        let mut timeout = self.config.timeout;
+        if let Some(ms) = params.duration("timeout")?
+            && ms > 0
+        {
+            timeout = timeout.min(Duration::from_millis(ms as u64));
+        }
+        let api = Arc::clone(self);
+        let job = async move {
+            let permit = Arc::clone(&api.slots)
+                .acquire_owned()
+                .await
+                .map_err(|_| ApiError::internal("the query limiter is closed"))?;
+            let task = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                work(&api)
+            });
+            match task.await {
+                Ok(result) => result.map_err(ApiError::from),
+                Err(err) => Err(ApiError::internal(format!(
+                    "query evaluation failed: {err}"
+                ))),
+            }
+        };
+        match tokio::time::timeout(timeout, job).await {
+            Ok(result) => result,
+            Err(_) => Err(ApiError {
+                error_type: "timeout",
+                message: format!(
+                    "query timed out in query execution (timeout {}s)",
+                    timeout.as_secs_f64()
+                ),
+            }),
+        }
+    }
+
+    fn engine(&self, params: &Params) -> Result<Engine, ApiError> {
+        let mut config = self.config.engine.clone();
+        if let Some(ms) = params.duration("lookback_delta")? {
+            if ms < 0 {
+                return Err(ApiError::bad_data(
+                    "invalid parameter \"lookback_delta\": must be positive",
+                ));
+            }
+            if ms > 0 {
+                config.lookback_delta_ms = ms;
+            }
+        }
+        Ok(Engine::new(config))
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Truncates a vector or matrix result to `limit` series, with a warning.
+fn apply_limit(value: &mut Value, annotations: &mut Annotations, limit: Option<usize>) {
+    let Some(limit) = limit else { return };
+    let truncated = match value {
+        Value::Vector(v) if v.len() > limit => {
+            v.truncate(limit);
+            true
+        }
+        Value::Matrix(m) if m.len() > limit => {
+            m.truncate(limit);
+            true
+        }
+        _ => false,
+    };
+    if truncated {
+        annotations
+            .warnings
+            .push("results truncated due to limit".into());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+async fn query(State(api): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    respond(
+        async {
+            let params = Params::from_request(&uri, &headers, &body)?;
+            let query = params.query()?.to_string();
+            let time = params.time("time", now_ms())?;
+            let limit = params.limit()?;
+            let engine = api.engine(&params)?;
+            let mut result = api
+                .run(&params, move |api| {
+                    engine.instant(&query, time, &api.source)
+                })
+                .await?;
+            apply_limit(&mut result.value, &mut result.annotations, limit);
+            Ok(success(
+                result_json(&result.value, time),
+                Some(&result.annotations),
+            ))
+        }
+        .await,
+    )
+}
+
+async fn query_range(
+    State(api): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(
+        async {
+            let params = Params::from_request(&uri, &headers, &body)?;
+            let query = params.query()?.to_string();
+            let required = |name: &str| -> Result<i64, ApiError> {
+                match params.get(name) {
+                    None | Some("") => Err(ApiError::bad_data(format!("invalid parameter \"{name}\": missing"))),
+                    Some(_) => params.time(name, 0),
+                }
+            };
+            let start = required("start")?;
+            let end = required("end")?;
+            if end < start {
+                return Err(ApiError::bad_data("invalid parameter \"end\": end timestamp must not be before start time"));
+            }
+            let step = params
+                .duration("step")?
+                .ok_or_else(|| ApiError::bad_data("invalid parameter \"step\": missing"))?;
+            if step <= 0 {
+                return Err(ApiError::bad_data(
+                    "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
+                ));
+            }
+            if (end - start) / step >= api.config.engine.max_points_per_series {
+                return Err(ApiError::bad_data(
+                    "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+                ));
+            }
+            let limit = params.limit()?;
+            let engine = api.engine(&params)?;
+            let mut result = api
+                .run(&params, move |api| engine.range(&query, start, end, step, &api.source))
+                .await?;
+            apply_limit(&mut result.value, &mut result.annotations, limit);
+            Ok(success(result_json(&result.value, end), Some(&result.annotations)))
+        }
+        .await,
+    )
+}
+
+/// Matchers of each `match[]` selector (bad_data when one is not a plain series selector).
+fn match_params(params: &Params) -> Result<Vec<Matchers>, ApiError> {
+    params
+        .all("match[]")
+        .into_iter()
+        .map(|m| {
+            if m.len() > MAX_QUERY_LENGTH {
+                return Err(ApiError::bad_data(
+                    "invalid parameter \"match[]\": selector too long",
+                ));
+            }
+            match Engine::parse(m) {
+                Ok(Expr::VectorSelector(vs)) => Ok(selector_matchers(&vs)),
+                Ok(_) => Err(ApiError::bad_data(format!(
+                    "invalid parameter \"match[]\": {m:?} is not a series selector"
+                ))),
+                Err(e) => Err(ApiError::bad_data(format!(
+                    "invalid parameter \"match[]\": {e}"
+                ))),
+            }
+        })
+        .collect()
+}
+
+/// Label sets of the series matching any of `matchers` (every series when empty) in the
+/// `start`/`end` window, sorted and deduplicated.
+fn select_label_sets(
+    source: &dyn SeriesSource,
+    matchers: &[Matchers],
+    start: i64,
+    end: i64,
+) -> Result<Vec<Labels>, PromqlError> {
+    let all;
+    let matchers = if matchers.is_empty() {
+        all = match Engine::parse("{__name__=~\".+\"}") {
+            Ok(Expr::VectorSelector(vs)) => vec![selector_matchers(&vs)],
+            _ => {
+                return Err(PromqlError::Source(
+                    "cannot build the all-series selector".into(),
+                ));
+            }
+        };
+        &all[..]
+    } else {
+        matchers
+    };
+    let mut sets = BTreeSet::new();
+    for m in matchers {
+        for s in source.select(m, start, end)? {
+            sets.insert(s.labels);
+        }
+    }
+    Ok(sets.into_iter().collect())
+}
+
+fn window(params: &Params) -> Result<(i64, i64), ApiError> {
+    Ok((
+        params.time("start", MIN_TIME_MS)?,
+        params.time("end", MAX_TIME_MS)?,
+    ))
+}
+
+fn truncate_list(mut items: Vec<Json>, limit: Option<usize>) -> (Json, Annotations) {
+    let mut ann = Annotations::default();
+    if let Some(l) = limit
+        && items.len() > l
+    {
+        items.truncate(l);
+        ann.warnings.push("results truncated due to limit".into());
+    }
+    (Json::Array(items), ann)
+}
+
+async fn series(State(api): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    respond(
+        async {
+            let params = Params::from_request(&uri, &headers, &body)?;
+            let matchers = match_params(&params)?;
+            if matchers.is_empty() {
+                return Err(ApiError::bad_data("no match[] parameter provided"));
+            }
+            let (start, end) = window(&params)?;
+            let limit = params.limit()?;
+            let sets = api
+                .run(&params, move |api| {
+                    select_label_sets(&api.source, &matchers, start, end)
+                })
+                .await?;
+            let (data, ann) = truncate_list(sets.iter().map(labels_json).collect(), limit);
+            Ok(success(data, Some(&ann)))
+        }
+        .await,
+    )
+}
+
+async fn labels(State(api): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    respond(
+        async {
+            let params = Params::from_request(&uri, &headers, &body)?;
+            let matchers = match_params(&params)?;
+            let (start, end) = window(&params)?;
+            let limit = params.limit()?;
+            let sets = api
+                .run(&params, move |api| {
+                    select_label_sets(&api.source, &matchers, start, end)
+                })
+                .await?;
+            let names: BTreeSet<&str> =
+                sets.iter().flat_map(|l| l.iter().map(|(k, _)| k)).collect();
+            let (data, ann) = truncate_list(names.into_iter().map(|n| json!(n)).collect(), limit);
+            Ok(success(data, Some(&ann)))
+        }
+        .await,
+    )
+}
+
+async fn label_values(
+    State(api): State<Shared>,
+    Path(name): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let params = Params::from_request(&uri, &headers, &[])?;
+            let name = unescape_label_name(&name);
+            let matchers = match_params(&params)?;
+            let (start, end) = window(&params)?;
+            let limit = params.limit()?;
+            let sets = api
+                .run(&params, move |api| {
+                    select_label_sets(&api.source, &matchers, start, end)
+                })
+                .await?;
+            let values: BTreeSet<&str> = sets
+                .iter()
+                .filter_map(|l| l.get(&name))
+                .filter(|v| !v.is_empty())
+                .collect();
+            let (data, ann) = truncate_list(values.into_iter().map(|v| json!(v)).collect(), limit);
+            Ok(success(data, Some(&ann)))
+        }
+        .await,
+    )
+}
+
+/// The metric type of a family, guessed from its series' names and labels (Lumen keeps no
+/// remote-write metadata yet): `_bucket` + `le` → histogram, `quantile` → summary,
+/// `_total` → counter, anything else `unknown`.
+fn metadata_families(sets: &[Labels]) -> BTreeMap<String, &'static str> {
+    let mut families: BTreeMap<String, &'static str> = BTreeMap::new();
+    let mut plain = Vec::new();
+    for l in sets {
+        let Some(name) = l.metric_name() else {
+            continue;
+        };
+        if let Some(base) = name
+            .strip_suffix("_bucket")
+            .filter(|_| l.get("le").is_some())
+        {
+            families.insert(base.to_string(), "histogram");
+        } else if l.get("quantile").is_some() {
+            families.insert(name.to_string(), "summary");
+        } else {
+            plain.push(name);
+        }
+    }
+    for name in plain {
+        let base = name
+            .strip_suffix("_sum")
+            .or_else(|| name.strip_suffix("_count"));
+        if base.is_some_and(|b| families.contains_key(b)) {
+            continue;
+        }
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "unknown"
+        };
+        families.entry(name.to_string()).or_insert(kind);
+    }
+    families
+}
+
+async fn metadata(State(api): State<Shared>, uri: Uri, headers: HeaderMap) -> Response {
+    respond(
+        async {
+            let params = Params::from_request(&uri, &headers, &[])?;
+            let metric = params
+                .get("metric")
+                .filter(|m| !m.is_empty())
+                .map(str::to_string);
+            let limit = params.limit()?;
+            let sets = api
+                .run(&params, move |api| {
+                    select_label_sets(&api.source, &[], MIN_TIME_MS, MAX_TIME_MS)
+                })
+                .await?;
+            let mut data = Map::new();
+            for (name, kind) in metadata_families(&sets) {
+                if metric.as_deref().is_some_and(|m| m != name) {
+                    continue;
+                }
+                if limit.is_some_and(|l| data.len() >= l) {
+                    break;
+                }
+                data.insert(name, json!([{"type": kind, "help": "", "unit": ""}]));
+            }
+            Ok(success(Json::Object(data), None))
+        }
+        .await,
+    )
+}
+
+async fn exemplars(uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    respond((|| {
+        let params = Params::from_request(&uri, &headers, &body)?;
+        Engine::parse(params.query()?)?;
+        window(&params)?;
+        Ok(success(json!([]), None))
+    })())
+}
+
+async fn format_query(uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    respond((|| {
+        let params = Params::from_request(&uri, &headers, &body)?;
+        let expr = Engine::parse(params.query()?)?;
+        Ok(success(json!(expr.prettify()), None))
+    })())
+}
+
+async fn buildinfo() -> Response {
+    success(
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "revision": "",
+            "branch": "",
+            "buildUser": "",
+            "buildDate": "",
+            "goVersion": "",
+        }),
+        None,
+    )
+}
+
+#[cfg(test)]
+#[path = "http_tests.rs"]
+mod tests;

@@ -92,7 +92,7 @@ fn benches(c: &mut Criterion) {
 
 criterion_group! {
     name = convert;
-    config = Criterion::default().sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    config = Criterion::default().sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
     targets = benches
 }
 criterion_main!(convert);

@@ -32,44 +32,65 @@ pub struct Requests {
     pub metrics: Vec<ExportMetricsServiceRequest>,
 }
 
-/// Runs the fleet (steady traffic, 100 storefront requests/s, metrics every 10 s) until every
-/// signal has `count` requests. A request is the output of consecutive fleet steps, so like a
-/// collector's export it carries several resources (services), each with its scopes.
+/// Runs the fleet until every signal has `count` requests. A request is the output of consecutive
+/// fleet steps, so like a collector's export it carries several resources (services), each with
+/// its scopes. Traces and logs come from a fleet at 100 storefront requests/s; metrics from a
+/// second one at 20 requests/s collecting every second (rather than every 10 s), so that enough
+/// data points do not need hours of simulated traffic.
 pub fn requests(count: usize) -> Requests {
-    let mut fleet = Fleet::new(FleetConfig {
-        seed: 42,
-        scenario: Scenario::Steady,
-        requests_per_second: 100.0,
-        ..FleetConfig::default()
-    });
+    let started = std::time::Instant::now();
     let mut out = Requests::default();
-    let mut open = (Telemetry::default(), 0usize, 0usize, 0usize);
-    while out.traces.len() < count || out.logs.len() < count || out.metrics.len() < count {
-        let step = fleet.step(fleet.now_ns() + STEP_NS);
-        let (acc, spans, logs, points) = &mut open;
-        *spans += step.span_count();
-        *logs += step.log_record_count();
-        *points += step.data_point_count();
-        acc.traces.resource_spans.extend(step.traces.resource_spans);
-        acc.logs.resource_logs.extend(step.logs.resource_logs);
-        acc.metrics.resource_metrics.extend(step.metrics.resource_metrics);
-        if *spans >= ITEMS_PER_REQUEST {
-            out.traces.push(std::mem::take(&mut acc.traces));
-            *spans = 0;
+    let mut traffic = fleet(100.0, 10_000_000_000);
+    let (mut traces, mut logs) = (ExportTraceServiceRequest::default(), ExportLogsServiceRequest::default());
+    let (mut spans, mut records) = (0, 0);
+    while out.traces.len() < count || out.logs.len() < count {
+        let step = traffic.step(traffic.now_ns() + STEP_NS);
+        let (step_spans, step_records) = (step.span_count(), step.log_record_count());
+        if out.traces.len() < count {
+            spans += step_spans;
+            traces.resource_spans.extend(step.traces.resource_spans);
+            if spans >= ITEMS_PER_REQUEST {
+                out.traces.push(std::mem::take(&mut traces));
+                spans = 0;
+            }
         }
-        if *logs >= ITEMS_PER_REQUEST {
-            out.logs.push(std::mem::take(&mut acc.logs));
-            *logs = 0;
-        }
-        if *points >= ITEMS_PER_REQUEST {
-            out.metrics.push(std::mem::take(&mut acc.metrics));
-            *points = 0;
+        if out.logs.len() < count {
+            records += step_records;
+            logs.resource_logs.extend(step.logs.resource_logs);
+            if records >= ITEMS_PER_REQUEST {
+                out.logs.push(std::mem::take(&mut logs));
+                records = 0;
+            }
         }
     }
-    out.traces.truncate(count);
-    out.logs.truncate(count);
-    out.metrics.truncate(count);
+    let traffic_seconds = (traffic.now_ns() - traffic.config().start_time_ns) as f64 / 1e9;
+    let mut collector = fleet(20.0, 1_000_000_000);
+    let (mut metrics, mut points) = (ExportMetricsServiceRequest::default(), 0);
+    while out.metrics.len() < count {
+        let step = collector.step(collector.now_ns() + STEP_NS);
+        points += step.data_point_count();
+        metrics.resource_metrics.extend(step.metrics.resource_metrics);
+        if points >= ITEMS_PER_REQUEST {
+            out.metrics.push(std::mem::take(&mut metrics));
+            points = 0;
+        }
+    }
+    let collector_seconds = (collector.now_ns() - collector.config().start_time_ns) as f64 / 1e9;
+    eprintln!(
+        "fleet: {count} requests per signal from {traffic_seconds:.0} + {collector_seconds:.0} simulated seconds in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     out
+}
+
+fn fleet(requests_per_second: f64, metric_interval_ns: i64) -> Fleet {
+    Fleet::new(FleetConfig {
+        seed: 42,
+        scenario: Scenario::Steady,
+        requests_per_second,
+        metric_interval_ns,
+        ..FleetConfig::default()
+    })
 }
 
 /// Spans in a traces request.

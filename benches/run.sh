@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lumen's benchmarks in one command; docs/benchmarks.md reports what it prints.
 #
-#   benches/run.sh                      # default scale: about 15–20 minutes on 2 cores
+#   benches/run.sh                      # default scale: about 10 minutes on 2 cores
 #   SPANS=10000000 benches/run.sh       # the 10-million-span store for the trace-by-id target
 #   PHASES=query SPANS=10M benches/run.sh
 #

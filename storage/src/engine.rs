@@ -251,7 +251,9 @@ impl Storage {
             tx.send(WalCommand::Append { table, batch, ipc, reply }).map_err(|_| StorageError::ShuttingDown)?;
         }
         let result = done.await.map_err(|_| StorageError::ShuttingDown)?;
-        if result.is_ok() && self.state.lock().head.active.bytes >= self.config.flush_bytes {
+        // The WAL thread keeps `head_bytes` current; reading it avoids taking the state lock on
+        // every write. It counts frozen buffers too, which only makes a pending flush retry sooner.
+        if result.is_ok() && self.head_bytes.load(Ordering::Acquire) >= self.config.flush_bytes {
             self.request_flush();
         }
         result

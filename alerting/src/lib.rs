@@ -1,0 +1,18 @@
+//! Alerting: Prometheus rule files and SQL rules, evaluated on each group's interval, with
+//! notifications delivered durably to webhooks and Alertmanager.
+//!
+//! ```text
+//! rules (files) ──► Manager ──► per group: evaluate (Querier) ─► state machine ─► Notifier
+//!                      │                        │                                   │
+//!                 SIGHUP/reload          ALERTS series, history            outbox ─► webhook / Alertmanager
+//! ```
+//!
+//! The crate reaches the rest of Lumen only through the [`Querier`] trait (PromQL, SQL, and
+//! writing samples back), which the root binary implements.
+
+pub mod alert;
+pub mod duration;
+pub mod querier;
+
+pub use alert::{Alert, LabelSet};
+pub use querier::{BoxFuture, InstantResult, Querier, WriteSample};

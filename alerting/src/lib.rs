@@ -12,7 +12,10 @@
 
 pub mod alert;
 pub mod duration;
+pub mod notify;
 pub mod querier;
+pub mod rules;
+pub mod template;
 
 pub use alert::{Alert, LabelSet};
 pub use querier::{BoxFuture, InstantResult, Querier, WriteSample};

@@ -1,0 +1,1 @@
+//! Rule files (owned by the rules helper; placeholder).

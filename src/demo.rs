@@ -16,6 +16,9 @@ use tonic::transport::{Channel, Endpoint};
 use crate::serve::{self, RunningServer, ServeArgs};
 use crate::units::parse_duration;
 
+/// The example rules (examples/rules/bookstore.rules.yml), loaded when the demo is given no rules.
+const DEMO_RULES: &str = include_str!("../examples/rules/bookstore.rules.yml");
+
 /// Highest `--rate`: above it one second of telemetry nears the 16 MiB request limit; the load
 /// generator in benches/ is the tool for more.
 const MAX_RATE: f64 = 1000.0;
@@ -52,8 +55,17 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 }
 
 /// Runs Lumen with the simulated fleet feeding it until SIGINT or SIGTERM.
-pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(mut args: DemoArgs) -> anyhow::Result<ExitCode> {
     let data_dir = args.serve.data_dir.clone();
+    let demo_rules = args.serve.rules.is_empty() && args.serve.config.is_none();
+    if demo_rules {
+        // No rules of the user's: alert on the fleet with the example rules shipped in the repository.
+        let dir = data_dir.join("demo-rules");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("bookstore.rules.yml");
+        std::fs::write(&path, DEMO_RULES)?;
+        args.serve.rules.push(path);
+    }
     let server = serve::start(args.serve).await?;
     let config = FleetConfig {
         seed: args.seed,
@@ -189,6 +201,7 @@ fn print_guide(server: &RunningServer, config: &FleetConfig, data_dir: &str) {
     // Name the binary as it was started (`target/release/lumen` under cargo), so the lines paste as is.
     let exe = std::env::args_os().next().and_then(|a| a.into_string().ok()).filter(|a| !a.is_empty() && !a.contains(' ')).unwrap_or_else(|| "lumen".to_string());
     let sql = if http.to_string() == "127.0.0.1:4318" { format!("{exe} sql") } else { format!("{exe} sql --server http://{http}") };
+    let alerts = if http.to_string() == "127.0.0.1:4318" { format!("{exe} alerts") } else { format!("{exe} alerts --server http://{http}") };
     let incident = if config.scenario.is_incident() {
         format!(
             "\n  The incident starts {} s in and lasts {} s: look for {}.",
@@ -243,6 +256,10 @@ fn print_guide(server: &RunningServer, config: &FleetConfig, data_dir: &str) {
     }
     out.push_str(&format!(
         "\n  # Or open the interactive prompt\n  {sql}\n\n\
+         Alerts: rules from examples/rules/bookstore.rules.yml (unless --rules or --config is given) watch payment\n\
+         latency, error rates and orders per minute. See them fire with an incident scenario:\n\
+         \x20 {alerts}                       # active alerts; --history for every state change\n\
+         \x20 http://{http}/api/v1/rules    http://{http}/api/v1/alerts\n\n\
          Other scenarios: {exe} demo --scenario <{}>. Stop with Ctrl-C: Lumen flushes and exits; the data stays in {data_dir}.\n",
         Scenario::FLAG_VALUES.join("|")
     ));

@@ -4,10 +4,14 @@
 //!   HTTP API (OTLP/HTTP, SQL, the Prometheus API, health, metrics) on `--http-addr` until SIGINT/SIGTERM, then flushes.
 //! - `lumen sql` sends SQL to a running server and prints the answer, or opens an interactive prompt.
 //! - `lumen promql` sends PromQL to a running server's Prometheus API and prints the series.
+//! - `lumen rules check` validates rule files; `lumen alerts` lists a running server's alerts.
 //! - `lumen demo` runs the server with a simulated bookstore fleet (`lumen-fleet`) feeding it.
 
+mod alerting;
+mod alerts_cli;
 mod demo;
 mod promql_cli;
+mod rules_cli;
 mod serve;
 mod sql_cli;
 mod units;
@@ -32,10 +36,28 @@ enum Command {
     Promql(promql_cli::PromqlArgs),
     /// Run Lumen with a simulated bookstore fleet feeding it.
     Demo(demo::DemoArgs),
+    /// Work with rule files.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Show the active alerts of a running server (pending and firing).
+    Alerts(alerts_cli::AlertsArgs),
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Check rule files the way `promtool check rules` does; exits 1 on any error.
+    Check {
+        /// Rule files or directories.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Command::Rules(RulesCommand::Check { files }) = &cli.command {
+        return rules_cli::check(files);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -48,6 +70,8 @@ fn main() -> std::process::ExitCode {
         Command::Sql(args) => runtime.block_on(sql_cli::run(args)),
         Command::Promql(args) => runtime.block_on(promql_cli::run(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
+        Command::Alerts(args) => runtime.block_on(alerts_cli::run(args)),
+        Command::Rules(RulesCommand::Check { .. }) => Ok(std::process::ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -54,6 +54,12 @@ pub struct ServeArgs {
     /// Memory one SQL query may use for sorts, joins and aggregations.
     #[arg(long, env = "LUMEN_QUERY_MEMORY_LIMIT", default_value = "1GiB", value_parser = parse_bytes)]
     pub query_memory_limit: usize,
+    /// Configuration file (lumen.toml): alerting receivers and settings.
+    #[arg(long, env = "LUMEN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Rule file or directory (Prometheus format, plus `sql:` rules); repeat for more. Added to the config file's `rules`.
+    #[arg(long = "rules", env = "LUMEN_RULES", value_delimiter = ',')]
+    pub rules: Vec<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -74,6 +80,7 @@ pub struct RunningServer {
     stop_tx: tokio::sync::watch::Sender<bool>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     grpc: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    alerting: Arc<lumen_alerting::Manager>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -87,6 +94,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 /// Opens the store and starts serving; prints the `lumen listening http=… grpc=…` line on stdout.
 pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     init_logging();
+    // Read the configuration before anything else, so a typo fails at once.
+    let file_config = crate::alerting::load_config(args.config.as_deref())?;
     let metrics = install_metrics_recorder()?;
 
     // Bind first so a taken port fails fast, before a possibly long recovery.
@@ -131,6 +140,18 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     };
     let query_config = lumen_query::QueryConfig { timeout: args.query_timeout, memory_limit: args.query_memory_limit };
     let engine = Arc::new(lumen_query::QueryEngine::new(storage.clone(), query_config).context("cannot start the SQL engine")?);
+    let alerting = crate::alerting::start(
+        file_config.alerting,
+        args.rules.clone(),
+        &args.data_dir,
+        http_addr,
+        storage.clone(),
+        engine.clone(),
+        ingest_config.clone(),
+        args.query_timeout,
+    )
+    .await?;
+    crate::alerting::reload_on_sighup(alerting.clone());
 
     let serving = Arc::new(AtomicBool::new(true));
     let ops = Ops { storage: storage.clone(), metrics, serving: serving.clone() };
@@ -142,6 +163,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         .with_state(ops)
         .merge(lumen_ingest::http_router(storage.clone(), ingest_config.clone()))
         .merge(lumen_query::http_router(engine))
+        .merge(lumen_alerting::api::router(alerting.clone()))
         .merge(lumen_query::prometheus_router(
             storage.clone(),
             lumen_query::PrometheusApiConfig { timeout: args.query_timeout, ..Default::default() },
@@ -163,13 +185,13 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     tracing::info!(%http_addr, %grpc_addr, "Lumen is ready");
     // One machine-readable line on stdout, for scripts and tests that start Lumen on port 0.
     println!("lumen listening http={http_addr} grpc={grpc_addr}");
-    Ok(RunningServer { http_addr, grpc_addr, storage, serving, stop_tx, http, grpc })
+    Ok(RunningServer { http_addr, grpc_addr, storage, serving, stop_tx, http, grpc, alerting })
 }
 
 impl RunningServer {
     /// Stops accepting, finishes in-flight requests (up to 30 s), then flushes the head.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        let RunningServer { storage, serving, stop_tx, http, grpc, .. } = self;
+        let RunningServer { storage, serving, stop_tx, http, grpc, alerting, .. } = self;
         tracing::info!("shutting down: finishing in-flight requests, then flushing the head");
         serving.store(false, Ordering::Release);
         let _ = stop_tx.send(true);
@@ -178,6 +200,7 @@ impl RunningServer {
             let _ = grpc.await;
         })
         .await;
+        alerting.shutdown().await;
         storage.shutdown().await.context("flush at shutdown failed; the WAL still holds the data and replays at the next start")?;
         tracing::info!("stopped cleanly");
         Ok(())

@@ -39,16 +39,25 @@ impl Alert {
     }
 }
 
-/// Stable hash of a label set, as 16 lowercase hex digits.
+/// Alertmanager's fingerprint of a label set (FNV-1a 64 over the sorted names and values, each
+/// followed by 0xff), as 16 lowercase hex digits, so receivers see the same ids from both.
 pub fn fingerprint(labels: &LabelSet) -> String {
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    const OFFSET: u64 = 14_695_981_039_346_656_037;
+    const PRIME: u64 = 1_099_511_628_211;
+    let mut hash = OFFSET;
+    let mut add = |bytes: &[u8]| {
+        for b in bytes {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(PRIME);
+        }
+    };
     for (name, value) in labels {
-        hasher.update(name.as_bytes());
-        hasher.update(&[0xff]);
-        hasher.update(value.as_bytes());
-        hasher.update(&[0xff]);
+        add(name.as_bytes());
+        add(&[0xff]);
+        add(value.as_bytes());
+        add(&[0xff]);
     }
-    format!("{:016x}", hasher.digest())
+    format!("{hash:016x}")
 }
 
 /// RFC 3339 with milliseconds in UTC, as Alertmanager writes times.
@@ -56,4 +65,18 @@ pub fn rfc3339_ms(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_match_alertmanager() {
+        // Alertmanager (model.LabelSet.Fingerprint) for {} and for {alertname="HighLatency"}.
+        assert_eq!(fingerprint(&LabelSet::new()), "cbf29ce484222325");
+        let one: LabelSet = [("a".to_string(), "b".to_string())].into();
+        assert_eq!(fingerprint(&one).len(), 16);
+        assert_ne!(fingerprint(&one), fingerprint(&LabelSet::new()));
+    }
 }

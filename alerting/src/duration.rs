@@ -68,7 +68,7 @@ pub fn format_duration(duration: Duration) -> String {
     let mut out = String::new();
     for (name, unit_ms) in UNITS.iter().rev() {
         // Prometheus prints weeks and years only when they divide evenly; keep days as the top unit otherwise.
-        if (*name == "y" || *name == "w") && ms % unit_ms != 0 {
+        if (*name == "y" || *name == "w") && !ms.is_multiple_of(*unit_ms) {
             continue;
         }
         if ms >= *unit_ms {

@@ -11,11 +11,21 @@
 //! writing samples back), which the root binary implements.
 
 pub mod alert;
+pub mod api;
+pub mod config;
 pub mod duration;
+pub mod group;
+pub mod history;
+pub mod manager;
 pub mod notify;
 pub mod querier;
 pub mod rules;
+pub mod state;
 pub mod template;
 
 pub use alert::{Alert, LabelSet};
+pub use config::AlertingConfig;
+pub use group::EvalSettings;
+pub use history::AlertsTable;
+pub use manager::{Manager, StartError};
 pub use querier::{BoxFuture, InstantResult, Querier, WriteSample};

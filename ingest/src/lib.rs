@@ -42,6 +42,7 @@ use std::time::Duration;
 
 pub use convert::{Converted, Limits};
 pub use error::IngestError;
+pub use remote_write::{PromSample, SampleWriter};
 pub use telemetry::describe_metrics;
 
 /// Settings of the OTLP receivers.

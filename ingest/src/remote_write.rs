@@ -451,3 +451,74 @@ mod tests {
         assert!(matches!(decode(&garbage, 1 << 20), Err(IngestError::Protobuf(_))));
     }
 }
+
+/// One sample that Lumen writes itself, with its full label set (including `__name__`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PromSample {
+    pub labels: Vec<(String, String)>,
+    pub time_ms: i64,
+    pub value: f64,
+}
+
+/// Writes samples produced inside Lumen (recording rules, `ALERTS`, `ALERTS_FOR_STATE`) exactly as
+/// remote-written samples are stored: same conversion, same WAL and head, durable when it returns.
+#[derive(Clone)]
+pub struct SampleWriter {
+    exporter: Arc<Exporter>,
+}
+
+impl std::fmt::Debug for SampleWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SampleWriter").finish_non_exhaustive()
+    }
+}
+
+impl SampleWriter {
+    /// A writer into `storage`'s metrics table.
+    pub fn new(storage: Arc<lumen_storage::Storage>, config: crate::IngestConfig) -> Self {
+        SampleWriter { exporter: Arc::new(Exporter::new(storage, config)) }
+    }
+
+    /// Stores the samples; invalid ones (no name, bad timestamp) are reported as an error after
+    /// the valid ones were stored.
+    pub async fn write(&self, samples: Vec<PromSample>) -> Result<(), IngestError> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        let mut by_series: HashMap<Vec<(String, String)>, Vec<prompb::Sample>> = HashMap::new();
+        let mut order = Vec::new();
+        for sample in samples {
+            let entry = by_series.entry(sample.labels.clone());
+            if matches!(entry, std::collections::hash_map::Entry::Vacant(_)) {
+                order.push(sample.labels);
+            }
+            entry.or_default().push(prompb::Sample { value: sample.value, timestamp: sample.time_ms });
+        }
+        let timeseries = order
+            .into_iter()
+            .filter_map(|labels| {
+                let samples = by_series.remove(&labels)?;
+                Some(prompb::TimeSeries {
+                    labels: labels.into_iter().map(|(name, value)| prompb::Label { name, value }).collect(),
+                    samples,
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let mut problems = Problems { rejected: 0, messages: Vec::new(), unreported: 0 };
+        let request = to_otlp(prompb::WriteRequest { timeseries, ..Default::default() }, &mut problems);
+        let outcome = self.exporter.export::<Metrics>(Protocol::Internal, 0, move || Ok(request)).await?;
+        if problems.rejected > 0 || outcome.rejected > 0 {
+            let mut messages = problems.messages;
+            if !outcome.message.is_empty() {
+                messages.push(outcome.message);
+            }
+            return Err(IngestError::Internal(format!(
+                "{} samples rejected: {}",
+                problems.rejected + outcome.rejected as u64,
+                messages.join("; ")
+            )));
+        }
+        Ok(())
+    }
+}

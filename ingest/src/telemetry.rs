@@ -17,6 +17,8 @@ pub(crate) enum Protocol {
     Grpc,
     /// Prometheus remote write.
     RemoteWrite,
+    /// Samples Lumen writes itself (recording rules, `ALERTS`).
+    Internal,
 }
 
 impl Protocol {
@@ -25,6 +27,7 @@ impl Protocol {
             Protocol::Http => "http",
             Protocol::Grpc => "grpc",
             Protocol::RemoteWrite => "remote_write",
+            Protocol::Internal => "internal",
         }
     }
 }

@@ -163,6 +163,16 @@ impl QueryEngine {
         })
     }
 
+    /// Adds a read-only table provided by another part of Lumen (alerting's `alerts`).
+    pub fn register_table(
+        &self,
+        name: &str,
+        table: Arc<dyn datafusion::datasource::TableProvider>,
+    ) -> Result<(), QueryError> {
+        self.ctx.register_table(name, table)?;
+        Ok(())
+    }
+
     /// The engine's limits.
     pub fn config(&self) -> &QueryConfig {
         &self.config

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod alerting;
 mod bad_input;
 mod crash;
 mod demo;

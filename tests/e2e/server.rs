@@ -40,6 +40,11 @@ impl TestServer {
         TestServer { child: Some(child), http, grpc, data_dir, _tmp: Some(tmp), command: command.to_string(), extra_args }
     }
 
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir

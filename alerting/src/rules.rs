@@ -1,1 +1,0 @@
-//! Rule files (owned by the rules helper; placeholder).

@@ -42,8 +42,20 @@ pub struct DemoArgs {
     /// For incident scenarios: how long the incident lasts before the fleet recovers.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub incident_duration: Duration,
+    /// Start the simulation this far in the past and send that history at once, so graphs, rates
+    /// and alert rules have data from the first second (e.g. 10m; at most 1h).
+    #[arg(long, default_value = "0s", value_parser = parse_backfill)]
+    pub backfill: Duration,
     #[command(flatten)]
     pub serve: ServeArgs,
+}
+
+fn parse_backfill(text: &str) -> Result<Duration, String> {
+    let backfill = parse_duration(text)?;
+    if backfill > Duration::from_secs(3600) {
+        return Err("the backfill can be at most 1h (the head holds it in memory until the first flush)".into());
+    }
+    Ok(backfill)
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {
@@ -71,7 +83,7 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         scenario: args.scenario,
         requests_per_second: args.rate,
-        start_time_ns: wall_clock_ns(),
+        start_time_ns: wall_clock_ns() - duration_ns(args.backfill),
         metric_interval_ns: 10_000_000_000,
         incident: IncidentWindow {
             start_offset_ns: duration_ns(args.incident_after),
@@ -82,7 +94,7 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<ExitCode> {
     print_guide(&server, &config, &data_dir.display().to_string());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let feeder = tokio::spawn(feed(Fleet::new(config), server.grpc_addr, stop_rx));
+    let feeder = tokio::spawn(feed(Fleet::new(config), server.grpc_addr, args.backfill, stop_rx));
     serve::shutdown_signal().await;
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), feeder).await;
@@ -142,7 +154,7 @@ impl Exporters {
 
 /// Once a second, advances the fleet to the wall clock and sends what it produced; prints a
 /// progress line every 10 s.
-async fn feed(mut fleet: Fleet, grpc_addr: SocketAddr, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn feed(mut fleet: Fleet, grpc_addr: SocketAddr, backfill: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut exporters = match Exporters::connect(grpc_addr) {
         Ok(e) => e,
         Err(e) => {
@@ -150,11 +162,28 @@ async fn feed(mut fleet: Fleet, grpc_addr: SocketAddr, mut stop: tokio::sync::wa
             return;
         }
     };
+    let (mut spans, mut logs, mut points, mut failures) = (0usize, 0usize, 0usize, 0usize);
+    if !backfill.is_zero() {
+        // The history, in 10 s steps of simulated time (each a few requests' worth of OTLP).
+        let end_ns = fleet.now_ns().saturating_add(duration_ns(backfill));
+        let mut next_ns = fleet.now_ns();
+        while next_ns < end_ns {
+            next_ns = (next_ns + 10_000_000_000).min(end_ns);
+            let batch = fleet.step(next_ns);
+            spans += batch.span_count();
+            logs += batch.log_record_count();
+            points += batch.data_point_count();
+            failures += exporters.send(batch).await;
+            if *stop.borrow() {
+                return;
+            }
+        }
+        println!("demo: backfilled {}s of history: {spans} spans, {logs} log records, {points} metric points", backfill.as_secs());
+    }
     let started = Instant::now();
     let start_ns = fleet.now_ns();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut spans, mut logs, mut points, mut failures) = (0usize, 0usize, 0usize, 0usize);
     let mut last_report = Instant::now();
     loop {
         tokio::select! {
@@ -173,7 +202,7 @@ async fn feed(mut fleet: Fleet, grpc_addr: SocketAddr, mut stop: tokio::sync::wa
             println!(
                 "demo: {}s, sent {spans} spans, {logs} log records, {points} metric points{failed}{}",
                 started.elapsed().as_secs(),
-                incident_status(fleet.config(), until - start_ns)
+                incident_status(fleet.config(), until - fleet.config().start_time_ns)
             );
         }
     }

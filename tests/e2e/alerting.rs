@@ -410,6 +410,16 @@ async fn a_firing_alert_survives_kill9_without_a_new_notification() {
     };
     let before = active_at(&get_json(format!("{}/api/v1/alerts", server.http)).await).expect("firing");
 
+    // A reload that adds a group keeps the firing alert's state (no new alert, no new notification).
+    let more = format!("{RULES}  - name: extra\n    rules:\n      - record: queue_depth:max\n        expr: max(queue_depth)\n");
+    std::fs::write(dir.path().join("rules.yml"), more).unwrap();
+    let r = reqwest::Client::new().post(format!("{}/-/reload", server.http)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap_or_default());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rules = get_json(format!("{}/api/v1/rules", server.http)).await;
+    assert_eq!(rules["data"]["groups"].as_array().unwrap().len(), 3, "{rules}");
+    assert_eq!(active_at(&get_json(format!("{}/api/v1/alerts", server.http)).await), Some(before.clone()));
+
     server.kill9();
     server.restart();
     // Several evaluations and resends after the restart.

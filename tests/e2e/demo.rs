@@ -54,3 +54,62 @@ async fn demo_feeds_lumen_with_a_bookstore_fleet() {
 
     assert!(server.terminate(), "the demo stops cleanly on SIGTERM");
 }
+
+/// The shipped example rules with short `for` and intervals, so the incidents fire in seconds.
+fn fast_example_rules(dir: &std::path::Path) -> String {
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/rules/bookstore.rules.yml")).unwrap();
+    let fast = shipped.replace("interval: 15s", "interval: 1s").replace("for: 1m", "for: 2s").replace("for: 2m", "for: 2s");
+    assert_ne!(fast, shipped);
+    let path = dir.join("bookstore.rules.yml");
+    std::fs::write(&path, fast).unwrap();
+    path.display().to_string()
+}
+
+/// Waits until `alertname` is firing; returns its labels.
+async fn wait_for_firing(server: &TestServer, alertname: &str, timeout: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let alerts: serde_json::Value = reqwest::get(format!("{}/api/v1/alerts", server.http)).await.unwrap().json().await.unwrap();
+        if let Some(alert) = alerts["data"]["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["labels"]["alertname"] == alertname && a["state"] == "firing")
+        {
+            return alert.clone();
+        }
+        assert!(Instant::now() < deadline, "{alertname} did not fire within {timeout:?}: {alerts}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_incidents_fire_the_example_technical_and_business_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = fast_example_rules(dir.path());
+    // Six minutes of history, the incident in the last three.
+    let args = |scenario: &'static str| ["--scenario", scenario, "--backfill", "6m", "--incident-after", "3m", "--rules", rules.as_str()];
+
+    let server = TestServer::start_command("demo", &args("payment-latency"));
+    let alert = wait_for_firing(&server, "PaymentLatencyHigh", Duration::from_secs(60)).await;
+    assert_eq!(alert["labels"]["job"], "bookstore/payment");
+    assert!(alert["annotations"]["summary"].as_str().unwrap().starts_with("Payment p99 latency is "), "{alert}");
+    let orders = reqwest::get(format!("{}/api/v1/alerts", server.http)).await.unwrap().text().await.unwrap();
+    assert!(!orders.contains("OrdersPerMinuteLow"), "orders keep flowing during a latency spike: {orders}");
+    drop(server);
+
+    let server = TestServer::start_command("demo", &args("orders-drop"));
+    let alert = wait_for_firing(&server, "OrdersPerMinuteLow", Duration::from_secs(60)).await;
+    assert_eq!(alert["labels"]["service"], "payment");
+    assert_eq!(alert["labels"]["severity"], "ticket");
+    let technical = reqwest::get(format!("{}/api/v1/alerts", server.http)).await.unwrap().text().await.unwrap();
+    assert!(!technical.contains("PaymentLatencyHigh"), "orders drop while latency looks healthy: {technical}");
+    // The SQL recording rule wrote orders per minute back as a series.
+    let recorded: serde_json::Value = reqwest::get(format!("{}/api/v1/query?query=bookstore:orders_per_minute", server.http))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(recorded["data"]["result"][0]["metric"]["service"], "payment", "{recorded}");
+}

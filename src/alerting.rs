@@ -2,7 +2,7 @@
 //! metrics write path, the `lumen.toml` file, and reloads on SIGHUP.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,16 +94,14 @@ impl Querier for LumenQuerier {
 
 /// Starts the notifier and the rule manager and registers the `alerts` SQL table.
 pub async fn start(
+    args: &crate::serve::ServeArgs,
     config: AlertingConfig,
-    extra_rules: Vec<PathBuf>,
-    data_dir: &Path,
     http_addr: SocketAddr,
     storage: Arc<Storage>,
     sql: Arc<QueryEngine>,
     ingest: lumen_ingest::IngestConfig,
-    query_timeout: Duration,
 ) -> anyhow::Result<Arc<Manager>> {
-    let dir = data_dir.join("alerting");
+    let dir = args.data_dir.join("alerting");
     let external_url = config.external_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
     let notifier = Notifier::start(
         &dir.join("notify"),
@@ -114,11 +112,11 @@ pub async fn start(
         sql: Arc::clone(&sql),
         source: Arc::new(MetricsTableSource::new(storage.clone())),
         promql: Engine::new(EngineConfig::default()),
-        timeout: query_timeout,
+        timeout: args.query_timeout,
         writer: SampleWriter::new(storage, ingest),
     });
     let mut rules = config.rules.clone();
-    rules.extend(extra_rules);
+    rules.extend(args.rules.iter().cloned());
     let settings = EvalSettings {
         default_interval: config.evaluation_interval,
         evaluation_delay: config.evaluation_delay,

@@ -126,7 +126,7 @@ mod tests {
         );
 
         let missing = dir.path().join("missing.yml");
-        let (passed, _, err) = run(&[missing.clone()]);
+        let (passed, _, err) = run(std::slice::from_ref(&missing));
         assert!(!passed);
         assert!(
             err.contains(&format!("{}: cannot read", missing.display())),

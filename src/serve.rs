@@ -140,17 +140,9 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     };
     let query_config = lumen_query::QueryConfig { timeout: args.query_timeout, memory_limit: args.query_memory_limit };
     let engine = Arc::new(lumen_query::QueryEngine::new(storage.clone(), query_config).context("cannot start the SQL engine")?);
-    let alerting = crate::alerting::start(
-        file_config.alerting,
-        args.rules.clone(),
-        &args.data_dir,
-        http_addr,
-        storage.clone(),
-        engine.clone(),
-        ingest_config.clone(),
-        args.query_timeout,
-    )
-    .await?;
+    let alerting =
+        crate::alerting::start(&args, file_config.alerting, http_addr, storage.clone(), engine.clone(), ingest_config.clone())
+            .await?;
     crate::alerting::reload_on_sighup(alerting.clone());
 
     let serving = Arc::new(AtomicBool::new(true));

@@ -551,7 +551,7 @@ fn sql_problem(sql: &str) -> Option<String> {
         .take_while(|c| c.is_alphanumeric() || *c == '_')
         .collect();
     if word.eq_ignore_ascii_case("select") || word.eq_ignore_ascii_case("with") {
-        return None;
+        return sql_syntax_problem(sql);
     }
     let found: String = if word.is_empty() {
         rest.chars().take(10).collect()
@@ -561,6 +561,17 @@ fn sql_problem(sql: &str) -> Option<String> {
     Some(format!(
         "must be a read-only query starting with SELECT or WITH, found {found:?}"
     ))
+}
+
+/// A syntax error in the query, as DataFusion's SQL parser reports it (with the line and column
+/// within the query); `$__eval_time` stands for a timestamp.
+fn sql_syntax_problem(sql: &str) -> Option<String> {
+    let text = sql.replace(crate::group::EVAL_TIME_TOKEN, "now()");
+    match datafusion::sql::parser::DFParser::parse_sql(&text) {
+        Ok(statements) if statements.len() == 1 => None,
+        Ok(statements) => Some(format!("must be exactly one statement, found {}", statements.len())),
+        Err(err) => Some(format!("invalid SQL: {err}")),
+    }
 }
 
 /// The allowed name within edit distance 2 of `name`, if any (for "did you mean").

@@ -356,6 +356,16 @@ fn rule_level_errors() {
             r#"must be a read-only query starting with SELECT or WITH, found "DELETE""#,
         ),
         (
+            "      - alert: A\n        sql: SELECT count(* AS value FROM spans\n",
+            5,
+            "sql: invalid SQL",
+        ),
+        (
+            "      - alert: A\n        sql: SELECT 1 AS value; SELECT 2 AS value\n",
+            5,
+            "must be exactly one statement, found 2",
+        ),
+        (
             "      - record: r\n        expr: up\n        for: 5m\n",
             6,
             "for is not allowed in a recording rule",

@@ -47,6 +47,7 @@
 pub mod error;
 pub mod format;
 pub mod hexid;
+pub mod otlp_convert;
 pub mod http;
 pub mod promql;
 pub mod pruning;

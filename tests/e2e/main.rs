@@ -9,6 +9,7 @@ mod crash;
 mod demo;
 mod examples;
 mod promql;
+mod promql_diff;
 mod remote_write;
 mod sdk;
 mod server;

@@ -101,15 +101,15 @@ pub(crate) fn eval(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value, Pro
             if hi < lo {
                 return Ok(Value::Vector(Vec::new()));
             }
-            map(ev, arg(0)?, t, |v| lo.max(hi.min(v)))?
+            map(ev, arg(0)?, t, |v| go_max(lo, go_min(hi, v)))?
         }
         "clamp_min" => {
             let lo = ev.eval_scalar(arg(1)?, t)?;
-            map(ev, arg(0)?, t, |v| lo.max(v))?
+            map(ev, arg(0)?, t, |v| go_max(lo, v))?
         }
         "clamp_max" => {
             let hi = ev.eval_scalar(arg(1)?, t)?;
-            map(ev, arg(0)?, t, |v| hi.min(v))?
+            map(ev, arg(0)?, t, |v| go_min(hi, v))?
         }
         "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute"
         | "month" | "year" => date_function(ev, name, args.first().copied(), t)?,
@@ -337,6 +337,37 @@ fn date_function(
         });
     }
     Ok(out)
+}
+
+/// Go's `math.Max`, which the clamp functions use: NaN wins over everything but +Inf (Rust's
+/// `f64::max` ignores NaN instead), and +0 wins over -0.
+fn go_max(a: f64, b: f64) -> f64 {
+    if a == f64::INFINITY || b == f64::INFINITY {
+        f64::INFINITY
+    } else if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else if a == 0.0 && b == 0.0 {
+        if a.is_sign_negative() { b } else { a }
+    } else if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Go's `math.Min`: NaN wins over everything but -Inf, and -0 wins over +0.
+fn go_min(a: f64, b: f64) -> f64 {
+    if a == f64::NEG_INFINITY || b == f64::NEG_INFINITY {
+        f64::NEG_INFINITY
+    } else if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else if a == 0.0 && b == 0.0 {
+        if a.is_sign_negative() { a } else { b }
+    } else if a < b {
+        a
+    } else {
+        b
+    }
 }
 
 fn days_in_month(year: i32, month: u32) -> u32 {

@@ -161,3 +161,23 @@ fn deeply_nested_queries_are_rejected_not_overflowed() {
         "bad_data"
     );
 }
+
+#[test]
+fn clamp_propagates_nan_as_prometheus_does() {
+    // Prometheus clamps with Go's math.Max/Min, which return NaN for a NaN operand (except
+    // against an infinity of the matching sign); Rust's f64::max/min return the other operand.
+    let engine = Engine::default();
+    for (q, want) in [
+        ("clamp(vector(NaN), 0, 1)", f64::NAN),
+        ("clamp_min(vector(NaN), 0)", f64::NAN),
+        ("clamp_max(vector(NaN), 1)", f64::NAN),
+        ("clamp(vector(0.5), NaN, 1)", f64::NAN),
+        ("clamp_min(vector(Inf), NaN)", f64::INFINITY),
+        ("clamp_max(vector(-Inf), NaN)", f64::NEG_INFINITY),
+        ("clamp(vector(5), 0, 1)", 1.0),
+    ] {
+        let v = vector(engine.instant(q, 0, &source()).unwrap());
+        let got = v[0].value;
+        assert!(got == want || (got.is_nan() && want.is_nan()), "{q}: {got}");
+    }
+}

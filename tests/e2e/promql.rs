@@ -173,8 +173,7 @@ async fn otlp_metrics_are_queryable_with_prometheus_names() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    // The gauge `my.gauge` (unit "1") is `my_gauge_ratio`; the delta counter and histograms of
-    // that example are not mapped yet (see promql/source.rs).
+    // The gauge `my.gauge` (unit "1") is `my_gauge_ratio`.
     let (status, body) = get(&server, "/api/v1/query?query=my_gauge_ratio&time=1544712660.3").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
@@ -184,4 +183,71 @@ async fn otlp_metrics_are_queryable_with_prometheus_names() {
     );
     let (_, body) = get(&server, "/api/v1/label/__name__/values").await;
     assert!(body["data"].as_array().unwrap().contains(&json!("my_gauge_ratio")), "{body}");
+
+    // The example's delta counter and delta histograms read as cumulative series that start at
+    // the window; the exponential histogram as classic buckets (zero bucket at le=0, the populated
+    // bucket (4, 8] at le=8); the resource as target_info.
+    let value_of = |body: &Value, labels: Value| -> Option<String> {
+        body["data"]["result"]
+            .as_array()?
+            .iter()
+            .find(|s| s["metric"] == labels)
+            .map(|s| s["value"][1].as_str().unwrap().to_string())
+    };
+    let query = |q: &str| format!("/api/v1/query?query={}&time=1544712660.3", q.replace('{', "%7B").replace('}', "%7D").replace('"', "%22").replace('=', "%3D"));
+    let (_, body) = get(&server, &query("my_counter_total")).await;
+    assert_eq!(
+        value_of(&body, json!({"__name__": "my_counter_total", "job": "my.service", "my_counter_attr": "some value"})),
+        Some("5".into()),
+        "{body}"
+    );
+    let (_, body) = get(&server, &query("{__name__=~\"my_histogram_.*\"}")).await;
+    let attr = "some value";
+    for (name, le, want) in [("my_histogram_bucket", Some("1"), "1"), ("my_histogram_bucket", Some("+Inf"), "2"), ("my_histogram_sum", None, "2"), ("my_histogram_count", None, "2")] {
+        let mut labels = json!({"__name__": name, "job": "my.service", "my_histogram_attr": attr});
+        if let Some(le) = le {
+            labels["le"] = json!(le);
+        }
+        assert_eq!(value_of(&body, labels.clone()), Some(want.into()), "{labels} in {body}");
+    }
+    let (_, body) = get(&server, &query("{__name__=~\"my_exponential_histogram_.*\"}")).await;
+    for (name, le, want) in [
+        ("my_exponential_histogram_bucket", Some("0"), "1"),
+        ("my_exponential_histogram_bucket", Some("8"), "3"),
+        ("my_exponential_histogram_bucket", Some("+Inf"), "3"),
+        ("my_exponential_histogram_sum", None, "10"),
+        ("my_exponential_histogram_count", None, "3"),
+    ] {
+        let mut labels = json!({"__name__": name, "job": "my.service", "my_exponential_histogram_attr": attr});
+        if let Some(le) = le {
+            labels["le"] = json!(le);
+        }
+        assert_eq!(value_of(&body, labels.clone()), Some(want.into()), "{labels} in {body}");
+    }
+    assert_eq!(body["data"]["result"].as_array().unwrap().len(), 5, "{body}");
+    let (_, body) = get(&server, &query("target_info")).await;
+    assert_eq!(value_of(&body, json!({"__name__": "target_info", "job": "my.service"})), Some("1".into()), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_sums_add_up_to_a_counter() {
+    let server = TestServer::start();
+    let t0: u64 = 1_700_000_000_000_000_000;
+    let points: Vec<Value> = (0..4u64)
+        .map(|i| {
+            json!({"asDouble": 5.0, "startTimeUnixNano": (t0 + (i.max(1) - 1) * 15_000_000_000).to_string(),
+                   "timeUnixNano": (t0 + i * 15_000_000_000).to_string()})
+        })
+        .collect();
+    let body = json!({"resourceMetrics": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]},
+        "scopeMetrics": [{"metrics": [{"name": "orders", "sum": {"aggregationTemporality": 1, "isMonotonic": true, "dataPoints": points}}]}]}]});
+    let resp = reqwest::Client::new().post(format!("{}/v1/metrics", server.http)).json(&body).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let at = (t0 / 1_000_000 + 45_000) as f64 / 1000.0;
+    let (_, body) = get(&server, &format!("/api/v1/query?query=orders_total&time={at}")).await;
+    assert_eq!(body["data"]["result"][0]["value"][1], "20", "the four deltas of 5 add up: {body}");
+    let (_, body) = get(&server, &format!("/api/v1/query?query=increase(orders_total%5B1m%5D)&time={at}")).await;
+    let increase: f64 = body["data"]["result"][0]["value"][1].as_str().unwrap().parse().unwrap();
+    // 15 between the first and last sample in the window, extrapolated like Prometheus's increase().
+    assert!((15.0..=20.0).contains(&increase), "{body}");
 }

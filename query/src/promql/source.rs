@@ -8,8 +8,9 @@
 //! `_sum` and `_count`, and `job` / `instance` from the resource. A data point flagged "no recorded
 //! value" is a staleness marker.
 //!
-//! Not mapped yet: delta sums and delta histograms, exponential histograms, and the `target_info`
-//! series; those rows are skipped.
+//! Delta sums and histograms are converted to cumulative per series over the rows read, and
+//! exponential histograms to classic buckets ([`crate::otlp_convert`] documents both
+//! approximations). `target_info{job, instance, …}` carries the other resource attributes.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -50,6 +51,13 @@ const COLUMNS: &[&str] = &[
     "quantiles",
     "resource_attributes",
     "scope_name",
+    "scale",
+    "zero_count",
+    "zero_threshold",
+    "positive_offset",
+    "positive_bucket_counts",
+    "negative_offset",
+    "negative_bucket_counts",
 ];
 
 /// Reads PromQL series from the `metrics` table.
@@ -80,7 +88,10 @@ impl SeriesSource for MetricsTableSource {
                 end: Some(end_ns),
             },
         );
-        let mut acc = SeriesAccumulator::default();
+        let mut acc = SeriesAccumulator {
+            want_target_info: matchers_accept_name(matchers, TARGET_INFO),
+            ..Default::default()
+        };
         for batch in &snapshot.head {
             acc.add_batch(batch, start_ns, end_ns);
         }
@@ -118,10 +129,27 @@ impl SeriesSource for MetricsTableSource {
     }
 }
 
+/// The series of resource attributes.
+const TARGET_INFO: &str = "target_info";
+
+/// Whether a series named `name` could pass the selector's `__name__` matchers.
+fn matchers_accept_name(matchers: &Matchers, name: &str) -> bool {
+    let labels = Labels::new(vec![(METRIC_NAME.to_string(), name.to_string())]);
+    matchers
+        .matchers
+        .iter()
+        .filter(|m| m.name == METRIC_NAME)
+        .all(|m| labels.matches_all(std::slice::from_ref(m)))
+}
+
 /// Collects samples per label set.
 #[derive(Default)]
 struct SeriesAccumulator {
     series: HashMap<Labels, Vec<(i64, f64)>>,
+    /// Series whose samples are deltas, summed up in [`SeriesAccumulator::finish`].
+    delta: std::collections::HashSet<Labels>,
+    /// Whether the selector may want `target_info`.
+    want_target_info: bool,
 }
 
 /// Typed views of one batch's columns; a missing or mistyped column reads as null.
@@ -136,6 +164,13 @@ struct Columns<'a> {
     attributes: Option<&'a MapArray>,
     resource: Option<&'a MapArray>,
     scope: Option<&'a arrow::array::StringArray>,
+    scale: Option<&'a arrow::array::PrimitiveArray<arrow::datatypes::Int32Type>>,
+    zero_count: Option<&'a arrow::array::PrimitiveArray<UInt64Type>>,
+    zero_threshold: Option<&'a arrow::array::PrimitiveArray<Float64Type>>,
+    positive_offset: Option<&'a arrow::array::PrimitiveArray<arrow::datatypes::Int32Type>>,
+    positive: Option<&'a arrow::array::ListArray>,
+    negative_offset: Option<&'a arrow::array::PrimitiveArray<arrow::datatypes::Int32Type>>,
+    negative: Option<&'a arrow::array::ListArray>,
     value: Option<&'a arrow::array::PrimitiveArray<Float64Type>>,
     count: Option<&'a arrow::array::PrimitiveArray<UInt64Type>>,
     sum: Option<&'a arrow::array::PrimitiveArray<Float64Type>>,
@@ -158,6 +193,13 @@ impl<'a> Columns<'a> {
             attributes: col("attributes").and_then(|c| c.as_map_opt()),
             resource: col("resource_attributes").and_then(|c| c.as_map_opt()),
             scope: col("scope_name").and_then(|c| c.as_string_opt()),
+            scale: col("scale").and_then(|c| c.as_primitive_opt()),
+            zero_count: col("zero_count").and_then(|c| c.as_primitive_opt()),
+            zero_threshold: col("zero_threshold").and_then(|c| c.as_primitive_opt()),
+            positive_offset: col("positive_offset").and_then(|c| c.as_primitive_opt()),
+            positive: col("positive_bucket_counts").and_then(|c| c.as_list_opt()),
+            negative_offset: col("negative_offset").and_then(|c| c.as_primitive_opt()),
+            negative: col("negative_bucket_counts").and_then(|c| c.as_list_opt()),
             value: col("value").and_then(|c| c.as_primitive_opt()),
             count: col("count").and_then(|c| c.as_primitive_opt()),
             sum: col("sum").and_then(|c| c.as_primitive_opt()),
@@ -199,6 +241,14 @@ impl SeriesAccumulator {
         self.series.entry(labels).or_default().push((t_ms, v));
     }
 
+    /// Pushes a sample of a delta series (or of a cumulative one when `delta` is false).
+    fn push_temporal(&mut self, labels: Labels, t_ms: i64, v: f64, delta: bool) {
+        if delta && !self.delta.contains(&labels) {
+            self.delta.insert(labels.clone());
+        }
+        self.push(labels, t_ms, v);
+    }
+
     fn add_batch(&mut self, batch: &RecordBatch, start_ns: i64, end_ns: i64) {
         let c = Columns::of(batch);
         let (Some(time), Some(names)) = (c.time, c.name) else {
@@ -234,32 +284,28 @@ impl SeriesAccumulator {
 
     fn add_otlp_row(&mut self, c: &Columns<'_>, i: usize, name: &str, t: i64, stale: bool) {
         let metric_type = str_at(c.metric_type, i).unwrap_or("");
-        let cumulative = str_at(c.temporality, i) == Some("cumulative");
+        let delta = str_at(c.temporality, i) == Some("delta");
         let monotonic = c.monotonic.is_some_and(|m| m.is_valid(i) && m.value(i));
         let unit = str_at(c.unit, i).unwrap_or("");
-        let mut base = otlp_labels(map_at(c.attributes, i), map_at(c.resource, i));
+        let resource = map_at(c.resource, i);
+        if self.want_target_info {
+            let info = target_info_labels(&resource);
+            self.push(info, t, if stale { stale_nan() } else { 1.0 });
+        }
+        let mut base = otlp_labels(map_at(c.attributes, i), resource);
         let value_or_stale = |v: f64| if stale { stale_nan() } else { v };
         match metric_type {
             "gauge" | "sum" => {
-                if metric_type == "sum" && !cumulative {
-                    return; // Delta sums are not converted yet.
-                }
                 let counter = metric_type == "sum" && monotonic;
                 let mut n = metric_name(name, unit, metric_type == "gauge");
                 if counter && !n.ends_with("_total") {
                     n.push_str("_total");
                 }
                 base.set(METRIC_NAME, &n);
-                self.push(
-                    base,
-                    t,
-                    value_or_stale(f64_at(c.value, i).unwrap_or(f64::NAN)),
-                );
+                let v = value_or_stale(f64_at(c.value, i).unwrap_or(f64::NAN));
+                self.push_temporal(base, t, v, metric_type == "sum" && delta);
             }
-            "histogram" | "summary" => {
-                if metric_type == "histogram" && !cumulative {
-                    return; // Delta histograms are not converted yet.
-                }
+            "histogram" | "summary" | "exponential_histogram" => {
                 let n = metric_name(name, unit, false);
                 let count = c
                     .count
@@ -268,21 +314,60 @@ impl SeriesAccumulator {
                 if let Some(sum) = f64_at(c.sum, i) {
                     let mut l = base.clone();
                     l.set(METRIC_NAME, &format!("{n}_sum"));
-                    self.push(l, t, value_or_stale(sum));
+                    self.push_temporal(l, t, value_or_stale(sum), delta);
                 }
                 let mut l = base.clone();
                 l.set(METRIC_NAME, &format!("{n}_count"));
-                self.push(l, t, value_or_stale(count));
-                if metric_type == "histogram" {
-                    self.add_buckets(c, i, &base, &n, t, stale);
-                } else {
-                    self.add_quantiles(c, i, &base, &n, t, stale);
+                self.push_temporal(l, t, value_or_stale(count), delta);
+                match metric_type {
+                    "histogram" => self.add_buckets(c, i, &base, &n, t, stale, delta),
+                    "exponential_histogram" => self.add_exponential_buckets(c, i, &base, &n, t, stale, delta),
+                    _ => self.add_quantiles(c, i, &base, &n, t, stale),
                 }
             }
-            _ => {} // Exponential histograms are not mapped yet.
+            _ => {}
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
+    fn add_exponential_buckets(
+        &mut self,
+        c: &Columns<'_>,
+        i: usize,
+        base: &Labels,
+        n: &str,
+        t: i64,
+        stale: bool,
+        delta: bool,
+    ) {
+        let list = |a: Option<&arrow::array::ListArray>| -> Vec<u64> {
+            a.filter(|a| a.is_valid(i))
+                .and_then(|a| a.value(i).as_primitive_opt::<UInt64Type>().map(|v| v.values().to_vec()))
+                .unwrap_or_default()
+        };
+        let int = |a: Option<&arrow::array::PrimitiveArray<arrow::datatypes::Int32Type>>| {
+            a.filter(|a| a.is_valid(i)).map_or(0, |a| a.value(i))
+        };
+        let (positive, negative) = (list(c.positive), list(c.negative));
+        let histogram = crate::otlp_convert::ExpHistogram {
+            scale: int(c.scale),
+            zero_count: c.zero_count.filter(|a| a.is_valid(i)).map_or(0, |a| a.value(i)),
+            zero_threshold: f64_at(c.zero_threshold, i).unwrap_or(0.0),
+            positive_offset: int(c.positive_offset),
+            positive: &positive,
+            negative_offset: int(c.negative_offset),
+            negative: &negative,
+            count: c.count.filter(|a| a.is_valid(i)).map_or(0, |a| a.value(i)),
+        };
+        for (le, cumulative) in crate::otlp_convert::exponential_to_classic(&histogram) {
+            let mut l = base.clone();
+            l.set(METRIC_NAME, &format!("{n}_bucket"));
+            l.set("le", &super::value::format_go_float(le));
+            self.push_temporal(l, t, if stale { stale_nan() } else { cumulative as f64 }, delta);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn add_buckets(
         &mut self,
         c: &Columns<'_>,
@@ -291,6 +376,7 @@ impl SeriesAccumulator {
         n: &str,
         t: i64,
         stale: bool,
+        delta: bool,
     ) {
         let (Some(counts), Some(bounds)) = (c.bucket_counts, c.bounds) else {
             return;
@@ -316,15 +402,7 @@ impl SeriesAccumulator {
             let mut l = base.clone();
             l.set(METRIC_NAME, &format!("{n}_bucket"));
             l.set("le", &le);
-            self.push(
-                l,
-                t,
-                if stale {
-                    stale_nan()
-                } else {
-                    cumulative as f64
-                },
-            );
+            self.push_temporal(l, t, if stale { stale_nan() } else { cumulative as f64 }, delta);
         }
     }
 
@@ -359,6 +437,7 @@ impl SeriesAccumulator {
     }
 
     fn finish(self, matchers: &Matchers) -> Vec<Series> {
+        let delta = self.delta;
         let mut out: Vec<Series> = self
             .series
             .into_iter()
@@ -366,12 +445,28 @@ impl SeriesAccumulator {
             .map(|(labels, mut samples)| {
                 samples.sort_by_key(|(t, _)| *t);
                 samples.dedup_by_key(|(t, _)| *t);
+                if delta.contains(&labels) {
+                    crate::otlp_convert::delta_to_cumulative(&mut samples);
+                }
                 Series { labels, samples }
             })
             .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
     }
+}
+
+/// `target_info{job, instance, …}`: the resource attributes other than those `job` and
+/// `instance` come from, sanitised.
+fn target_info_labels(resource: &[(String, String)]) -> Labels {
+    let rest: Vec<(String, String)> = resource
+        .iter()
+        .filter(|(k, _)| !crate::otlp_convert::TARGET_INFO_EXCLUDED.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    let mut labels = otlp_labels(rest, resource.to_vec());
+    labels.set(METRIC_NAME, TARGET_INFO);
+    labels
 }
 
 /// Point attributes (sanitised, colliding keys joined with `;` in key order) plus `job` and

@@ -39,7 +39,7 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<FileConfig> {
 struct LumenQuerier {
     sql: Arc<QueryEngine>,
     source: Arc<MetricsTableSource>,
-    promql: Engine,
+    promql_config: EngineConfig,
     timeout: Duration,
     writer: SampleWriter,
 }
@@ -48,8 +48,10 @@ impl Querier for LumenQuerier {
     fn promql(&self, expr: &str, time_ms: i64) -> BoxFuture<'_, Result<InstantResult, String>> {
         let expr = expr.to_owned();
         let source = Arc::clone(&self.source);
-        let engine = self.promql.clone();
         let timeout = self.timeout;
+        let mut config = self.promql_config.clone();
+        config.deadline = Some(std::time::Instant::now() + timeout);
+        let engine = Engine::new(config);
         Box::pin(async move {
             let task = tokio::task::spawn_blocking(move || engine.instant(&expr, time_ms, source.as_ref()));
             let result = tokio::time::timeout(timeout, task)
@@ -111,7 +113,7 @@ pub async fn start(
     let querier = Arc::new(LumenQuerier {
         sql: Arc::clone(&sql),
         source: Arc::new(MetricsTableSource::new(storage.clone())),
-        promql: Engine::new(EngineConfig::default()),
+        promql_config: EngineConfig::default(),
         timeout: args.query_timeout,
         writer: SampleWriter::new(storage, ingest),
     });

@@ -14,6 +14,9 @@ pub enum PromqlError {
     /// The series source failed (`internal`, HTTP 500).
     #[error("{0}")]
     Source(String),
+    /// The evaluation passed its deadline and stopped (`timeout`, HTTP 503).
+    #[error("{0}")]
+    Timeout(String),
 }
 
 impl PromqlError {
@@ -23,6 +26,7 @@ impl PromqlError {
             PromqlError::BadData(_) => "bad_data",
             PromqlError::Execution(_) => "execution",
             PromqlError::Source(_) => "internal",
+            PromqlError::Timeout(_) => "timeout",
         }
     }
 }

@@ -94,6 +94,11 @@ impl<'a> Evaluator<'a> {
 
     /// Evaluates `expr` at timestamp `t` (ms).
     pub fn eval(&self, expr: &Expr, t: i64) -> Result<Value, PromqlError> {
+        if let Some(deadline) = self.cfg.deadline
+            && std::time::Instant::now() > deadline
+        {
+            return Err(PromqlError::Timeout("query timed out in query execution".into()));
+        }
         match expr {
             Expr::NumberLiteral(n) => Ok(Value::Scalar(n.val)),
             Expr::StringLiteral(s) => Ok(Value::String(s.val.clone())),

@@ -254,12 +254,7 @@ impl Api {
         T: Send + 'static,
         F: FnOnce(&Api) -> Result<T, PromqlError> + Send + 'static,
     {
-        let mut timeout = self.config.timeout;
-        if let Some(ms) = params.duration("timeout")?
-            && ms > 0
-        {
-            timeout = timeout.min(Duration::from_millis(ms as u64));
-        }
+        let timeout = self.timeout(params)?;
         let api = Arc::clone(self);
         let job = async move {
             let permit = Arc::clone(&api.slots)
@@ -289,8 +284,20 @@ impl Api {
         }
     }
 
+    /// The query timeout: the configured one, capped by the request's `timeout` parameter.
+    fn timeout(&self, params: &Params) -> Result<Duration, ApiError> {
+        let mut timeout = self.config.timeout;
+        if let Some(ms) = params.duration("timeout")?
+            && ms > 0
+        {
+            timeout = timeout.min(Duration::from_millis(ms as u64));
+        }
+        Ok(timeout)
+    }
+
     fn engine(&self, params: &Params) -> Result<Engine, ApiError> {
         let mut config = self.config.engine.clone();
+        config.deadline = Some(std::time::Instant::now() + self.timeout(params)?);
         if let Some(ms) = params.duration("lookback_delta")? {
             if ms < 0 {
                 return Err(ApiError::bad_data(

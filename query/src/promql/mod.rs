@@ -77,6 +77,9 @@ pub struct EngineConfig {
     pub max_points_per_series: i64,
     /// Step of subqueries without an explicit step (`[5m:]`) in instant queries.
     pub default_subquery_step_ms: i64,
+    /// When set, evaluation stops with a `timeout` error once this instant has passed (so a
+    /// timed-out query frees its thread instead of running on unobserved).
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl Default for EngineConfig {
@@ -86,6 +89,7 @@ impl Default for EngineConfig {
             max_samples: 50_000_000,
             max_points_per_series: 11_000,
             default_subquery_step_ms: 60_000,
+            deadline: None,
         }
     }
 }

@@ -181,3 +181,18 @@ fn clamp_propagates_nan_as_prometheus_does() {
         assert!(got == want || (got.is_nan() && want.is_nan()), "{q}: {got}");
     }
 }
+
+#[test]
+fn an_evaluation_past_its_deadline_stops_with_a_timeout() {
+    let mut source = MemorySource::default();
+    source.add(Series {
+        labels: Labels::new(vec![("__name__".into(), "x".into())]),
+        samples: (0..1000).map(|i| (i * 15_000, i as f64)).collect(),
+    });
+    let config = EngineConfig { deadline: Some(std::time::Instant::now()), ..Default::default() };
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let err = Engine::new(config).range("rate(x[5m])", 0, 15_000_000, 15_000, &source).unwrap_err();
+    assert_eq!(err.error_type(), "timeout");
+    let ok = Engine::new(EngineConfig::default()).range("rate(x[5m])", 0, 15_000_000, 15_000, &source);
+    assert!(ok.is_ok());
+}

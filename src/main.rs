@@ -18,6 +18,12 @@ mod units;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's allocator: Lumen frees large, short-lived buffers from several
+/// threads (flushes, query results), which glibc keeps as fragmented heap, so resident memory
+/// stayed near 3 GiB after the head emptied (docs/benchmarks.md); mimalloc returns it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Lumen: an observability backend in one binary. OTLP in, Parquet on disk, SQL out.
 #[derive(Parser)]
 #[command(name = "lumen", version, about, long_about = None)]

@@ -65,7 +65,10 @@ pub async fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
             if let Some(map) = labels_only.as_object_mut() {
                 map.remove("alertname");
             }
-            vec![text(&alert["state"]), name, labels(&labels_only), text(&alert["activeAt"]), text(&alert["value"])]
+            // The API writes values as Go does ("5e+01"); show them plainly.
+            let value = text(&alert["value"]);
+            let value = value.parse::<f64>().map_or(value, |v| v.to_string());
+            vec![text(&alert["state"]), name, labels(&labels_only), text(&alert["activeAt"]), value]
         }).collect()
     };
     let header: Vec<&str> = if args.history {

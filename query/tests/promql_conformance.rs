@@ -21,6 +21,8 @@
 
 mod promql_conformance {
     pub mod script;
+    /// The series index: indexed selection against a full scan (not a conformance script).
+    mod series_index;
 }
 
 use std::collections::HashSet;

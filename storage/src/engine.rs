@@ -391,7 +391,7 @@ impl Storage {
                 Ok(segments) => written.extend(segments),
                 Err(e) => {
                     for s in &written {
-                        let _ = fs::remove_file(&s.path);
+                        let _ = segment::remove_segment_files(s);
                     }
                     return Err(e);
                 }
@@ -402,7 +402,7 @@ impl Storage {
         manifest.flushed_wal_seq = manifest.flushed_wal_seq.max(buffer.buffer.max_seq);
         if let Err(e) = manifest.persist() {
             for s in &written {
-                let _ = fs::remove_file(&s.path);
+                let _ = segment::remove_segment_files(s);
             }
             return Err(e);
         }
@@ -588,6 +588,11 @@ fn quarantine_bad_segments(dir: &Path, manifest: &mut Manifest) -> Result<usize>
             let name = format!("{}-{}", meta.table.name(), meta.path.file_name().and_then(|n| n.to_str()).unwrap_or("segment"));
             fs::rename(&meta.path, quarantine.join(name)).map_err(|e| StorageError::io(format!("quarantining {}", meta.path.display()), e))?;
         }
+        // Its series index sidecar describes a file that is gone from the store. Best effort: a
+        // sidecar must never stop start-up (the orphan pass below tries again).
+        if let Err(e) = segment::remove_segment_files(meta) {
+            tracing::warn!(segment = %meta.path.display(), error = %e, "could not remove the quarantined segment's series index");
+        }
     }
     manifest.segments.retain(|m| !bad.contains(&m.id));
     manifest.persist()?;
@@ -596,14 +601,24 @@ fn quarantine_bad_segments(dir: &Path, manifest: &mut Manifest) -> Result<usize>
 }
 
 fn remove_orphans(manifest: &Manifest, dir: &Path) -> Result<usize> {
-    let live: std::collections::HashSet<&Path> = manifest.segments.iter().map(|s| s.path.as_path()).collect();
+    // Live: every listed segment and its series index sidecar. Everything else under segments/ —
+    // files of a flush that crashed before its manifest update, temporary files, sidecars of
+    // segments no longer listed — goes.
+    let live: std::collections::HashSet<PathBuf> = manifest.segments.iter().flat_map(segment::segment_files).collect();
     let mut removed = 0;
     for path in segment::list_files(dir)? {
-        if !live.contains(path.as_path()) {
+        if !live.contains(&path) {
             // Written by a flush that crashed before its manifest update: the WAL still holds the data.
             tracing::info!(file = %path.display(), "removing a segment file not in the manifest (interrupted flush)");
-            fs::remove_file(&path).map_err(|e| StorageError::io(format!("removing {}", path.display()), e))?;
-            removed += 1;
+            crate::index::forget(&path);
+            match fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                // A leftover sidecar or temporary file only takes space: never stop start-up for it.
+                Err(e) if path.extension().is_none_or(|ext| ext != "parquet") => {
+                    tracing::warn!(file = %path.display(), error = %e, "could not remove a leftover file");
+                }
+                Err(e) => return Err(StorageError::io(format!("removing {}", path.display()), e)),
+            }
         }
     }
     Ok(removed)

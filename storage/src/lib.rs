@@ -7,9 +7,11 @@
 //!   └─► wal::WalWriter  (one thread; batches records of concurrent writers, one fsync per group)
 //!         └─► head::Head (in memory; queryable as soon as the write is acknowledged)
 //!               └─► flush (size / age / shutdown): freeze head ─► segment::write_segment
-//!                     (sorted, zstd Parquet per table and hour) ─► manifest (atomic rename)
+//!                     (sorted, zstd Parquet per table and hour; metrics segments also get a
+//!                     series index sidecar, see [`index`]) ─► manifest (atomic rename)
 //!                     ─► WAL files covered by the manifest are deleted
 //! Storage::snapshot(table, range) ─► head batches + segment list, pruned by time
+//! load_series_index(&segment)     ─► the series of a metrics segment and their row ranges (cached)
 //! ```
 //!
 //! Recovery (`Storage::open`) loads the manifest, quarantines unreadable segments, deletes segment files a
@@ -19,6 +21,7 @@
 pub mod engine;
 pub mod error;
 pub mod head;
+pub mod index;
 pub mod manifest;
 pub mod schema;
 pub mod segment;
@@ -26,5 +29,7 @@ pub mod wal;
 
 pub use engine::{FlushReport, Storage, StorageConfig, TableSnapshot, TimeRange};
 pub use error::{Result, StorageError};
+pub use index::{AttributeColumn, MetricDescriptor, Postings, SeriesEntry, SeriesIndex, load_series_index};
 pub use manifest::SegmentMeta;
+pub use roaring::{self, RoaringBitmap};
 pub use schema::Table;

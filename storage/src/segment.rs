@@ -5,7 +5,9 @@
 //! sort columns (see [`Table::sort_columns`]). Files carry page-level statistics and a page index for
 //! every column, a bloom filter on `trace_id`, delta encoding for timestamps and byte-stream-split
 //! encoding for float values — choices measured in DESIGN.md. A file is written under a temporary name,
-//! fsync'd and renamed, so a segment either exists whole or not at all.
+//! fsync'd and renamed, so a segment either exists whole or not at all. A metrics segment also gets
+//! its series index sidecar, `<id>.series` (see [`crate::index`]), written before the manifest
+//! names the segment.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -23,6 +25,7 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::schema::types::ColumnPath;
 
 use crate::error::{Result, StorageError};
+use crate::index::{self, SeriesIndex};
 use crate::manifest::SegmentMeta;
 use crate::schema::{TIME_COLUMN, Table};
 use crate::wal::sync_dir;
@@ -158,6 +161,9 @@ fn write_file(dir: &Path, id: u64, table: Table, batch: &RecordBatch, props: Wri
     let bytes = file.metadata().map_err(io)?.len();
     drop(file);
     fs::rename(&tmp, &path).map_err(|e| StorageError::io(format!("renaming {}", tmp.display()), e))?;
+    if table == Table::Metrics {
+        write_series_index(&path, batch, bytes);
+    }
     sync_dir(dir)?;
     let times = time_column(batch)?;
     Ok(SegmentMeta {
@@ -169,6 +175,41 @@ fn write_file(dir: &Path, id: u64, table: Table, batch: &RecordBatch, props: Wri
         rows: batch.num_rows() as u64,
         bytes,
     })
+}
+
+/// Writes the series index sidecar of a metrics segment (see [`crate::index`]). A failure is logged,
+/// not returned: the index is rebuilt from the segment when a query first needs it.
+fn write_series_index(path: &Path, sorted: &RecordBatch, bytes: u64) {
+    let written = SeriesIndex::from_batches([sorted], bytes)
+        .map_err(|e| StorageError::io("building the series index", std::io::Error::other(e)))
+        .and_then(|index| index::write_sidecar(path, &index));
+    if let Err(e) = written {
+        metrics::counter!("lumen_series_index_write_errors_total").increment(1);
+        tracing::warn!(segment = %path.display(), error = %e, "could not write the series index sidecar; queries will rebuild it");
+    }
+}
+
+/// Every file belonging to a segment: the Parquet file and its series index sidecar.
+pub fn segment_files(meta: &SegmentMeta) -> Vec<PathBuf> {
+    let mut files = vec![meta.path.clone()];
+    if meta.table == Table::Metrics {
+        files.push(index::sidecar_path(&meta.path));
+    }
+    files
+}
+
+/// Removes a segment's files (a failed flush's, or a dropped segment's) and forgets its cached
+/// index. Files already gone are not an error.
+pub fn remove_segment_files(meta: &SegmentMeta) -> Result<()> {
+    index::forget(&meta.path);
+    for file in segment_files(meta) {
+        match fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io(format!("removing {}", file.display()), e)),
+        }
+    }
+    Ok(())
 }
 
 /// Checks that a segment's file exists and its footer is readable with the expected row count.

@@ -2,6 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "engine/series_index.rs"]
+mod series_index;
+
 use std::sync::Arc;
 use std::time::Duration;
 

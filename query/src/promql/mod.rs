@@ -37,6 +37,7 @@ mod eval;
 mod functions;
 mod histogram;
 pub mod http;
+mod index_select;
 mod range_functions;
 pub mod source;
 #[cfg(test)]

@@ -11,6 +11,12 @@
 //! Delta sums and histograms are converted to cumulative per series over the rows read, and
 //! exponential histograms to classic buckets ([`crate::otlp_convert`] documents both
 //! approximations). `target_info{job, instance, …}` carries the other resource attributes.
+//!
+//! Segments are read through their series index (`index_select.rs`): only the rows of the
+//! series a selector can match. Head batches (and segments whose index cannot be had) are read
+//! whole, but rows of a metric that cannot produce a name the `__name__` matchers accept are
+//! skipped before their attributes are decoded. `SeriesShape` says which names and label sets a
+//! series' rows can produce; keep it in step with `SeriesAccumulator::add_otlp_row`.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -18,11 +24,12 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, MapArray, RecordBatch};
 use arrow::datatypes::{Float64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
-use lumen_storage::{Table, TimeRange};
+use lumen_storage::{MetricDescriptor, Table, TimeRange};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use promql_parser::label::Matchers;
 
+use super::index_select::{self, name_could_match};
 use super::value::{Labels, METRIC_NAME, Series, stale_nan};
 use super::{PromqlError, SeriesSource};
 use crate::source::SnapshotSource;
@@ -63,12 +70,23 @@ const COLUMNS: &[&str] = &[
 /// Reads PromQL series from the `metrics` table.
 pub struct MetricsTableSource {
     snapshots: Arc<dyn SnapshotSource>,
+    use_series_index: bool,
 }
 
 impl MetricsTableSource {
     /// A source reading snapshots from `snapshots` (the storage engine, or a fake in tests).
     pub fn new(snapshots: Arc<dyn SnapshotSource>) -> Self {
-        MetricsTableSource { snapshots }
+        MetricsTableSource {
+            snapshots,
+            use_series_index: true,
+        }
+    }
+
+    /// The same source mapping every row of the time range, as before the series index: no
+    /// index, no name pre-filter (to compare answers and timings; the answers are identical).
+    pub fn without_series_index(mut self) -> Self {
+        self.use_series_index = false;
+        self
     }
 }
 
@@ -92,10 +110,30 @@ impl SeriesSource for MetricsTableSource {
             want_target_info: matchers_accept_name(matchers, TARGET_INFO),
             ..Default::default()
         };
+        let prefilter = self.use_series_index.then_some(matchers);
         for batch in &snapshot.head {
-            acc.add_batch(batch, start_ns, end_ns);
+            acc.add_batch(batch, start_ns, end_ns, prefilter);
         }
         for segment in &snapshot.segments {
+            if self.use_series_index {
+                match lumen_storage::load_series_index(segment) {
+                    Ok(index) => {
+                        index_select::read_indexed(
+                            &index,
+                            segment,
+                            matchers,
+                            COLUMNS,
+                            &mut |batch| acc.add_batch(batch, start_ns, end_ns, None),
+                        )?;
+                        continue;
+                    }
+                    Err(e) => tracing::warn!(
+                        segment = %segment.path.display(),
+                        error = %e,
+                        "no series index for the segment; reading it whole"
+                    ),
+                }
+            }
             let file = File::open(&segment.path).map_err(|e| {
                 PromqlError::Source(format!(
                     "segment {} unavailable, retry the query: {e}",
@@ -122,7 +160,7 @@ impl SeriesSource for MetricsTableSource {
                 let batch = batch.map_err(|e| {
                     PromqlError::Source(format!("segment {}: {e}", segment.path.display()))
                 })?;
-                acc.add_batch(&batch, start_ns, end_ns);
+                acc.add_batch(&batch, start_ns, end_ns, prefilter);
             }
         }
         Ok(acc.finish(matchers))
@@ -130,7 +168,7 @@ impl SeriesSource for MetricsTableSource {
 }
 
 /// The series of resource attributes.
-const TARGET_INFO: &str = "target_info";
+pub(super) const TARGET_INFO: &str = "target_info";
 
 /// Whether a series named `name` could pass the selector's `__name__` matchers.
 fn matchers_accept_name(matchers: &Matchers, name: &str) -> bool {
@@ -249,11 +287,23 @@ impl SeriesAccumulator {
         self.push(labels, t_ms, v);
     }
 
-    fn add_batch(&mut self, batch: &RecordBatch, start_ns: i64, end_ns: i64) {
+    /// Adds the rows of `batch` in `[start_ns, end_ns]`. With `matchers`, rows of a metric that
+    /// cannot produce a name the `__name__` matchers accept are skipped before their attributes
+    /// are decoded (rows from the series index are already selected: `None`).
+    fn add_batch(
+        &mut self,
+        batch: &RecordBatch,
+        start_ns: i64,
+        end_ns: i64,
+        matchers: Option<&Matchers>,
+    ) {
         let c = Columns::of(batch);
         let (Some(time), Some(names)) = (c.time, c.name) else {
             return;
         };
+        // Per distinct descriptor of the batch (a handful, however many rows): may its rows
+        // produce a wanted name?
+        let mut wanted: HashMap<MetricDescriptor<'_>, bool> = HashMap::new();
         for i in 0..batch.num_rows() {
             if !time.is_valid(i) || !names.is_valid(i) {
                 continue;
@@ -261,6 +311,22 @@ impl SeriesAccumulator {
             let t_ns = time.value(i);
             if t_ns < start_ns || t_ns > end_ns {
                 continue;
+            }
+            if let Some(matchers) = matchers {
+                let descriptor = MetricDescriptor {
+                    metric_name: Some(names.value(i)),
+                    metric_type: str_at(c.metric_type, i),
+                    unit: str_at(c.unit, i),
+                    temporality: str_at(c.temporality, i),
+                    is_monotonic: c.monotonic.filter(|m| m.is_valid(i)).map(|m| m.value(i)),
+                    scope_name: str_at(c.scope, i),
+                };
+                let wanted = *wanted
+                    .entry(descriptor)
+                    .or_insert_with(|| name_could_match(&SeriesShape::of(&descriptor), matchers));
+                if !wanted {
+                    continue;
+                }
             }
             let t = t_ns.div_euclid(1_000_000);
             let stale = c
@@ -296,17 +362,13 @@ impl SeriesAccumulator {
         let value_or_stale = |v: f64| if stale { stale_nan() } else { v };
         match metric_type {
             "gauge" | "sum" => {
-                let counter = metric_type == "sum" && monotonic;
-                let mut n = metric_name(name, unit, metric_type == "gauge");
-                if counter && !n.ends_with("_total") {
-                    n.push_str("_total");
-                }
+                let n = family_name(name, unit, metric_type, monotonic);
                 base.set(METRIC_NAME, &n);
                 let v = value_or_stale(f64_at(c.value, i).unwrap_or(f64::NAN));
                 self.push_temporal(base, t, v, metric_type == "sum" && delta);
             }
             "histogram" | "summary" | "exponential_histogram" => {
-                let n = metric_name(name, unit, false);
+                let n = family_name(name, unit, metric_type, monotonic);
                 let count = c
                     .count
                     .filter(|a| a.is_valid(i))
@@ -321,7 +383,9 @@ impl SeriesAccumulator {
                 self.push_temporal(l, t, value_or_stale(count), delta);
                 match metric_type {
                     "histogram" => self.add_buckets(c, i, &base, &n, t, stale, delta),
-                    "exponential_histogram" => self.add_exponential_buckets(c, i, &base, &n, t, stale, delta),
+                    "exponential_histogram" => {
+                        self.add_exponential_buckets(c, i, &base, &n, t, stale, delta)
+                    }
                     _ => self.add_quantiles(c, i, &base, &n, t, stale),
                 }
             }
@@ -342,7 +406,11 @@ impl SeriesAccumulator {
     ) {
         let list = |a: Option<&arrow::array::ListArray>| -> Vec<u64> {
             a.filter(|a| a.is_valid(i))
-                .and_then(|a| a.value(i).as_primitive_opt::<UInt64Type>().map(|v| v.values().to_vec()))
+                .and_then(|a| {
+                    a.value(i)
+                        .as_primitive_opt::<UInt64Type>()
+                        .map(|v| v.values().to_vec())
+                })
                 .unwrap_or_default()
         };
         let int = |a: Option<&arrow::array::PrimitiveArray<arrow::datatypes::Int32Type>>| {
@@ -351,7 +419,10 @@ impl SeriesAccumulator {
         let (positive, negative) = (list(c.positive), list(c.negative));
         let histogram = crate::otlp_convert::ExpHistogram {
             scale: int(c.scale),
-            zero_count: c.zero_count.filter(|a| a.is_valid(i)).map_or(0, |a| a.value(i)),
+            zero_count: c
+                .zero_count
+                .filter(|a| a.is_valid(i))
+                .map_or(0, |a| a.value(i)),
             zero_threshold: f64_at(c.zero_threshold, i).unwrap_or(0.0),
             positive_offset: int(c.positive_offset),
             positive: &positive,
@@ -363,7 +434,16 @@ impl SeriesAccumulator {
             let mut l = base.clone();
             l.set(METRIC_NAME, &format!("{n}_bucket"));
             l.set("le", &super::value::format_go_float(le));
-            self.push_temporal(l, t, if stale { stale_nan() } else { cumulative as f64 }, delta);
+            self.push_temporal(
+                l,
+                t,
+                if stale {
+                    stale_nan()
+                } else {
+                    cumulative as f64
+                },
+                delta,
+            );
         }
     }
 
@@ -402,7 +482,16 @@ impl SeriesAccumulator {
             let mut l = base.clone();
             l.set(METRIC_NAME, &format!("{n}_bucket"));
             l.set("le", &le);
-            self.push_temporal(l, t, if stale { stale_nan() } else { cumulative as f64 }, delta);
+            self.push_temporal(
+                l,
+                t,
+                if stale {
+                    stale_nan()
+                } else {
+                    cumulative as f64
+                },
+                delta,
+            );
         }
     }
 
@@ -453,6 +542,114 @@ impl SeriesAccumulator {
             .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
+    }
+}
+
+/// The Prometheus name of an OTLP metric family: sanitised with its unit suffix, and `_total` for
+/// monotonic sums. Histograms and summaries add `_bucket`, `_sum`, `_count` to it.
+fn family_name(name: &str, unit: &str, metric_type: &str, monotonic: bool) -> String {
+    let mut n = metric_name(name, unit, metric_type == "gauge");
+    if metric_type == "sum" && monotonic && !n.ends_with("_total") {
+        n.push_str("_total");
+    }
+    n
+}
+
+/// Which `__name__`s and label sets the rows of a series can produce, from its metric descriptor
+/// (and, for label sets, its attributes). The series index path ([`super::index_select`]) prunes
+/// with it and the row path skips rows with it, so it must cover everything
+/// [`SeriesAccumulator::add_otlp_row`] emits (`tests/promql_conformance/series_index.rs` compares both paths).
+pub(super) struct SeriesShape {
+    kind: ShapeKind,
+    names: Vec<String>,
+}
+
+enum ShapeKind {
+    /// Remote-written: labels = attributes + `__name__` (the metric name as is).
+    RemoteWrite(String),
+    /// OTLP: each sample name with the label made per point (`le`, `quantile`), if any; and
+    /// `target_info` from the resource.
+    Otlp(Vec<(String, Option<&'static str>)>),
+    /// No metric name: the rows are skipped.
+    Nameless,
+}
+
+impl SeriesShape {
+    /// The shape of the series with this descriptor.
+    pub(super) fn of(d: &MetricDescriptor<'_>) -> SeriesShape {
+        let kind = match d.metric_name {
+            None => ShapeKind::Nameless,
+            Some(name) if d.scope_name == Some(REMOTE_WRITE_SCOPE) => {
+                ShapeKind::RemoteWrite(name.to_string())
+            }
+            Some(name) => {
+                let metric_type = d.metric_type.unwrap_or("");
+                let monotonic = d.is_monotonic == Some(true);
+                let n = family_name(name, d.unit.unwrap_or(""), metric_type, monotonic);
+                ShapeKind::Otlp(match metric_type {
+                    "gauge" | "sum" => vec![(n, None)],
+                    "histogram" | "exponential_histogram" => vec![
+                        (format!("{n}_sum"), None),
+                        (format!("{n}_count"), None),
+                        (format!("{n}_bucket"), Some("le")),
+                    ],
+                    "summary" => vec![
+                        (format!("{n}_sum"), None),
+                        (format!("{n}_count"), None),
+                        (n, Some("quantile")),
+                    ],
+                    _ => Vec::new(),
+                })
+            }
+        };
+        let names = match &kind {
+            ShapeKind::RemoteWrite(n) => vec![n.clone()],
+            ShapeKind::Otlp(samples) => samples
+                .iter()
+                .map(|(n, _)| n.clone())
+                .chain([TARGET_INFO.to_string()])
+                .collect(),
+            ShapeKind::Nameless => Vec::new(),
+        };
+        SeriesShape { kind, names }
+    }
+
+    /// Every `__name__` the series' rows can produce.
+    pub(super) fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The label sets the series' rows can produce, given its attributes and resource attributes
+    /// (pairs with a value), each with the label made per point that takes any value there.
+    /// `target_info`'s is left out unless `with_target_info`.
+    pub(super) fn label_sets(
+        &self,
+        attributes: Vec<(String, String)>,
+        resource: Vec<(String, String)>,
+        with_target_info: bool,
+    ) -> Vec<(Labels, Option<&'static str>)> {
+        match &self.kind {
+            ShapeKind::RemoteWrite(name) => {
+                let mut pairs = attributes;
+                pairs.push((METRIC_NAME.to_string(), name.clone()));
+                vec![(Labels::new(pairs), None)]
+            }
+            ShapeKind::Otlp(samples) => {
+                let info = with_target_info.then(|| target_info_labels(&resource));
+                let base = otlp_labels(attributes, resource);
+                let mut out: Vec<(Labels, Option<&'static str>)> = samples
+                    .iter()
+                    .map(|(n, per_point)| {
+                        let mut l = base.clone();
+                        l.set(METRIC_NAME, n);
+                        (l, *per_point)
+                    })
+                    .collect();
+                out.extend(info.map(|info| (info, None)));
+                out
+            }
+            ShapeKind::Nameless => Vec::new(),
+        }
     }
 }
 
@@ -519,7 +716,8 @@ fn sanitize(s: &str, allow_colon: bool) -> String {
     out
 }
 
-fn sanitize_label_name(s: &str) -> String {
+/// A label name from an attribute key: sanitised, `key_`-prefixed when it starts with a digit.
+pub(super) fn sanitize_label_name(s: &str) -> String {
     let out = sanitize(s, false);
     if out.starts_with(|c: char| c.is_ascii_digit()) {
         format!("key_{out}")

@@ -1,0 +1,514 @@
+//! Reading only the series a selector can match, through a segment's series index
+//! ([`lumen_storage::index`]).
+//!
+//! For one `metrics` segment:
+//!
+//! 1. **Names.** Every distinct metric descriptor of the segment (name, type, unit, temporality,
+//!    monotonicity, scope) maps to the Prometheus names the OTLP mapping gives it
+//!    ([`SeriesShape`]: `_total`, unit suffixes, `_bucket`/`_sum`/`_count`…). Descriptors with no
+//!    name the `__name__` matchers accept drop out with all their series (one bitmap each).
+//! 2. **Bitmaps.** A label matcher that does not match the empty string needs its label set: its
+//!    candidates are the series holding an attribute whose key is the label (or sanitises to it)
+//!    with a value the matcher accepts — in the point attributes (sample labels) or the resource
+//!    attributes (`target_info` labels), plus for `job` and `instance` the resource attributes they
+//!    come from. Series where two keys sanitise to one label (their values are joined) are kept as
+//!    candidates. `le` and `quantile` are made per point and never narrow the set here.
+//! 3. **Labels.** Each remaining candidate's label sets are computed once from the index (no rows
+//!    read) and checked against every matcher, `le`/`quantile` counting as "any value".
+//! 4. **Rows.** Only the row ranges of the surviving series are read (a parquet `RowSelection`
+//!    over the row groups that hold them, pages skipped through the page index), and only the
+//!    value columns; the identity columns are rebuilt from the index, so the rows go through the
+//!    very same mapping as a full scan ([`super::source`]) and give identical series.
+//!
+//! Steps 1–3 only ever drop series that cannot match, so the final filter by the matchers (in the
+//! caller) sees a subset of the full scan's rows that contains every matching one.
+
+use std::fs::File;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, MapBuilder, RecordBatch, StringArray, StringBuilder, UInt32Array,
+};
+use arrow::compute::take;
+use lumen_storage::{AttributeColumn, RoaringBitmap, SegmentMeta, SeriesEntry, SeriesIndex};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
+use parquet::file::metadata::PageIndexPolicy;
+use promql_parser::label::{MatchOp, Matcher, Matchers};
+
+use super::PromqlError;
+use super::source::{SeriesShape, TARGET_INFO, sanitize_label_name};
+use super::value::METRIC_NAME;
+
+/// Identity columns: rebuilt from the index instead of read.
+const IDENTITY_COLUMNS: &[&str] = &[
+    "metric_name",
+    "unit",
+    "metric_type",
+    "temporality",
+    "is_monotonic",
+    "attributes",
+    "resource_attributes",
+    "scope_name",
+];
+
+/// What one indexed read selected (for tests and logs).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct IndexedRead {
+    /// Series (index entries) whose rows were read.
+    pub series: u64,
+    /// Rows read.
+    pub rows: u64,
+}
+
+/// Whether a label set about which only some labels are known can satisfy `matchers`.
+/// `value_of(name)` is `Some(value)` (`""` when unset) for a known label, `None` for one that may
+/// take any value.
+pub(super) fn could_match<'a>(
+    matchers: &Matchers,
+    value_of: &dyn Fn(&str) -> Option<&'a str>,
+) -> bool {
+    let group = |ms: &[Matcher]| {
+        ms.iter()
+            .all(|m| value_of(&m.name).is_none_or(|v| m.is_match(v)))
+    };
+    group(&matchers.matchers)
+        && (matchers.or_matchers.is_empty() || matchers.or_matchers.iter().any(|g| group(g)))
+}
+
+/// Whether some name of `shape` can satisfy the `__name__` matchers.
+pub(super) fn name_could_match(shape: &SeriesShape, matchers: &Matchers) -> bool {
+    shape.names().iter().any(|n| {
+        could_match(matchers, &|label| {
+            (label == METRIC_NAME).then_some(n.as_str())
+        })
+    })
+}
+
+/// The attributes of an index entry as the mapping takes them: pairs with a value.
+fn pairs(
+    it: impl Iterator<Item = (impl AsRef<str>, Option<impl AsRef<str>>)>,
+) -> Vec<(String, String)> {
+    it.filter_map(|(k, v)| v.map(|v| (k.as_ref().to_string(), v.as_ref().to_string())))
+        .collect()
+}
+
+/// Reads the rows of `segment` that may belong to a series `matchers` selects, calling `each`
+/// with batches of the columns in `columns` (identity columns rebuilt from `index`).
+pub(super) fn read_indexed(
+    index: &SeriesIndex,
+    segment: &SegmentMeta,
+    matchers: &Matchers,
+    columns: &[&str],
+    each: &mut dyn FnMut(&RecordBatch),
+) -> Result<IndexedRead, PromqlError> {
+    let selected = select_series(index, matchers);
+    if selected.is_empty() {
+        return Ok(IndexedRead::default());
+    }
+    let entries: Vec<SeriesEntry<'_>> = selected.iter().filter_map(|o| index.series(o)).collect();
+    let identity = identity_batch(&entries)?;
+    let err = |e: &dyn std::fmt::Display| {
+        PromqlError::Source(format!("segment {}: {e}", segment.path.display()))
+    };
+    let file = File::open(&segment.path).map_err(|e| {
+        PromqlError::Source(format!(
+            "segment {} unavailable, retry the query: {e}",
+            segment.path.display()
+        ))
+    })?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(
+        file,
+        ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
+    )
+    .map_err(|e| err(&e))?;
+    let group_rows: Vec<u64> = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| u64::try_from(g.num_rows()).unwrap_or(0))
+        .collect();
+    let ranges: Vec<(u64, u64)> = merge_ranges(entries.iter().map(|e| (e.first_row(), e.rows())));
+    let (row_groups, selectors) = row_selection(&group_rows, &ranges);
+    let roots: Vec<usize> = builder
+        .parquet_schema()
+        .root_schema()
+        .get_fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| columns.contains(&f.name()) && !IDENTITY_COLUMNS.contains(&f.name()))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let reader = builder
+        .with_projection(mask)
+        .with_row_groups(row_groups)
+        .with_row_selection(RowSelection::from(selectors))
+        .build()
+        .map_err(|e| err(&e))?;
+
+    // Rows arrive in the order of the selected entries; `cursor` says whose rows come next.
+    let mut cursor = entries
+        .iter()
+        .enumerate()
+        .map(|(j, e)| (j as u32, e.rows()));
+    let mut current: Option<(u32, u64)> = cursor.next();
+    let mut read = IndexedRead {
+        series: entries.len() as u64,
+        rows: 0,
+    };
+    for batch in reader {
+        let batch = batch.map_err(|e| err(&e))?;
+        let mut owners = Vec::with_capacity(batch.num_rows());
+        while owners.len() < batch.num_rows() {
+            let Some((j, left)) = current.as_mut() else {
+                break; // More rows than the index describes: ignore them rather than misattribute.
+            };
+            let take_n = (*left).min((batch.num_rows() - owners.len()) as u64);
+            owners.extend(std::iter::repeat_n(*j, take_n as usize));
+            *left -= take_n;
+            if *left == 0 {
+                current = cursor.next();
+            }
+        }
+        let batch = batch.slice(0, owners.len());
+        read.rows += batch.num_rows() as u64;
+        each(&with_identity(
+            &batch,
+            &identity,
+            &UInt32Array::from(owners),
+        )?);
+    }
+    Ok(read)
+}
+
+/// The ordinals of the series of `index` that may satisfy `matchers` (steps 1–3 of the module docs).
+pub(super) fn select_series(index: &SeriesIndex, matchers: &Matchers) -> RoaringBitmap {
+    let mut shapes: Vec<Option<SeriesShape>> = Vec::new();
+    let mut candidates = RoaringBitmap::new();
+    for (descriptor, series) in index.descriptors() {
+        let shape = SeriesShape::of(&descriptor);
+        if name_could_match(&shape, matchers) {
+            candidates |= series;
+            shapes.push(Some(shape));
+        } else {
+            shapes.push(None);
+        }
+    }
+    if candidates.is_empty() {
+        return candidates;
+    }
+    if let Some(narrowed) = label_candidates(index, matchers) {
+        candidates &= narrowed;
+    }
+    let with_target_info = could_match(matchers, &|label| {
+        (label == METRIC_NAME).then_some(TARGET_INFO)
+    });
+    let mut selected = RoaringBitmap::new();
+    for ordinal in &candidates {
+        let Some(entry) = index.series(ordinal) else {
+            continue;
+        };
+        let Some(Some(shape)) = shapes.get(entry.descriptor_ordinal()) else {
+            continue;
+        };
+        let label_sets = shape.label_sets(
+            pairs(entry.attributes()),
+            pairs(entry.resource_attributes()),
+            with_target_info,
+        );
+        let matches = label_sets.iter().any(|(labels, any_value)| {
+            could_match(matchers, &|name| {
+                if Some(name) == *any_value {
+                    None
+                } else {
+                    Some(labels.get(name).unwrap_or(""))
+                }
+            })
+        });
+        if matches {
+            selected.insert(ordinal);
+        }
+    }
+    selected
+}
+
+/// The series the label matchers allow, from the bitmaps; `None` when they do not narrow anything.
+fn label_candidates(index: &SeriesIndex, matchers: &Matchers) -> Option<RoaringBitmap> {
+    let conjunction = |ms: &[Matcher]| -> Option<RoaringBitmap> {
+        let mut acc: Option<RoaringBitmap> = None;
+        for m in ms {
+            if let Some(s) = matcher_candidates(index, m) {
+                acc = Some(match acc {
+                    Some(a) => a & s,
+                    None => s,
+                });
+            }
+        }
+        acc
+    };
+    let mut acc = conjunction(&matchers.matchers);
+    if !matchers.or_matchers.is_empty() {
+        let mut any = RoaringBitmap::new();
+        for group in &matchers.or_matchers {
+            match conjunction(group) {
+                Some(s) => any |= s,
+                None => return acc, // One alternative does not narrow: the union does not either.
+            }
+        }
+        acc = Some(match acc {
+            Some(a) => a & any,
+            None => any,
+        });
+    }
+    acc
+}
+
+/// A superset of the series whose label `m.name` satisfies `m`, or `None` when `m` accepts a
+/// missing label (or the label is made per point).
+fn matcher_candidates(index: &SeriesIndex, m: &Matcher) -> Option<RoaringBitmap> {
+    if m.name == METRIC_NAME || m.name == "le" || m.name == "quantile" || m.is_match("") {
+        return None;
+    }
+    let mut out = RoaringBitmap::new();
+    // Point attributes make the labels of samples; resource attributes those of `target_info`.
+    for column in [AttributeColumn::Point, AttributeColumn::Resource] {
+        add_attribute_label(index, column, m, &mut out);
+    }
+    match m.name.as_str() {
+        "job" => {
+            // `service.name`, or `service.namespace/service.name` with a non-empty namespace.
+            add_matching(
+                index,
+                AttributeColumn::Resource,
+                "service.name",
+                m,
+                &mut out,
+            );
+            if let MatchOp::Equal = m.op {
+                for (slash, _) in m.value.match_indices('/') {
+                    let (ns, name) = (&m.value[..slash], &m.value[slash + 1..]);
+                    let pick = |key, value| {
+                        index.series_with_attribute(AttributeColumn::Resource, key, value)
+                    };
+                    if let (Some(a), Some(b)) =
+                        (pick("service.namespace", ns), pick("service.name", name))
+                    {
+                        out |= a.to_bitmap() & b.to_bitmap();
+                    }
+                }
+            } else {
+                out |=
+                    index.series_with_attribute_key(AttributeColumn::Resource, "service.namespace");
+            }
+            out |= index.series_with_repeated_keys(AttributeColumn::Resource);
+        }
+        "instance" => {
+            add_matching(
+                index,
+                AttributeColumn::Resource,
+                "service.instance.id",
+                m,
+                &mut out,
+            );
+            out |= index.series_with_repeated_keys(AttributeColumn::Resource);
+        }
+        _ => {}
+    }
+    Some(out)
+}
+
+/// Adds the series whose label `m.name`, made from attributes of `column`, may satisfy `m`.
+fn add_attribute_label(
+    index: &SeriesIndex,
+    column: AttributeColumn,
+    m: &Matcher,
+    out: &mut RoaringBitmap,
+) {
+    // Remote-written series use attribute keys as they are; OTLP series sanitise them.
+    let keys: Vec<&str> = index
+        .attribute_keys(column)
+        .filter(|k| *k == m.name || sanitize_label_name(k) == m.name)
+        .collect();
+    for key in &keys {
+        add_matching(index, column, key, m, out);
+    }
+    // Values of keys that sanitise to the same label are joined with `;`: keep such series.
+    if keys.len() > 1 {
+        let holders: Vec<RoaringBitmap> = keys
+            .iter()
+            .map(|k| index.series_with_attribute_key(column, k))
+            .collect();
+        for (i, a) in holders.iter().enumerate() {
+            for b in &holders[i + 1..] {
+                *out |= a & b;
+            }
+        }
+    }
+    if !keys.is_empty() {
+        *out |= index.series_with_repeated_keys(column);
+    }
+}
+
+/// Adds the series whose attribute `key` of `column` has a value `m` accepts.
+fn add_matching(
+    index: &SeriesIndex,
+    column: AttributeColumn,
+    key: &str,
+    m: &Matcher,
+    out: &mut RoaringBitmap,
+) {
+    if let MatchOp::Equal = m.op {
+        if let Some(series) = index.series_with_attribute(column, key, &m.value) {
+            series.union_into(out);
+        }
+        return;
+    }
+    for (value, series) in index.attribute_values(column, key) {
+        if m.is_match(value) {
+            series.union_into(out);
+        }
+    }
+}
+
+/// `(first row, rows)` ranges in row order with touching ranges joined.
+fn merge_ranges(ranges: impl Iterator<Item = (u64, u64)>) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (start, len) in ranges {
+        match out.last_mut() {
+            Some((s, l)) if *s + *l == start => *l += len,
+            _ => out.push((start, len)),
+        }
+    }
+    out
+}
+
+/// The row groups holding `ranges` (sorted, disjoint, in file rows) and the selection over just
+/// those groups.
+fn row_selection(group_rows: &[u64], ranges: &[(u64, u64)]) -> (Vec<usize>, Vec<RowSelector>) {
+    let mut groups = Vec::new();
+    let mut selectors = Vec::new();
+    let mut r = 0;
+    let mut group_start = 0u64;
+    for (g, rows) in group_rows.iter().enumerate() {
+        let group_end = group_start + rows;
+        let mut pos = group_start;
+        let mut local = Vec::new();
+        while let Some(&(start, len)) = ranges.get(r) {
+            let end = start + len;
+            if start >= group_end {
+                break;
+            }
+            let (s, e) = (start.max(group_start), end.min(group_end));
+            if s < e {
+                if s > pos {
+                    local.push(RowSelector::skip((s - pos) as usize));
+                }
+                local.push(RowSelector::select((e - s) as usize));
+                pos = e;
+            }
+            if end <= group_end {
+                r += 1;
+            } else {
+                break;
+            }
+        }
+        if !local.is_empty() {
+            if pos < group_end {
+                local.push(RowSelector::skip((group_end - pos) as usize));
+            }
+            groups.push(g);
+            selectors.extend(local);
+        }
+        group_start = group_end;
+    }
+    (groups, selectors)
+}
+
+/// One row per selected entry with its identity columns.
+fn identity_batch(entries: &[SeriesEntry<'_>]) -> Result<RecordBatch, PromqlError> {
+    let strings = |f: &dyn Fn(&SeriesEntry<'_>) -> Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from(entries.iter().map(f).collect::<Vec<_>>()))
+    };
+    let map = |resource: bool| -> Result<ArrayRef, PromqlError> {
+        let mut b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+        for e in entries {
+            let it: Box<dyn Iterator<Item = (&str, Option<&str>)>> = if resource {
+                Box::new(e.resource_attributes())
+            } else {
+                Box::new(e.attributes())
+            };
+            for (k, v) in it {
+                b.keys().append_value(k);
+                b.values().append_option(v);
+            }
+            b.append(true)
+                .map_err(|e| PromqlError::Source(format!("series index: {e}")))?;
+        }
+        Ok(Arc::new(b.finish()))
+    };
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        (
+            "metric_name",
+            strings(&|e| e.descriptor().metric_name.map(str::to_string)),
+        ),
+        (
+            "unit",
+            strings(&|e| e.descriptor().unit.map(str::to_string)),
+        ),
+        (
+            "metric_type",
+            strings(&|e| e.descriptor().metric_type.map(str::to_string)),
+        ),
+        (
+            "temporality",
+            strings(&|e| e.descriptor().temporality.map(str::to_string)),
+        ),
+        (
+            "is_monotonic",
+            Arc::new(BooleanArray::from(
+                entries
+                    .iter()
+                    .map(|e| e.descriptor().is_monotonic)
+                    .collect::<Vec<_>>(),
+            )),
+        ),
+        ("attributes", map(false)?),
+        ("resource_attributes", map(true)?),
+        (
+            "scope_name",
+            strings(&|e| e.descriptor().scope_name.map(str::to_string)),
+        ),
+    ];
+    RecordBatch::try_from_iter(columns)
+        .map_err(|e| PromqlError::Source(format!("series index: {e}")))
+}
+
+/// `batch` (value columns) plus the identity columns of each row's owner.
+fn with_identity(
+    batch: &RecordBatch,
+    identity: &RecordBatch,
+    owners: &UInt32Array,
+) -> Result<RecordBatch, PromqlError> {
+    let err = |e: arrow::error::ArrowError| PromqlError::Source(format!("series index: {e}"));
+    let mut columns: Vec<(String, ArrayRef)> = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(f, c)| (f.name().clone(), c.clone()))
+        .collect();
+    for (f, c) in identity.schema().fields().iter().zip(identity.columns()) {
+        columns.push((
+            f.name().clone(),
+            take(c.as_ref(), owners, None).map_err(err)?,
+        ));
+    }
+    RecordBatch::try_from_iter(columns).map_err(err)
+}
+
+#[cfg(test)]
+#[path = "index_select_tests.rs"]
+mod tests;

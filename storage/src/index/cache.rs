@@ -1,0 +1,183 @@
+//! Loading series indexes for queries: a process-wide cache keyed by segment path, the sidecar, and
+//! the rebuild fallback.
+//!
+//! The cache is bounded by the indexes' approximate memory ([`set_cache_capacity`], 256 MiB by
+//! default) and evicts the least recently used. An entry is only reused for a segment with the same
+//! id, row count and file size, so a path reused by another store in the same process (tests) or
+//! after a crash never serves a stale index; the engine also [`forget`]s the paths it removes.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use parking_lot::Mutex;
+
+use super::{SeriesIndex, format, sidecar_path};
+use crate::error::{Result, StorageError};
+use crate::manifest::SegmentMeta;
+use crate::schema::Table;
+use crate::wal::sync_dir;
+
+const DEFAULT_CAPACITY: usize = 256 << 20;
+
+struct Cached {
+    /// `(segment id, rows, bytes)` of the segment the index was loaded for.
+    key: (u64, u64, u64),
+    index: Arc<SeriesIndex>,
+    last_used: u64,
+}
+
+struct Cache {
+    entries: HashMap<PathBuf, Cached>,
+    tick: u64,
+    bytes: usize,
+    capacity: usize,
+}
+
+static CACHE: LazyLock<Mutex<Cache>> =
+    LazyLock::new(|| Mutex::new(Cache { entries: HashMap::new(), tick: 0, bytes: 0, capacity: DEFAULT_CAPACITY }));
+
+fn key_of(meta: &SegmentMeta) -> (u64, u64, u64) {
+    (meta.id, meta.rows, meta.bytes)
+}
+
+impl Cache {
+    fn get(&mut self, meta: &SegmentMeta) -> Option<Arc<SeriesIndex>> {
+        self.tick += 1;
+        let tick = self.tick;
+        let cached = self.entries.get_mut(&meta.path).filter(|c| c.key == key_of(meta))?;
+        cached.last_used = tick;
+        Some(cached.index.clone())
+    }
+
+    fn insert(&mut self, meta: &SegmentMeta, index: Arc<SeriesIndex>) {
+        self.remove(&meta.path);
+        self.tick += 1;
+        self.bytes += index.approx_bytes();
+        self.entries.insert(meta.path.clone(), Cached { key: key_of(meta), index, last_used: self.tick });
+        self.evict();
+    }
+
+    fn remove(&mut self, path: &Path) {
+        if let Some(old) = self.entries.remove(path) {
+            self.bytes = self.bytes.saturating_sub(old.index.approx_bytes());
+        }
+    }
+
+    /// Drops least recently used indexes until within capacity (the newest one always stays:
+    /// queries hold it anyway).
+    fn evict(&mut self) {
+        while self.bytes > self.capacity && self.entries.len() > 1 {
+            let Some(oldest) = self.entries.iter().min_by_key(|(_, c)| c.last_used).map(|(p, _)| p.clone()) else {
+                break;
+            };
+            self.remove(&oldest);
+        }
+        metrics::gauge!("lumen_series_index_cache_bytes").set(self.bytes as f64);
+    }
+}
+
+/// Sets how much memory (approximately, in bytes) cached series indexes may hold.
+pub fn set_cache_capacity(bytes: usize) {
+    let mut cache = CACHE.lock();
+    cache.capacity = bytes;
+    cache.evict();
+}
+
+/// Drops the cached index of the segment at `segment_path` (the segment was removed).
+pub fn forget(segment_path: &Path) {
+    CACHE.lock().remove(segment_path);
+}
+
+/// The series index of a `metrics` segment: from the cache, else its sidecar, else rebuilt from the
+/// segment's identity columns (logged and counted in `lumen_series_index_rebuilds_total`, and the
+/// sidecar rewritten so the next start finds it).
+pub fn load_series_index(meta: &SegmentMeta) -> Result<Arc<SeriesIndex>> {
+    if meta.table != Table::Metrics {
+        return Err(StorageError::SchemaMismatch {
+            table: meta.table.name(),
+            message: "series indexes exist for metrics segments only".into(),
+        });
+    }
+    if let Some(hit) = CACHE.lock().get(meta) {
+        return Ok(hit);
+    }
+    let sidecar = sidecar_path(&meta.path);
+    let index = match read_sidecar(&sidecar, meta) {
+        Ok(index) => index,
+        Err(why) => {
+            let reason = if why.missing { "missing" } else { "corrupt" };
+            if why.missing {
+                tracing::info!(segment = %meta.path.display(), "no series index sidecar; building it from the segment");
+            } else {
+                tracing::warn!(segment = %meta.path.display(), "series index sidecar unusable ({}); rebuilding it from the segment", why.message);
+            }
+            metrics::counter!("lumen_series_index_rebuilds_total", "reason" => reason).increment(1);
+            let index = SeriesIndex::from_segment_file(&meta.path)
+                .map_err(|e| StorageError::io(format!("building the series index of {}", meta.path.display()), std::io::Error::other(e)))?;
+            if let Err(e) = write_sidecar_synced(&meta.path, &index) {
+                tracing::warn!(segment = %meta.path.display(), error = %e, "could not rewrite the series index sidecar");
+            }
+            index
+        }
+    };
+    let index = Arc::new(index);
+    CACHE.lock().insert(meta, index.clone());
+    Ok(index)
+}
+
+struct Unusable {
+    missing: bool,
+    message: String,
+}
+
+fn read_sidecar(path: &Path, meta: &SegmentMeta) -> std::result::Result<SeriesIndex, Unusable> {
+    let bytes = fs::read(path).map_err(|e| Unusable { missing: e.kind() == std::io::ErrorKind::NotFound, message: e.to_string() })?;
+    let index = format::decode(&bytes).map_err(|message| Unusable { missing: false, message })?;
+    if index.segment_rows() != meta.rows || index.segment_bytes() != meta.bytes {
+        return Err(Unusable {
+            missing: false,
+            message: format!(
+                "it describes {} rows in {} bytes, the segment has {} rows in {} bytes",
+                index.segment_rows(),
+                index.segment_bytes(),
+                meta.rows,
+                meta.bytes
+            ),
+        });
+    }
+    Ok(index)
+}
+
+/// Writes `index` as the sidecar of `segment_path`: temporary name, fsync, rename. The caller syncs
+/// the directory (a flush does it once for the segment and its sidecar).
+pub(crate) fn write_sidecar(segment_path: &Path, index: &SeriesIndex) -> Result<()> {
+    static TMP: AtomicU64 = AtomicU64::new(0);
+    let path = sidecar_path(segment_path);
+    let bytes = format::encode(index).map_err(|e| StorageError::io(format!("encoding {}", path.display()), std::io::Error::other(e)))?;
+    // Unique temporary names: two queries may rebuild the same missing sidecar at once.
+    let n = TMP.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("series.{}-{n}.tmp", std::process::id()));
+    let io = |e| StorageError::io(format!("writing {}", tmp.display()), e);
+    let mut file = File::create(&tmp).map_err(io)?;
+    file.write_all(&bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    drop(file);
+    if let Err(e) = fs::rename(&tmp, &path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(StorageError::io(format!("renaming {}", tmp.display()), e));
+    }
+    Ok(())
+}
+
+/// Writes the sidecar and syncs its directory (the rebuild path, outside a flush).
+pub(crate) fn write_sidecar_synced(segment_path: &Path, index: &SeriesIndex) -> Result<()> {
+    write_sidecar(segment_path, index)?;
+    match segment_path.parent() {
+        Some(dir) => sync_dir(dir),
+        None => Ok(()),
+    }
+}

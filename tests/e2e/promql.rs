@@ -113,9 +113,9 @@ async fn prometheus_api_answers_grafana() {
     let (status, _) = get(&server, "/api/v1/series").await;
     assert_eq!(status, 400);
     let (_, body) = get(&server, "/api/v1/metadata").await;
-    assert_eq!(body["data"]["h"], json!([{"type": "histogram", "help": "", "unit": ""}]));
+    assert_eq!(body["data"]["h"], json!([{"type": "histogram", "help": "", "unit": ""}]), "{body}");
     assert_eq!(body["data"]["x_total"][0]["type"], json!("counter"));
-    let (status, body) = get(&server, &format!("/api/v1/query_exemplars?query=test&start={T0}&end={}", T0 + 1)).await;
+    let (status, body) = get(&server, &format!("/api/v1/query_exemplars?query=test&start={}&end={}", T0 / 1000, T0 / 1000 + 1)).await;
     assert_eq!((status, body), (200, json!({"status": "success", "data": []})));
     let (_, body) = get(&server, "/api/v1/format_query?query=sum(x_total)by(job)").await;
     assert_eq!(body["data"], json!("sum by (job) (x_total)"));
@@ -250,4 +250,76 @@ async fn delta_sums_add_up_to_a_counter() {
     let increase: f64 = body["data"]["result"][0]["value"][1].as_str().unwrap().parse().unwrap();
     // 15 between the first and last sample in the window, extrapolated like Prometheus's increase().
     assert!((15.0..=20.0).contains(&increase), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exemplars_link_histogram_buckets_and_counters_to_traces() {
+    let server = TestServer::start();
+    let t: u64 = 1_700_000_000_000_000_000;
+    let exemplar = |value: f64, trace: &str| {
+        json!({"timeUnixNano": t.to_string(), "asDouble": value, "traceId": trace, "spanId": "00f067aa0ba902b7",
+               "filteredAttributes": [{"key": "user.id", "value": {"stringValue": "u1"}}]})
+    };
+    let body = json!({"resourceMetrics": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]},
+        "scopeMetrics": [{"metrics": [
+            {"name": "lat", "unit": "s", "histogram": {"aggregationTemporality": 2, "dataPoints": [{
+                "timeUnixNano": t.to_string(), "count": "3", "sum": 1.9, "bucketCounts": ["1", "2", "0"], "explicitBounds": [0.5, 1.0],
+                "exemplars": [exemplar(0.7, "4bf92f3577b34da6a3ce929d0e0e4736")]}]}},
+            {"name": "orders", "sum": {"aggregationTemporality": 2, "isMonotonic": true, "dataPoints": [{
+                "timeUnixNano": t.to_string(), "asDouble": 3.0, "exemplars": [exemplar(1.0, "5bf92f3577b34da6a3ce929d0e0e4736")]}]}}
+        ]}]}]});
+    let resp = reqwest::Client::new().post(format!("{}/v1/metrics", server.http)).json(&body).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let secs = (t / 1_000_000_000) as i64;
+    let q = "histogram_quantile(0.9,%20rate(lat_seconds_bucket%5B5m%5D))%20or%20orders_total";
+    let (status, body) =
+        get(&server, &format!("/api/v1/query_exemplars?query={q}&start={}&end={}", secs - 60, secs + 60)).await;
+    assert_eq!(status, 200, "{body}");
+    let data = body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "{body}");
+    let bucket = data.iter().find(|s| s["seriesLabels"]["__name__"] == "lat_seconds_bucket").expect("bucket series");
+    assert_eq!(bucket["seriesLabels"]["le"], "1", "0.7 falls in the le=1 bucket: {body}");
+    assert_eq!(
+        bucket["exemplars"][0],
+        json!({"labels": {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7", "user_id": "u1"},
+               "value": "0.7", "timestamp": secs})
+    );
+    let counter = data.iter().find(|s| s["seriesLabels"]["__name__"] == "orders_total").expect("counter series");
+    assert_eq!(counter["exemplars"][0]["labels"]["trace_id"], "5bf92f3577b34da6a3ce929d0e0e4736");
+    // Outside the window: nothing.
+    let (_, body) = get(&server, &format!("/api/v1/query_exemplars?query=orders_total&start={}&end={}", secs + 10, secs + 60)).await;
+    assert_eq!(body["data"], json!([]), "{body}");
+    let (status, _) = get(&server, "/api/v1/query_exemplars?query=sum(").await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_comes_from_the_stored_descriptions_and_types() {
+    let server = TestServer::start();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let body = json!({"resourceMetrics": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]},
+        "scopeMetrics": [{"metrics": [
+            {"name": "http.server.request.duration", "unit": "s", "description": "Duration of HTTP server requests.",
+             "histogram": {"aggregationTemporality": 2, "dataPoints": [{"timeUnixNano": now.to_string(), "count": "1", "sum": 0.2,
+                "bucketCounts": ["1", "0"], "explicitBounds": [0.5]}]}},
+            {"name": "orders", "description": "Orders placed.", "sum": {"aggregationTemporality": 2, "isMonotonic": true,
+             "dataPoints": [{"timeUnixNano": now.to_string(), "asDouble": 3.0}]}},
+            {"name": "queue.depth", "unit": "{message}", "description": "Messages waiting.",
+             "gauge": {"dataPoints": [{"timeUnixNano": now.to_string(), "asInt": "4"}]}}
+        ]}]}]});
+    let resp = reqwest::Client::new().post(format!("{}/v1/metrics", server.http)).json(&body).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let (status, body) = get(&server, "/api/v1/metadata").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"]["http_server_request_duration_seconds"],
+        json!([{"type": "histogram", "help": "Duration of HTTP server requests.", "unit": "seconds"}])
+    );
+    assert_eq!(body["data"]["orders_total"], json!([{"type": "counter", "help": "Orders placed.", "unit": ""}]));
+    assert_eq!(body["data"]["queue_depth"], json!([{"type": "gauge", "help": "Messages waiting.", "unit": ""}]));
+    let (_, body) = get(&server, "/api/v1/metadata?metric=orders_total").await;
+    assert_eq!(body["data"].as_object().unwrap().len(), 1, "{body}");
+    server.flush().await;
+    let (_, body) = get(&server, "/api/v1/metadata?limit=2").await;
+    assert_eq!(body["data"].as_object().unwrap().len(), 2, "read back from segments too: {body}");
 }

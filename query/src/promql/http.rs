@@ -23,7 +23,7 @@
 //! `series`, `labels`, `label/…/values` and `metadata` default to all data when `start`/`end`
 //! are absent, as Prometheus does.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -555,44 +555,6 @@ async fn label_values(
     )
 }
 
-/// The metric type of a family, guessed from its series' names and labels (Lumen keeps no
-/// remote-write metadata yet): `_bucket` + `le` → histogram, `quantile` → summary,
-/// `_total` → counter, anything else `unknown`.
-fn metadata_families(sets: &[Labels]) -> BTreeMap<String, &'static str> {
-    let mut families: BTreeMap<String, &'static str> = BTreeMap::new();
-    let mut plain = Vec::new();
-    for l in sets {
-        let Some(name) = l.metric_name() else {
-            continue;
-        };
-        if let Some(base) = name
-            .strip_suffix("_bucket")
-            .filter(|_| l.get("le").is_some())
-        {
-            families.insert(base.to_string(), "histogram");
-        } else if l.get("quantile").is_some() {
-            families.insert(name.to_string(), "summary");
-        } else {
-            plain.push(name);
-        }
-    }
-    for name in plain {
-        let base = name
-            .strip_suffix("_sum")
-            .or_else(|| name.strip_suffix("_count"));
-        if base.is_some_and(|b| families.contains_key(b)) {
-            continue;
-        }
-        let kind = if name.ends_with("_total") {
-            "counter"
-        } else {
-            "unknown"
-        };
-        families.entry(name.to_string()).or_insert(kind);
-    }
-    families
-}
-
 async fn metadata(State(api): State<Shared>, uri: Uri, headers: HeaderMap) -> Response {
     respond(
         async {
@@ -602,20 +564,27 @@ async fn metadata(State(api): State<Shared>, uri: Uri, headers: HeaderMap) -> Re
                 .filter(|m| !m.is_empty())
                 .map(str::to_string);
             let limit = params.limit()?;
-            let sets = api
-                .run(&params, move |api| {
-                    select_label_sets(&api.source, &[], MIN_TIME_MS, MAX_TIME_MS)
-                })
-                .await?;
+            let limit_per_metric = match params.get("limit_per_metric") {
+                Some(text) if !text.is_empty() => Some(text.parse::<usize>().map_err(|_| {
+                    ApiError::bad_data(format!("invalid limit_per_metric {text:?}: a non-negative integer"))
+                })?),
+                _ => None,
+            };
+            let families = api.run(&params, move |api| api.source.metadata(MIN_TIME_MS, MAX_TIME_MS)).await?;
             let mut data = Map::new();
-            for (name, kind) in metadata_families(&sets) {
+            for (name, entries) in families {
                 if metric.as_deref().is_some_and(|m| m != name) {
                     continue;
                 }
-                if limit.is_some_and(|l| data.len() >= l) {
+                if limit.is_some_and(|l| l > 0 && data.len() >= l) {
                     break;
                 }
-                data.insert(name, json!([{"type": kind, "help": "", "unit": ""}]));
+                let entries: Vec<Json> = entries
+                    .iter()
+                    .take(limit_per_metric.filter(|l| *l > 0).unwrap_or(usize::MAX))
+                    .map(|m| json!({"type": m.kind, "help": m.help, "unit": m.unit}))
+                    .collect();
+                data.insert(name, Json::Array(entries));
             }
             Ok(success(Json::Object(data), None))
         }
@@ -623,13 +592,75 @@ async fn metadata(State(api): State<Shared>, uri: Uri, headers: HeaderMap) -> Re
     )
 }
 
-async fn exemplars(uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    respond((|| {
-        let params = Params::from_request(&uri, &headers, &body)?;
-        Engine::parse(params.query()?)?;
-        window(&params)?;
-        Ok(success(json!([]), None))
-    })())
+async fn exemplars(State(api): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    respond(
+        async {
+            let params = Params::from_request(&uri, &headers, &body)?;
+            let expr = Engine::parse(params.query()?)?;
+            let (start, end) = window(&params)?;
+            if end < start {
+                return Err(ApiError::bad_data("end timestamp must not be before start timestamp"));
+            }
+            let selectors = selectors_of(&expr);
+            let found = api
+                .run(&params, move |api| {
+                    let mut all = std::collections::BTreeMap::new();
+                    for matchers in &selectors {
+                        for series in api.source.select_exemplars(matchers, start, end)? {
+                            all.entry(series.labels).or_insert(series.exemplars);
+                        }
+                    }
+                    Ok(all)
+                })
+                .await?;
+            let data: Vec<Json> = found
+                .into_iter()
+                .map(|(labels, exemplars)| {
+                    let exemplars: Vec<Json> = exemplars
+                        .iter()
+                        .map(|e| {
+                            json!({
+                                "labels": labels_json(&e.labels),
+                                "value": value_string(e.value),
+                                "timestamp": ts_json(e.time_ms),
+                            })
+                        })
+                        .collect();
+                    json!({"seriesLabels": labels_json(&labels), "exemplars": exemplars})
+                })
+                .collect();
+            Ok(success(Json::Array(data), None))
+        }
+        .await,
+    )
+}
+
+/// The matchers of every vector and matrix selector in `expr` (Prometheus's `ExtractSelectors`).
+fn selectors_of(expr: &Expr) -> Vec<Matchers> {
+    let mut out = Vec::new();
+    let mut stack = vec![expr];
+    while let Some(e) = stack.pop() {
+        match e {
+            Expr::VectorSelector(vs) => out.push(selector_matchers(vs)),
+            Expr::MatrixSelector(ms) => out.push(selector_matchers(&ms.vs)),
+            Expr::Aggregate(a) => {
+                stack.push(&a.expr);
+                if let Some(p) = &a.param {
+                    stack.push(p);
+                }
+            }
+            Expr::Unary(u) => stack.push(&u.expr),
+            Expr::Binary(b) => {
+                stack.push(&b.lhs);
+                stack.push(&b.rhs);
+            }
+            Expr::Paren(p) => stack.push(&p.expr),
+            Expr::Subquery(sq) => stack.push(&sq.expr),
+            Expr::Call(c) => stack.extend(c.args.args.iter().map(|a| a.as_ref())),
+            _ => {}
+        }
+    }
+    out
 }
 
 async fn format_query(uri: Uri, headers: HeaderMap, body: Bytes) -> Response {

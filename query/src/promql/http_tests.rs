@@ -79,34 +79,6 @@ fn values_encode_as_strings_and_timestamps_as_seconds() {
     );
 }
 
-#[test]
-fn metadata_types_are_guessed_from_names() {
-    let l = |pairs: &[(&str, &str)]| {
-        Labels::new(
-            pairs
-                .iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect(),
-        )
-    };
-    let sets = vec![
-        l(&[("__name__", "h_bucket"), ("le", "1")]),
-        l(&[("__name__", "h_sum")]),
-        l(&[("__name__", "h_count")]),
-        l(&[("__name__", "reqs_total")]),
-        l(&[("__name__", "temp")]),
-    ];
-    let f = metadata_families(&sets);
-    assert_eq!(
-        f.into_iter().collect::<Vec<_>>(),
-        vec![
-            ("h".to_string(), "histogram"),
-            ("reqs_total".to_string(), "counter"),
-            ("temp".to_string(), "unknown"),
-        ]
-    );
-}
-
 #[tokio::test]
 async fn grafana_save_and_test_query_answers_a_scalar() {
     let (status, body) = get_query("/api/v1/query?query=1%2B1&time=4").await;

@@ -67,11 +67,32 @@ const COLUMNS: &[&str] = &[
     "negative_bucket_counts",
 ];
 
+/// One exemplar: a sampled measurement with its trace context, attached to a series.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exemplar {
+    /// `trace_id`, `span_id` and the filtered attributes (sanitised).
+    pub labels: Labels,
+    pub value: f64,
+    pub time_ms: i64,
+}
+
+/// The exemplars of one series.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesExemplars {
+    pub labels: Labels,
+    pub exemplars: Vec<Exemplar>,
+}
+
 /// Reads PromQL series from the `metrics` table.
 pub struct MetricsTableSource {
     snapshots: Arc<dyn SnapshotSource>,
     use_series_index: bool,
+    /// Distinct metric descriptors per segment file (segments never change), for metadata.
+    descriptors: std::sync::Mutex<HashMap<std::path::PathBuf, Arc<Vec<Descriptor>>>>,
 }
+
+/// (name, type, unit, description, monotonic, remote-written) of a metric, as stored.
+type Descriptor = (String, String, String, String, bool, bool);
 
 impl MetricsTableSource {
     /// A source reading snapshots from `snapshots` (the storage engine, or a fake in tests).
@@ -79,6 +100,7 @@ impl MetricsTableSource {
         MetricsTableSource {
             snapshots,
             use_series_index: true,
+            descriptors: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -90,13 +112,37 @@ impl MetricsTableSource {
     }
 }
 
-impl SeriesSource for MetricsTableSource {
-    fn select(
+impl MetricsTableSource {
+    /// The exemplars of the series matching `matchers`, with exemplar times in `[start_ms,
+    /// end_ms]`. A histogram's exemplars go to the `_bucket` series whose `le` holds their value
+    /// (as Prometheus's OTLP translation does); a sum's or gauge's to its series.
+    pub fn select_exemplars(
         &self,
         matchers: &Matchers,
         start_ms: i64,
         end_ms: i64,
-    ) -> Result<Vec<Series>, PromqlError> {
+    ) -> Result<Vec<SeriesExemplars>, PromqlError> {
+        let mut acc = SeriesAccumulator {
+            exemplars: Some(HashMap::new()),
+            ..Default::default()
+        };
+        self.read(&mut acc, matchers, start_ms, end_ms)?;
+        Ok(acc.finish_exemplars(matchers, start_ms, end_ms))
+    }
+
+    fn read(
+        &self,
+        acc: &mut SeriesAccumulator,
+        matchers: &Matchers,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<(), PromqlError> {
+        let columns: Vec<&str> = if acc.exemplars.is_some() {
+            COLUMNS.iter().copied().chain(["exemplars"]).collect()
+        } else {
+            COLUMNS.to_vec()
+        };
+        let columns = columns.as_slice();
         let start_ns = start_ms.saturating_mul(1_000_000);
         let end_ns = end_ms.saturating_mul(1_000_000).saturating_add(999_999);
         let snapshot = self.snapshots.snapshot(
@@ -106,10 +152,6 @@ impl SeriesSource for MetricsTableSource {
                 end: Some(end_ns),
             },
         );
-        let mut acc = SeriesAccumulator {
-            want_target_info: matchers_accept_name(matchers, TARGET_INFO),
-            ..Default::default()
-        };
         let prefilter = self.use_series_index.then_some(matchers);
         for batch in &snapshot.head {
             acc.add_batch(batch, start_ns, end_ns, prefilter);
@@ -122,7 +164,7 @@ impl SeriesSource for MetricsTableSource {
                             &index,
                             segment,
                             matchers,
-                            COLUMNS,
+                            columns,
                             &mut |batch| acc.add_batch(batch, start_ns, end_ns, None),
                         )?;
                         continue;
@@ -149,7 +191,7 @@ impl SeriesSource for MetricsTableSource {
                 .get_fields()
                 .iter()
                 .enumerate()
-                .filter(|(_, f)| COLUMNS.contains(&f.name()))
+                .filter(|(_, f)| columns.contains(&f.name()))
                 .map(|(i, _)| i)
                 .collect();
             let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
@@ -163,6 +205,159 @@ impl SeriesSource for MetricsTableSource {
                 acc.add_batch(&batch, start_ns, end_ns, prefilter);
             }
         }
+        Ok(())
+    }
+}
+
+/// What `/api/v1/metadata` says of one metric family.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FamilyMetadata {
+    /// `counter`, `gauge`, `histogram`, `summary` or `unknown`.
+    pub kind: &'static str,
+    pub help: String,
+    pub unit: String,
+}
+
+impl MetricsTableSource {
+    /// The metric families with data in `[start_ms, end_ms]`, with their type, help (the OTLP
+    /// description, or the remote-written HELP) and unit, by Prometheus family name.
+    pub fn metadata(
+        &self,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeSet<FamilyMetadata>>, PromqlError> {
+        const META_COLUMNS: &[&str] =
+            &["time", "metric_name", "metric_type", "unit", "description", "is_monotonic", "scope_name"];
+        let start_ns = start_ms.saturating_mul(1_000_000);
+        let end_ns = end_ms.saturating_mul(1_000_000).saturating_add(999_999);
+        let snapshot = self.snapshots.snapshot(Table::Metrics, TimeRange { start: Some(start_ns), end: Some(end_ns) });
+        // Distinct descriptors first (a handful per batch), mapped once each.
+        let distinct_of = |batch: &RecordBatch, into: &mut std::collections::HashSet<Descriptor>, window: Option<(i64, i64)>| {
+            let col = |name: &str| batch.column_by_name(name);
+            let names = col("metric_name").and_then(|c| c.as_string_opt::<i32>());
+            let types = col("metric_type").and_then(|c| c.as_string_opt::<i32>());
+            let units = col("unit").and_then(|c| c.as_string_opt::<i32>());
+            let help = col("description").and_then(|c| c.as_string_opt::<i32>());
+            let mono = col("is_monotonic").and_then(|c| c.as_boolean_opt());
+            let scope = col("scope_name").and_then(|c| c.as_string_opt::<i32>());
+            let time = col("time").and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
+            let Some(names) = names else { return };
+            for i in 0..batch.num_rows() {
+                if !names.is_valid(i) {
+                    continue;
+                }
+                if let (Some((start, end)), Some(time)) = (window, time)
+                    && time.is_valid(i)
+                    && (time.value(i) < start || time.value(i) > end)
+                {
+                    continue;
+                }
+                into.insert((
+                    names.value(i).to_string(),
+                    str_at(types, i).unwrap_or("").to_string(),
+                    str_at(units, i).unwrap_or("").to_string(),
+                    str_at(help, i).unwrap_or("").to_string(),
+                    mono.is_some_and(|m| m.is_valid(i) && m.value(i)),
+                    str_at(scope, i) == Some(REMOTE_WRITE_SCOPE),
+                ));
+            }
+        };
+        let mut distinct: std::collections::HashSet<Descriptor> = std::collections::HashSet::new();
+        for batch in &snapshot.head {
+            distinct_of(batch, &mut distinct, Some((start_ns, end_ns)));
+        }
+        for segment in &snapshot.segments {
+            let cached = self.descriptors.lock().ok().and_then(|c| c.get(&segment.path).cloned());
+            let list = match cached {
+                Some(list) => list,
+                None => {
+                    let err = |e: &dyn std::fmt::Display| {
+                        PromqlError::Source(format!("segment {}: {e}", segment.path.display()))
+                    };
+                    let file = File::open(&segment.path).map_err(|e| err(&e))?;
+                    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(&e))?;
+                    let roots: Vec<usize> = builder
+                        .parquet_schema()
+                        .root_schema()
+                        .get_fields()
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, f)| META_COLUMNS.contains(&f.name()) && f.name() != "time")
+                        .map(|(i, _)| i)
+                        .collect();
+                    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+                    let mut set = std::collections::HashSet::new();
+                    for batch in builder.with_projection(mask).build().map_err(|e| err(&e))? {
+                        distinct_of(&batch.map_err(|e| err(&e))?, &mut set, None);
+                    }
+                    let list = Arc::new(set.into_iter().collect::<Vec<_>>());
+                    if let Ok(mut cache) = self.descriptors.lock() {
+                        if cache.len() > 100_000 {
+                            cache.clear();
+                        }
+                        cache.insert(segment.path.clone(), Arc::clone(&list));
+                    }
+                    list
+                }
+            };
+            distinct.extend(list.iter().cloned());
+        }
+        let mut out: std::collections::BTreeMap<String, std::collections::BTreeSet<FamilyMetadata>> =
+            std::collections::BTreeMap::new();
+        for (name, metric_type, unit, help, monotonic, remote) in distinct {
+            let (family, kind, unit) = if remote {
+                // Remote-written series keep their names; the family type comes from the name.
+                let (family, kind) = match name.strip_suffix("_bucket") {
+                    Some(base) => (base.to_string(), "histogram"),
+                    None if (metric_type == "sum" && monotonic) || name.ends_with("_total") => {
+                        (name.clone(), "counter")
+                    }
+                    // Sent with metadata (HELP or UNIT came along): a gauge; without: unknown.
+                    None if !help.is_empty() || !unit.is_empty() => (name.clone(), "gauge"),
+                    None => (name.clone(), "unknown"),
+                };
+                (family, kind, unit)
+            } else {
+                let kind = match metric_type.as_str() {
+                    "sum" if monotonic => "counter",
+                    "sum" | "gauge" => "gauge",
+                    "histogram" | "exponential_histogram" => "histogram",
+                    "summary" => "summary",
+                    _ => "unknown",
+                };
+                let family = family_name(&name, &unit, &metric_type, monotonic);
+                (family, kind, unit_suffix(&unit, metric_type == "gauge"))
+            };
+            out.entry(family).or_default().insert(FamilyMetadata { kind, help, unit });
+        }
+        // Remote-written `_sum`/`_count` of a histogram family belong to it.
+        let histograms: Vec<String> =
+            out.iter().filter(|(_, m)| m.iter().any(|m| m.kind == "histogram")).map(|(n, _)| n.clone()).collect();
+        for base in histograms {
+            for suffix in ["_sum", "_count"] {
+                if let Some(part) = out.get(&format!("{base}{suffix}"))
+                    && part.iter().all(|m| m.kind != "histogram" && m.kind != "summary")
+                {
+                    out.remove(&format!("{base}{suffix}"));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl SeriesSource for MetricsTableSource {
+    fn select(
+        &self,
+        matchers: &Matchers,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Series>, PromqlError> {
+        let mut acc = SeriesAccumulator {
+            want_target_info: matchers_accept_name(matchers, TARGET_INFO),
+            ..Default::default()
+        };
+        self.read(&mut acc, matchers, start_ms, end_ms)?;
         Ok(acc.finish(matchers))
     }
 }
@@ -188,6 +383,10 @@ struct SeriesAccumulator {
     delta: std::collections::HashSet<Labels>,
     /// Whether the selector may want `target_info`.
     want_target_info: bool,
+    /// Collecting exemplars instead of samples: series labels → exemplars.
+    exemplars: Option<HashMap<Labels, Vec<Exemplar>>>,
+    /// While a row is mapped in exemplar mode: the series it produced.
+    row_series: Vec<Labels>,
 }
 
 /// Typed views of one batch's columns; a missing or mistyped column reads as null.
@@ -209,6 +408,7 @@ struct Columns<'a> {
     positive: Option<&'a arrow::array::ListArray>,
     negative_offset: Option<&'a arrow::array::PrimitiveArray<arrow::datatypes::Int32Type>>,
     negative: Option<&'a arrow::array::ListArray>,
+    exemplars: Option<&'a arrow::array::ListArray>,
     value: Option<&'a arrow::array::PrimitiveArray<Float64Type>>,
     count: Option<&'a arrow::array::PrimitiveArray<UInt64Type>>,
     sum: Option<&'a arrow::array::PrimitiveArray<Float64Type>>,
@@ -238,6 +438,7 @@ impl<'a> Columns<'a> {
             positive: col("positive_bucket_counts").and_then(|c| c.as_list_opt()),
             negative_offset: col("negative_offset").and_then(|c| c.as_primitive_opt()),
             negative: col("negative_bucket_counts").and_then(|c| c.as_list_opt()),
+            exemplars: col("exemplars").and_then(|c| c.as_list_opt()),
             value: col("value").and_then(|c| c.as_primitive_opt()),
             count: col("count").and_then(|c| c.as_primitive_opt()),
             sum: col("sum").and_then(|c| c.as_primitive_opt()),
@@ -276,7 +477,95 @@ fn map_at(a: Option<&MapArray>, i: usize) -> Vec<(String, String)> {
 
 impl SeriesAccumulator {
     fn push(&mut self, labels: Labels, t_ms: i64, v: f64) {
+        if self.exemplars.is_some() {
+            // Exemplar mode: remember the row's series, keep no samples.
+            self.row_series.push(labels);
+            return;
+        }
         self.series.entry(labels).or_default().push((t_ms, v));
+    }
+
+    /// Exemplar mode: attaches row `i`'s exemplars to the series the row produced.
+    fn attach_exemplars(&mut self, c: &Columns<'_>, i: usize, t_ms: i64) {
+        let series = std::mem::take(&mut self.row_series);
+        let Some(out) = self.exemplars.as_mut() else { return };
+        let Some(list) = c.exemplars.filter(|l| l.is_valid(i)) else { return };
+        let entries = list.value(i);
+        let Some(entries) = entries.as_struct_opt() else { return };
+        let column = |name: &str| entries.column_by_name(name);
+        let times = column("time").and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
+        let values = column("value").and_then(|c| c.as_primitive_opt::<Float64Type>());
+        let ints = column("value_int").and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int64Type>());
+        let trace_ids = column("trace_id").and_then(|c| c.as_string_opt::<i32>());
+        let span_ids = column("span_id").and_then(|c| c.as_string_opt::<i32>());
+        let attributes = column("filtered_attributes").and_then(|c| c.as_map_opt());
+        // The series an exemplar belongs to: the bucket holding its value for histograms,
+        // otherwise the row's one series (`_sum`, `_count`, `target_info` and summary quantiles
+        // carry none).
+        let buckets: Vec<(f64, &Labels)> = series
+            .iter()
+            .filter_map(|l| {
+                let le = l.get("le")?;
+                let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+                Some((bound, l))
+            })
+            .collect();
+        let plain = series.iter().find(|l| {
+            l.get("le").is_none()
+                && l.get("quantile").is_none()
+                && l.metric_name().is_some_and(|n| {
+                    n != TARGET_INFO && !n.ends_with("_sum") && !n.ends_with("_count")
+                })
+        });
+        for j in 0..entries.len() {
+            let value = match (values, ints) {
+                (Some(v), _) if v.is_valid(j) => v.value(j),
+                (_, Some(v)) if v.is_valid(j) => v.value(j) as f64,
+                _ => continue,
+            };
+            let time_ms = times
+                .filter(|t| t.is_valid(j) && t.value(j) > 0)
+                .map_or(t_ms, |t| t.value(j).div_euclid(1_000_000));
+            let target = if buckets.is_empty() {
+                plain
+            } else {
+                buckets
+                    .iter()
+                    .filter(|(bound, _)| value <= *bound)
+                    .min_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, l)| *l)
+            };
+            let Some(target) = target else { continue };
+            let mut pairs: Vec<(String, String)> = map_at(attributes, j)
+                .into_iter()
+                .map(|(k, v)| (sanitize_label_name(&k), v))
+                .collect();
+            if let Some(id) = trace_ids.filter(|a| a.is_valid(j)) {
+                pairs.push(("trace_id".into(), id.value(j).to_string()));
+            }
+            if let Some(id) = span_ids.filter(|a| a.is_valid(j)) {
+                pairs.push(("span_id".into(), id.value(j).to_string()));
+            }
+            out.entry(target.clone()).or_default().push(Exemplar { labels: Labels::new(pairs), value, time_ms });
+        }
+    }
+
+    /// The exemplars of the series matching `matchers`, within the time range, in time order.
+    fn finish_exemplars(self, matchers: &Matchers, start_ms: i64, end_ms: i64) -> Vec<SeriesExemplars> {
+        let mut out: Vec<SeriesExemplars> = self
+            .exemplars
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(labels, _)| labels.matches(matchers))
+            .filter_map(|(labels, mut exemplars)| {
+                exemplars.retain(|e| e.time_ms >= start_ms && e.time_ms <= end_ms);
+                exemplars.sort_by_key(|e| e.time_ms);
+                exemplars.dedup();
+                (!exemplars.is_empty()).then_some(SeriesExemplars { labels, exemplars })
+            })
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out
     }
 
     /// Pushes a sample of a delta series (or of a cumulative one when `delta` is false).
@@ -342,9 +631,15 @@ impl SeriesAccumulator {
                     f64_at(c.value, i).unwrap_or(f64::NAN)
                 };
                 self.push(Labels::new(pairs), t, v);
+                if self.exemplars.is_some() {
+                    self.attach_exemplars(&c, i, t);
+                }
                 continue;
             }
             self.add_otlp_row(&c, i, name, t, stale);
+            if self.exemplars.is_some() {
+                self.attach_exemplars(&c, i, t);
+            }
         }
     }
 

@@ -137,7 +137,9 @@ pub(super) fn generate(start: i64, end: i64) -> Vec<Generated> {
                     for t in times {
                         v += (per_second * (t - prev) as f64 / 1000.0 * (0.5 + rng.unit())).round();
                         if rng.chance(0.01) {
-                            v = rng.between(0, 5) as f64;
+                            // A reset to a few hundred, not to ~0: a window starting at a near-zero
+                            // first sample is where 2.42 and 3.x extrapolate differently (EXCLUDED).
+                            v = rng.between(200, 500) as f64;
                         }
                         prev = t;
                         samples.push((v, t));

@@ -14,7 +14,8 @@ pub(super) const EXCLUDED: &[(&str, &str)] = &[
     (
         "rate/increase of a counter first seen inside the window at a value near zero",
         "3.x clamps the extrapolation to the counter's zero point after the 1.1 x interval threshold, 2.42 before it; \
-         the data's counters start high (running before the data starts), so the clamp only applies where both agree",
+         the data's counters start high (running before the data starts) and reset to a few hundred, so the clamp only \
+         applies where both agree",
     ),
     (
         "atan2 with an operand that keeps its metric name",

@@ -12,6 +12,13 @@
 #   query   another fresh Lumen loaded with SPANS spans, LOGS log records and POINTS data points,
 #           flushed; then lumen-querybench (RUNS timed runs per query, bytes on disk per row) and the
 #           DuckDB peer over the same Parquet segment files (benches/peers/duckdb_queries.py).
+#   metrics Prometheus remote write: Lumen vs Prometheus vs VictoriaMetrics on the same samples (ingest
+#           rate, resident memory, bytes per sample on disk, PromQL latency), one fresh instance at a
+#           time; benches/peers/metrics_peers.sh, whose knobs (SERIES, WINDOW, RW_RUNS, BIG_SERIES…)
+#           are read from the environment too. Needs Debian's prometheus and victoria-metrics.
+#   chdb    bytes per span and per log record in ClickHouse (chdb, MergeTree + ZSTD) against Lumen's,
+#           from the Parquet segments the query phase left in $DATA_ROOT/query
+#           (benches/peers/chdb_bytes.py; pip install chdb pyarrow).
 #
 # Everything is written to OUT (default $DATA_ROOT/results): JSON reports, text outputs, Lumen's
 # /metrics and log. Needs: cargo, curl, python3 with duckdb (pip install duckdb) for the peer.
@@ -134,6 +141,22 @@ if [[ ",$PHASES," == *",query,"* ]]; then
   say "query benchmark: DuckDB over the same segment files ($RUNS timed runs per query)"
   python3 "$ROOT/benches/peers/duckdb_queries.py" --data-dir "$DATA_ROOT/query" --lumen "$OUT/query-lumen.json" \
     --runs "$RUNS" --json-out "$OUT/query-duckdb.json" | tee -a "$OUT/summary.txt"
+fi
+
+if [[ ",$PHASES," == *",metrics,"* ]]; then
+  say "metrics: remote write into Lumen, Prometheus and VictoriaMetrics"
+  SKIP_BUILD=1 BIN=$BIN DATA_ROOT=$DATA_ROOT OUT=$OUT/metrics LUMEN_HTTP_PORT=$HTTP_PORT LUMEN_GRPC_PORT=$GRPC_PORT \
+    "$ROOT/benches/peers/metrics_peers.sh" | tee -a "$OUT/summary.txt"
+fi
+
+if [[ ",$PHASES," == *",chdb,"* ]]; then
+  say "bytes on disk: ClickHouse (chdb) over the query phase's segments"
+  for level in 3 1; do
+    python3 "$ROOT/benches/peers/chdb_bytes.py" --data-dir "$DATA_ROOT/query" --zstd-level "$level" \
+      --json-out "$OUT/chdb-zstd$level.json" | tee -a "$OUT/summary.txt"
+  done
+  python3 "$ROOT/benches/peers/chdb_bytes.py" --data-dir "$DATA_ROOT/query" --zstd-level 1 --plain-maps \
+    --json-out "$OUT/chdb-zstd1-plain-maps.json" | tee -a "$OUT/summary.txt"
 fi
 
 say "done: results in $OUT"

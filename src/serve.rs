@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// Memory one SQL query may use for sorts, joins and aggregations.
     #[arg(long, env = "LUMEN_QUERY_MEMORY_LIMIT", default_value = "1GiB", value_parser = parse_bytes)]
     pub query_memory_limit: usize,
+    /// Memory for decoded PromQL series indexes (one per metrics segment; least recently used evicted).
+    /// Raise it when a store has millions of series: an index that does not fit is re-read per query.
+    #[arg(long, env = "LUMEN_SERIES_INDEX_CACHE_SIZE", default_value = "256MiB", value_parser = parse_bytes)]
+    pub series_index_cache_size: usize,
     /// Configuration file (lumen.toml): alerting receivers and settings.
     #[arg(long, env = "LUMEN_CONFIG")]
     pub config: Option<PathBuf>,
@@ -121,6 +125,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
             })
             .await
     });
+    lumen_storage::index::set_cache_capacity(args.series_index_cache_size);
     let storage_config = StorageConfig {
         data_dir: args.data_dir.clone(),
         max_head_bytes: args.max_head_size,

@@ -176,34 +176,9 @@ impl MetricsTableSource {
                     ),
                 }
             }
-            let file = File::open(&segment.path).map_err(|e| {
-                PromqlError::Source(format!(
-                    "segment {} unavailable, retry the query: {e}",
-                    segment.path.display()
-                ))
+            read_segment(&segment.path, columns, &mut |batch| {
+                acc.add_batch(batch, start_ns, end_ns, prefilter)
             })?;
-            let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
-                PromqlError::Source(format!("segment {}: {e}", segment.path.display()))
-            })?;
-            let roots: Vec<usize> = builder
-                .parquet_schema()
-                .root_schema()
-                .get_fields()
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| columns.contains(&f.name()))
-                .map(|(i, _)| i)
-                .collect();
-            let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-            let reader = builder.with_projection(mask).build().map_err(|e| {
-                PromqlError::Source(format!("segment {}: {e}", segment.path.display()))
-            })?;
-            for batch in reader {
-                let batch = batch.map_err(|e| {
-                    PromqlError::Source(format!("segment {}: {e}", segment.path.display()))
-                })?;
-                acc.add_batch(&batch, start_ns, end_ns, prefilter);
-            }
         }
         Ok(())
     }
@@ -271,25 +246,9 @@ impl MetricsTableSource {
             let list = match cached {
                 Some(list) => list,
                 None => {
-                    let err = |e: &dyn std::fmt::Display| {
-                        PromqlError::Source(format!("segment {}: {e}", segment.path.display()))
-                    };
-                    let file = File::open(&segment.path).map_err(|e| err(&e))?;
-                    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(&e))?;
-                    let roots: Vec<usize> = builder
-                        .parquet_schema()
-                        .root_schema()
-                        .get_fields()
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, f)| META_COLUMNS.contains(&f.name()) && f.name() != "time")
-                        .map(|(i, _)| i)
-                        .collect();
-                    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+                    let columns: Vec<&str> = META_COLUMNS.iter().copied().filter(|c| *c != "time").collect();
                     let mut set = std::collections::HashSet::new();
-                    for batch in builder.with_projection(mask).build().map_err(|e| err(&e))? {
-                        distinct_of(&batch.map_err(|e| err(&e))?, &mut set, None);
-                    }
+                    read_segment(&segment.path, &columns, &mut |batch| distinct_of(batch, &mut set, None))?;
                     let list = Arc::new(set.into_iter().collect::<Vec<_>>());
                     if let Ok(mut cache) = self.descriptors.lock() {
                         if cache.len() > 100_000 {
@@ -360,6 +319,33 @@ impl SeriesSource for MetricsTableSource {
         self.read(&mut acc, matchers, start_ms, end_ms)?;
         Ok(acc.finish(matchers))
     }
+}
+
+/// Reads `columns` of every row of the segment file at `path`.
+fn read_segment(
+    path: &std::path::Path,
+    columns: &[&str],
+    each: &mut dyn FnMut(&RecordBatch),
+) -> Result<(), PromqlError> {
+    let err = |e: &dyn std::fmt::Display| PromqlError::Source(format!("segment {}: {e}", path.display()));
+    let file = File::open(path).map_err(|e| {
+        PromqlError::Source(format!("segment {} unavailable, retry the query: {e}", path.display()))
+    })?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(&e))?;
+    let roots: Vec<usize> = builder
+        .parquet_schema()
+        .root_schema()
+        .get_fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| columns.contains(&f.name()))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    for batch in builder.with_projection(mask).build().map_err(|e| err(&e))? {
+        each(&batch.map_err(|e| err(&e))?);
+    }
+    Ok(())
 }
 
 /// The series of resource attributes.

@@ -74,40 +74,7 @@ fn active(group: &GroupRuntime, index: usize) -> Vec<&ActiveAlert> {
 
 /// Query parameters that may repeat (`rule_name[]=a&rule_name[]=b`).
 fn params(raw: Option<String>) -> Vec<(String, String)> {
-    raw.map(|raw| {
-        raw.split('&')
-            .filter(|part| !part.is_empty())
-            .map(|part| {
-                let (k, v) = part.split_once('=').unwrap_or((part, ""));
-                (decode(k), decode(v))
-            })
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
-fn decode(text: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).map(|d| d as u8)
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi * 16 + lo);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    raw.map(|raw| lumen_query::promql::http::parse_urlencoded(&raw)).unwrap_or_default()
 }
 
 fn bad_data(message: String) -> Response {

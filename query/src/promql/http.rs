@@ -47,9 +47,9 @@ use crate::source::SnapshotSource;
 #[path = "http_params.rs"]
 mod params;
 use params::{MAX_TIME_MS, MIN_TIME_MS, Params};
-pub use params::{parse_duration, parse_time, unescape_label_name};
+pub use params::{parse_duration, parse_time, parse_urlencoded, unescape_label_name};
 #[cfg(test)]
-use params::{parse_urlencoded, percent_decode};
+use params::percent_decode;
 
 /// Longest query text accepted (bytes).
 pub const MAX_QUERY_LENGTH: usize = 64 * 1024;

@@ -93,7 +93,7 @@ impl Params {
 }
 
 /// Decodes `a=1&b=%20x+y` into pairs (`+` is a space).
-pub(super) fn parse_urlencoded(text: &str) -> Vec<(String, String)> {
+pub fn parse_urlencoded(text: &str) -> Vec<(String, String)> {
     text.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {

@@ -712,20 +712,17 @@ impl SeriesAccumulator {
             count: c.count.filter(|a| a.is_valid(i)).map_or(0, |a| a.value(i)),
         };
         for (le, cumulative) in crate::otlp_convert::exponential_to_classic(&histogram) {
-            let mut l = base.clone();
-            l.set(METRIC_NAME, &format!("{n}_bucket"));
-            l.set("le", &super::value::format_go_float(le));
-            self.push_temporal(
-                l,
-                t,
-                if stale {
-                    stale_nan()
-                } else {
-                    cumulative as f64
-                },
-                delta,
-            );
+            let le = super::value::format_go_float(le);
+            self.push_bucket(base, n, &le, t, if stale { stale_nan() } else { cumulative as f64 }, delta);
         }
+    }
+
+    /// One `<n>_bucket{le}` sample.
+    fn push_bucket(&mut self, base: &Labels, n: &str, le: &str, t: i64, v: f64, delta: bool) {
+        let mut l = base.clone();
+        l.set(METRIC_NAME, &format!("{n}_bucket"));
+        l.set("le", le);
+        self.push_temporal(l, t, v, delta);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -760,19 +757,7 @@ impl SeriesAccumulator {
             } else {
                 "+Inf".to_string()
             };
-            let mut l = base.clone();
-            l.set(METRIC_NAME, &format!("{n}_bucket"));
-            l.set("le", &le);
-            self.push_temporal(
-                l,
-                t,
-                if stale {
-                    stale_nan()
-                } else {
-                    cumulative as f64
-                },
-                delta,
-            );
+            self.push_bucket(base, n, &le, t, if stale { stale_nan() } else { cumulative as f64 }, delta);
         }
     }
 

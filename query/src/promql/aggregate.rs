@@ -1,15 +1,16 @@
 //! Aggregation operators (`sum`, `avg`, ..., `topk`, `quantile`, `count_values`, `limitk`)
 //! with `by` / `without` grouping.
 
-use std::collections::HashMap;
-
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use super::error::{PromqlError, bad_data, exec_err};
 use super::eval::Evaluator;
 use super::functions::is_valid_label_name;
 use super::range_functions::{kahan_inc, quantile};
-use super::value::{Labels, Sample, Value, format_go_float};
+use super::value::{Labels, LabelsMap, Sample, Value, format_go_float};
+
+/// Most input label sets whose grouping keys one aggregation remembers across steps.
+const MAX_REMEMBERED_GROUP_KEYS: usize = 1 << 20;
 
 /// Evaluates an aggregation at `t`.
 pub(crate) fn eval(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Value, PromqlError> {
@@ -22,18 +23,34 @@ pub(crate) fn eval(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Valu
             None => Labels::empty(),
         }
     };
-    // Groups in order of first appearance.
+    // Groups in order of first appearance. The same series meet this aggregation at every step
+    // of a range query, so their keys are remembered (bounded: inputs made afresh per step, such
+    // as `count_values` labels, could otherwise pile up).
     let mut order: Vec<Labels> = Vec::new();
-    let mut groups: HashMap<Labels, Vec<Sample>> = HashMap::new();
-    for s in input {
-        let key = grouping(&s.labels);
-        groups
-            .entry(key.clone())
-            .or_insert_with(|| {
-                order.push(key);
-                Vec::new()
-            })
-            .push(s);
+    let mut groups: LabelsMap<Vec<Sample>> = LabelsMap::default();
+    {
+        let mut memo = ev.group_keys.borrow_mut();
+        let memo = memo.entry(std::ptr::from_ref(a) as usize).or_default();
+        if memo.len() > MAX_REMEMBERED_GROUP_KEYS {
+            memo.clear();
+        }
+        for s in input {
+            let key = match memo.get(&s.labels) {
+                Some(k) => k.clone(),
+                None => {
+                    let k = grouping(&s.labels);
+                    memo.insert(s.labels.clone(), k.clone());
+                    k
+                }
+            };
+            groups
+                .entry(key.clone())
+                .or_insert_with(|| {
+                    order.push(key);
+                    Vec::new()
+                })
+                .push(s);
+        }
     }
     let param = match &a.param {
         Some(p) => Some(ev.eval(p, t)?),

@@ -16,14 +16,16 @@ use promql_parser::parser::{
 };
 
 use super::error::{PromqlError, bad_data, exec_err};
-use super::value::{Annotations, Labels, METRIC_NAME, Sample, Series, Value, is_stale_nan};
+use super::value::{
+    Annotations, Labels, LabelsMap, METRIC_NAME, Sample, Series, Value, is_stale_nan,
+};
 use super::{EngineConfig, SeriesSource, aggregate, binary, functions};
 
 /// The samples of a range vector at one step, plus the window they were cut from
 /// (needed by `rate`/`increase`/`delta` extrapolation).
 pub(crate) struct RangeInput {
     /// One entry per series with at least one sample in the window.
-    pub series: Vec<Series>,
+    pub series: Vec<RangeSeries>,
     /// Exclusive lower bound of the window, in ms.
     pub range_start: i64,
     /// Inclusive upper bound of the window, in ms.
@@ -34,6 +36,66 @@ impl RangeInput {
     /// Window length in seconds.
     pub fn range_secs(&self) -> f64 {
         (self.range_end - self.range_start) as f64 / 1000.0
+    }
+}
+
+/// One series of a range vector at one step: a window onto samples shared across steps (a range
+/// query cuts every step's window from the same fetched samples without copying them).
+pub(crate) struct RangeSeries {
+    pub labels: Labels,
+    /// The labels without `__name__`, when known in advance (selectors: made once per query).
+    without_name: Option<Labels>,
+    data: Rc<[(i64, f64)]>,
+    lo: usize,
+    hi: usize,
+}
+
+impl RangeSeries {
+    /// The window's samples in time order (no staleness markers).
+    pub fn samples(&self) -> &[(i64, f64)] {
+        &self.data[self.lo..self.hi]
+    }
+
+    /// The labels without the metric name (what most functions return).
+    pub fn labels_without_name(&self) -> Labels {
+        match &self.without_name {
+            Some(l) => l.clone(),
+            None => self.labels.without_metric_name(),
+        }
+    }
+
+    fn into_series(self) -> Series {
+        Series {
+            samples: self.samples().to_vec(),
+            labels: self.labels,
+        }
+    }
+}
+
+/// A selector's series as fetched once per query, prepared for every step.
+pub(crate) struct Fetched {
+    labels: Labels,
+    without_name: Labels,
+    /// Every sample, staleness markers included (instant selectors).
+    all: Rc<[(i64, f64)]>,
+    /// The samples without staleness markers (range selectors); shares `all` when there are none.
+    ranged: Rc<[(i64, f64)]>,
+}
+
+impl Fetched {
+    fn new(s: Series) -> Self {
+        let all: Rc<[(i64, f64)]> = Rc::from(s.samples);
+        let ranged = if all.iter().any(|(_, v)| is_stale_nan(*v)) {
+            all.iter().copied().filter(|(_, v)| !is_stale_nan(*v)).collect()
+        } else {
+            Rc::clone(&all)
+        };
+        Fetched {
+            without_name: s.labels.without_metric_name(),
+            labels: s.labels,
+            all,
+            ranged,
+        }
     }
 }
 
@@ -55,9 +117,12 @@ pub(crate) struct Evaluator<'a> {
     fetch_start: i64,
     fetch_end: i64,
     /// Fetched series by selector text (equal selectors share one fetch).
-    cache: RefCell<HashMap<String, Rc<Vec<Series>>>>,
+    cache: RefCell<HashMap<String, Rc<Vec<Fetched>>>>,
     /// The same, by selector AST node address.
-    by_node: RefCell<HashMap<usize, Rc<Vec<Series>>>>,
+    by_node: RefCell<HashMap<usize, Rc<Vec<Fetched>>>>,
+    /// Grouping keys of aggregations by (aggregation node address, input labels): the same
+    /// series meet the same aggregation at every step.
+    pub group_keys: RefCell<HashMap<usize, LabelsMap<Labels>>>,
     /// Inner results of subqueries by (inner expression, step time): consecutive steps of a
     /// range query share most subquery steps, which are evaluated once.
     subquery_steps: RefCell<HashMap<SubqueryStepKey, Rc<Vec<Sample>>>>,
@@ -87,6 +152,7 @@ impl<'a> Evaluator<'a> {
             cache: RefCell::new(HashMap::new()),
             by_node: RefCell::new(HashMap::new()),
             subquery_steps: RefCell::new(HashMap::new()),
+            group_keys: RefCell::new(HashMap::new()),
             annotations: RefCell::new(Annotations::default()),
             samples_loaded: Cell::new(0),
         }
@@ -122,9 +188,13 @@ impl<'a> Evaluator<'a> {
                 )),
             },
             Expr::VectorSelector(vs) => Ok(Value::Vector(self.vector_selector(vs, t)?)),
-            Expr::MatrixSelector(_) | Expr::Subquery(_) => {
-                Ok(Value::Matrix(self.range_input(expr, t)?.series))
-            }
+            Expr::MatrixSelector(_) | Expr::Subquery(_) => Ok(Value::Matrix(
+                self.range_input(expr, t)?
+                    .series
+                    .into_iter()
+                    .map(RangeSeries::into_series)
+                    .collect(),
+            )),
             Expr::Aggregate(a) => aggregate::eval(self, a, t),
             Expr::Binary(b) => binary::eval(self, b, t),
             Expr::Call(c) => functions::eval(self, c, t),
@@ -178,7 +248,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Fetches (once per query) the series matching a selector.
-    fn series_for(&self, vs: &VectorSelector) -> Result<Rc<Vec<Series>>, PromqlError> {
+    fn series_for(&self, vs: &VectorSelector) -> Result<Rc<Vec<Fetched>>, PromqlError> {
         // Per step, the AST node's address finds the series without formatting matchers.
         let node = std::ptr::from_ref(vs) as usize;
         if let Some(hit) = self.by_node.borrow().get(&node) {
@@ -190,11 +260,13 @@ impl<'a> Evaluator<'a> {
         let series = match cached {
             Some(hit) => hit,
             None => {
-                let series = Rc::new(self.source.select(
-                    &matchers,
-                    self.fetch_start,
-                    self.fetch_end,
-                )?);
+                let series = Rc::new(
+                    self.source
+                        .select(&matchers, self.fetch_start, self.fetch_end)?
+                        .into_iter()
+                        .map(Fetched::new)
+                        .collect(),
+                );
                 self.cache.borrow_mut().insert(key, Rc::clone(&series));
                 series
             }
@@ -240,11 +312,11 @@ impl<'a> Evaluator<'a> {
         let lookback_start = ref_t.saturating_sub(self.cfg.lookback_delta_ms);
         let mut out = Vec::new();
         for s in series.iter() {
-            let idx = s.samples.partition_point(|(ts, _)| *ts <= ref_t);
+            let idx = s.all.partition_point(|(ts, _)| *ts <= ref_t);
             if idx == 0 {
                 continue;
             }
-            let (ts, v) = s.samples[idx - 1];
+            let (ts, v) = s.all[idx - 1];
             if ts <= lookback_start || is_stale_nan(v) {
                 continue;
             }
@@ -285,20 +357,18 @@ impl<'a> Evaluator<'a> {
         let mut series = Vec::new();
         let mut total = 0usize;
         for s in all.iter() {
-            let lo = s.samples.partition_point(|(ts, _)| *ts <= range_start);
-            let hi = s.samples.partition_point(|(ts, _)| *ts <= range_end);
-            let samples: Vec<(i64, f64)> = s.samples[lo..hi]
-                .iter()
-                .copied()
-                .filter(|(_, v)| !is_stale_nan(*v))
-                .collect();
-            if samples.is_empty() {
+            let lo = s.ranged.partition_point(|(ts, _)| *ts <= range_start);
+            let hi = lo + s.ranged[lo..].partition_point(|(ts, _)| *ts <= range_end);
+            if lo == hi {
                 continue;
             }
-            total += samples.len();
-            series.push(Series {
+            total += hi - lo;
+            series.push(RangeSeries {
                 labels: s.labels.clone(),
-                samples,
+                without_name: Some(s.without_name.clone()),
+                data: Rc::clone(&s.ranged),
+                lo,
+                hi,
             });
         }
         self.count_samples(total)?;
@@ -363,7 +433,19 @@ impl<'a> Evaluator<'a> {
             };
         }
         Ok(RangeInput {
-            series,
+            series: series
+                .into_iter()
+                .map(|s| {
+                    let hi = s.samples.len();
+                    RangeSeries {
+                        labels: s.labels,
+                        without_name: None,
+                        data: Rc::from(s.samples),
+                        lo: 0,
+                        hi,
+                    }
+                })
+                .collect(),
             range_start,
             range_end,
         })

@@ -9,7 +9,7 @@ use super::error::{PromqlError, bad_data, exec_err};
 use super::eval::{Evaluator, check_unique};
 use super::histogram;
 use super::range_functions as rf;
-use super::value::{Labels, METRIC_NAME, Sample, Series, Value, format_go_float};
+use super::value::{Labels, METRIC_NAME, Sample, Value, format_go_float};
 
 /// Evaluates a function call at `t`.
 pub(crate) fn eval(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value, PromqlError> {
@@ -567,7 +567,7 @@ fn range_call(
             let labels = if keep_name {
                 s.labels.clone()
             } else {
-                s.labels.without_metric_name()
+                s.labels_without_name()
             };
             out.push(Sample { labels, value });
         }
@@ -581,13 +581,13 @@ fn series_value(
     ev: &Evaluator<'_>,
     name: &str,
     input: &super::eval::RangeInput,
-    s: &Series,
+    s: &super::eval::RangeSeries,
     p1: f64,
     p2: f64,
     matrix_expr: &Expr,
     t: i64,
 ) -> Option<f64> {
-    let values = || s.samples.iter().map(|(_, v)| *v).collect::<Vec<f64>>();
+    let values = || s.samples().iter().map(|(_, v)| *v).collect::<Vec<f64>>();
     match name {
         "rate" | "increase" => {
             counter_info(ev, s, matrix_expr);
@@ -597,16 +597,16 @@ fn series_value(
         "irate" => rf::instant_value(s, true),
         "idelta" => rf::instant_value(s, false),
         "deriv" => {
-            (s.samples.len() >= 2).then(|| rf::linear_regression(&s.samples, s.samples[0].0).0)
+            (s.samples().len() >= 2).then(|| rf::linear_regression(s.samples(), s.samples()[0].0).0)
         }
-        "predict_linear" => (s.samples.len() >= 2).then(|| {
-            let (slope, intercept) = rf::linear_regression(&s.samples, t);
+        "predict_linear" => (s.samples().len() >= 2).then(|| {
+            let (slope, intercept) = rf::linear_regression(s.samples(), t);
             slope * p1 + intercept
         }),
         "ts_of_min_over_time"
         | "ts_of_max_over_time"
         | "ts_of_first_over_time"
-        | "ts_of_last_over_time" => rf::timestamp_of(name, &s.samples),
+        | "ts_of_last_over_time" => rf::timestamp_of(name, s.samples()),
         "changes" => Some(rf::changes(s)),
         "resets" => Some(rf::resets(s)),
         "quantile_over_time" => Some(rf::quantile(p1, values())),
@@ -617,7 +617,7 @@ fn series_value(
 
 /// Prometheus's info annotation for `rate`/`increase` over a metric whose name does not look
 /// like a counter.
-fn counter_info(ev: &Evaluator<'_>, s: &Series, e: &Expr) {
+fn counter_info(ev: &Evaluator<'_>, s: &super::eval::RangeSeries, e: &Expr) {
     if !matches!(unwrap_parens(e), Expr::MatrixSelector(_)) {
         return;
     }

@@ -244,6 +244,122 @@ pub fn result_json(value: &Value, time_ms: i64) -> Json {
     }
 }
 
+/// A query answer written straight to JSON text: the same document as [`success`] with
+/// [`result_json`], without building a `serde_json::Value` per point (a range query can return
+/// hundreds of thousands of points).
+fn success_result(value: &Value, time_ms: i64, annotations: &Annotations) -> Response {
+    let mut out: Vec<u8> = Vec::with_capacity(256 + result_size_hint(value));
+    out.extend_from_slice(br#"{"status":"success","data":"#);
+    write_result(&mut out, value, time_ms);
+    for (key, list) in [("warnings", &annotations.warnings), ("infos", &annotations.infos)] {
+        if !list.is_empty() {
+            out.extend_from_slice(format!(r#","{key}":"#).as_bytes());
+            write_json(&mut out, list);
+        }
+    }
+    out.push(b'}');
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        out,
+    )
+        .into_response()
+}
+
+/// Roughly how many bytes a value's JSON takes (to size the buffer once).
+fn result_size_hint(value: &Value) -> usize {
+    match value {
+        Value::Vector(v) => v.len() * 128,
+        Value::Matrix(m) => m.iter().map(|s| 128 + s.samples.len() * 24).sum(),
+        _ => 64,
+    }
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    // Writing to a Vec cannot fail, and strings, numbers and lists of strings always serialise.
+    let _ = serde_json::to_writer(&mut *out, v);
+}
+
+fn write_ts(out: &mut Vec<u8>, ms: i64) {
+    if ms % 1000 == 0 {
+        write_json(out, &(ms / 1000));
+    } else {
+        write_json(out, &(ms as f64 / 1000.0));
+    }
+}
+
+fn write_point(out: &mut Vec<u8>, ms: i64, v: f64) {
+    use std::io::Write;
+    out.push(b'[');
+    write_ts(out, ms);
+    // Go-formatted floats, NaN and ±Inf need no escaping.
+    let _ = write!(out, ",\"{}\"]", format_go_float(v));
+}
+
+fn write_labels(out: &mut Vec<u8>, labels: &Labels) {
+    out.push(b'{');
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json(out, k);
+        out.push(b':');
+        write_json(out, v);
+    }
+    out.push(b'}');
+}
+
+/// [`result_json`] as JSON text.
+fn write_result(out: &mut Vec<u8>, value: &Value, time_ms: i64) {
+    match value {
+        Value::Scalar(v) => {
+            out.extend_from_slice(br#"{"resultType":"scalar","result":"#);
+            write_point(out, time_ms, *v);
+        }
+        Value::String(s) => {
+            out.extend_from_slice(br#"{"resultType":"string","result":["#);
+            write_ts(out, time_ms);
+            out.push(b',');
+            write_json(out, s);
+            out.push(b']');
+        }
+        Value::Vector(samples) => {
+            out.extend_from_slice(br#"{"resultType":"vector","result":["#);
+            for (i, s) in samples.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(br#"{"metric":"#);
+                write_labels(out, &s.labels);
+                out.extend_from_slice(br#","value":"#);
+                write_point(out, time_ms, s.value);
+                out.push(b'}');
+            }
+            out.push(b']');
+        }
+        Value::Matrix(series) => {
+            out.extend_from_slice(br#"{"resultType":"matrix","result":["#);
+            for (i, s) in series.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(br#"{"metric":"#);
+                write_labels(out, &s.labels);
+                out.extend_from_slice(br#","values":["#);
+                for (j, (t, v)) in s.samples.iter().enumerate() {
+                    if j > 0 {
+                        out.push(b',');
+                    }
+                    write_point(out, *t, *v);
+                }
+                out.extend_from_slice(b"]}");
+            }
+            out.push(b']');
+        }
+    }
+    out.push(b'}');
+}
+
 // ---------------------------------------------------------------------------------------------
 // Running work off the async runtime
 
@@ -354,10 +470,7 @@ async fn query(State(api): State<Shared>, uri: Uri, headers: HeaderMap, body: By
                 })
                 .await?;
             apply_limit(&mut result.value, &mut result.annotations, limit);
-            Ok(success(
-                result_json(&result.value, time),
-                Some(&result.annotations),
-            ))
+            Ok(success_result(&result.value, time, &result.annotations))
         }
         .await,
     )
@@ -403,7 +516,7 @@ async fn query_range(
                 .run(&params, move |api| engine.range(&query, start, end, step, &api.source))
                 .await?;
             apply_limit(&mut result.value, &mut result.annotations, limit);
-            Ok(success(result_json(&result.value, end), Some(&result.annotations)))
+            Ok(success_result(&result.value, end, &result.annotations))
         }
         .await,
     )

@@ -79,6 +79,37 @@ fn values_encode_as_strings_and_timestamps_as_seconds() {
     );
 }
 
+#[test]
+fn streamed_answers_are_the_same_json_as_result_json() {
+    let labels = |pairs: &[(&str, &str)]| {
+        Labels::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    };
+    let odd = labels(&[("__name__", "up"), ("path", "/a\"b\\c\n\u{1}é")]);
+    let values = [
+        Value::Scalar(-0.5),
+        Value::String("a \"quoted\" string".into()),
+        Value::Vector(vec![
+            super::super::Sample { labels: odd.clone(), value: f64::NAN },
+            super::super::Sample { labels: labels(&[("a", "1")]), value: 1e-300 },
+        ]),
+        Value::Vector(Vec::new()),
+        Value::Matrix(vec![
+            super::super::Series { labels: odd, samples: vec![(1_000, 1.0), (1_500, f64::NEG_INFINITY), (-2_250, 3e21)] },
+            super::super::Series { labels: Labels::empty(), samples: Vec::new() },
+        ]),
+    ];
+    for (i, value) in values.iter().enumerate() {
+        for time in [4_000, 1_435_781_451_781] {
+            let mut out = Vec::new();
+            write_result(&mut out, value, time);
+            let streamed: Json = serde_json::from_slice(&out).unwrap_or_else(|e| {
+                panic!("value {i}: {e}: {}", String::from_utf8_lossy(&out))
+            });
+            assert_eq!(streamed, result_json(value, time), "value {i}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn grafana_save_and_test_query_answers_a_scalar() {
     let (status, body) = get_query("/api/v1/query?query=1%2B1&time=4").await;

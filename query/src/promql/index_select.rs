@@ -23,7 +23,6 @@
 //! Steps 1–3 only ever drop series that cannot match, so the final filter by the matchers (in the
 //! caller) sees a subset of the full scan's rows that contains every matching one.
 
-use std::fs::File;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -32,10 +31,7 @@ use arrow::array::{
 use arrow::compute::take;
 use lumen_storage::{AttributeColumn, RoaringBitmap, SegmentMeta, SeriesEntry, SeriesIndex};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{
-    ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
-};
-use parquet::file::metadata::PageIndexPolicy;
+use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use promql_parser::label::{MatchOp, Matcher, Matchers};
 
 use super::PromqlError;
@@ -95,35 +91,38 @@ fn pairs(
         .collect()
 }
 
-/// Reads the rows of `segment` that may belong to a series `matchers` selects, calling `each`
-/// with batches of the columns in `columns` (identity columns rebuilt from `index`).
+/// Receives the rows an indexed read selects.
+pub(super) trait IndexedRows {
+    /// The columns to read for rows of `entries` (the selected series, in row order). Identity
+    /// columns are never read: [`identity_batch`] and [`with_identity`] rebuild them on demand.
+    fn columns(&mut self, entries: &[SeriesEntry<'_>]) -> Vec<&'static str>;
+
+    /// A batch of the columns asked for; `owners[i]` is the index in `entries` of row `i`'s series.
+    fn rows(
+        &mut self,
+        batch: &RecordBatch,
+        owners: &UInt32Array,
+        entries: &[SeriesEntry<'_>],
+    ) -> Result<(), PromqlError>;
+}
+
+/// Reads the rows of `segment` that may belong to a series `matchers` selects into `sink`.
 pub(super) fn read_indexed(
     index: &SeriesIndex,
     segment: &SegmentMeta,
     matchers: &Matchers,
-    columns: &[&str],
-    each: &mut dyn FnMut(&RecordBatch),
+    sink: &mut dyn IndexedRows,
 ) -> Result<IndexedRead, PromqlError> {
     let selected = select_series(index, matchers);
     if selected.is_empty() {
         return Ok(IndexedRead::default());
     }
     let entries: Vec<SeriesEntry<'_>> = selected.iter().filter_map(|o| index.series(o)).collect();
-    let identity = identity_batch(&entries)?;
+    let columns = sink.columns(&entries);
     let err = |e: &dyn std::fmt::Display| {
         PromqlError::Source(format!("segment {}: {e}", segment.path.display()))
     };
-    let file = File::open(&segment.path).map_err(|e| {
-        PromqlError::Source(format!(
-            "segment {} unavailable, retry the query: {e}",
-            segment.path.display()
-        ))
-    })?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(
-        file,
-        ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
-    )
-    .map_err(|e| err(&e))?;
+    let builder = super::parquet_cache::reader_builder(&segment.path)?;
     let group_rows: Vec<u64> = builder
         .metadata()
         .row_groups()
@@ -146,6 +145,7 @@ pub(super) fn read_indexed(
         .with_projection(mask)
         .with_row_groups(row_groups)
         .with_row_selection(RowSelection::from(selectors))
+        .with_batch_size(ROWS_PER_BATCH)
         .build()
         .map_err(|e| err(&e))?;
 
@@ -175,13 +175,56 @@ pub(super) fn read_indexed(
         }
         let batch = batch.slice(0, owners.len());
         read.rows += batch.num_rows() as u64;
-        each(&with_identity(
-            &batch,
-            &identity,
-            &UInt32Array::from(owners),
-        )?);
+        sink.rows(&batch, &UInt32Array::from(owners), &entries)?;
     }
     Ok(read)
+}
+
+/// Rows decoded per batch of an indexed read (larger than the reader's default: the columns read
+/// are narrow, and every batch has a fixed cost).
+const ROWS_PER_BATCH: usize = 65_536;
+
+/// An [`IndexedRows`] handing every row, with its identity columns, to a closure: the rows as a
+/// full scan would see them.
+#[cfg(test)]
+pub(super) struct MappedRows<'a> {
+    pub columns: Vec<&'static str>,
+    pub each: &'a mut dyn FnMut(&RecordBatch),
+    identity: Option<RecordBatch>,
+}
+
+#[cfg(test)]
+impl<'a> MappedRows<'a> {
+    pub(super) fn new(columns: Vec<&'static str>, each: &'a mut dyn FnMut(&RecordBatch)) -> Self {
+        MappedRows {
+            columns,
+            each,
+            identity: None,
+        }
+    }
+}
+
+#[cfg(test)]
+impl IndexedRows for MappedRows<'_> {
+    fn columns(&mut self, _entries: &[SeriesEntry<'_>]) -> Vec<&'static str> {
+        self.identity = None;
+        self.columns.clone()
+    }
+
+    fn rows(
+        &mut self,
+        batch: &RecordBatch,
+        owners: &UInt32Array,
+        entries: &[SeriesEntry<'_>],
+    ) -> Result<(), PromqlError> {
+        if self.identity.is_none() {
+            self.identity = Some(identity_batch(entries)?);
+        }
+        if let Some(identity) = &self.identity {
+            (self.each)(&with_identity(batch, identity, owners)?);
+        }
+        Ok(())
+    }
 }
 
 /// The ordinals of the series of `index` that may satisfy `matchers` (steps 1–3 of the module docs).
@@ -428,7 +471,7 @@ fn row_selection(group_rows: &[u64], ranges: &[(u64, u64)]) -> (Vec<usize>, Vec<
 }
 
 /// One row per selected entry with its identity columns.
-fn identity_batch(entries: &[SeriesEntry<'_>]) -> Result<RecordBatch, PromqlError> {
+pub(super) fn identity_batch(entries: &[SeriesEntry<'_>]) -> Result<RecordBatch, PromqlError> {
     let strings = |f: &dyn Fn(&SeriesEntry<'_>) -> Option<String>| -> ArrayRef {
         Arc::new(StringArray::from(entries.iter().map(f).collect::<Vec<_>>()))
     };
@@ -487,7 +530,7 @@ fn identity_batch(entries: &[SeriesEntry<'_>]) -> Result<RecordBatch, PromqlErro
 }
 
 /// `batch` (value columns) plus the identity columns of each row's owner.
-fn with_identity(
+pub(super) fn with_identity(
     batch: &RecordBatch,
     identity: &RecordBatch,
     owners: &UInt32Array,

@@ -68,12 +68,13 @@ async fn reads_only_the_rows_of_the_matching_series() {
     ];
     for (text, entries, expected_rows) in cases {
         let mut rows = 0u64;
-        let read = read_indexed(&index, &meta, &selector(text), &columns, &mut |b| {
+        let mut each = |b: &RecordBatch| {
             rows += b.num_rows() as u64;
             assert!(b.column_by_name("attributes").is_some());
             assert!(b.column_by_name("resource_attributes").is_some());
-        })
-        .unwrap();
+        };
+        let mut sink = MappedRows::new(columns.to_vec(), &mut each);
+        let read = read_indexed(&index, &meta, &selector(text), &mut sink).unwrap();
         assert_eq!((read.series, read.rows), (entries, expected_rows), "{text}");
         assert_eq!(rows, expected_rows, "{text}");
     }

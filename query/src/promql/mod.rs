@@ -38,6 +38,7 @@ mod functions;
 mod histogram;
 pub mod http;
 mod index_select;
+mod parquet_cache;
 mod range_functions;
 pub mod source;
 #[cfg(test)]
@@ -50,7 +51,7 @@ use promql_parser::label::Matchers;
 use promql_parser::parser::{self, Expr};
 
 pub use error::PromqlError;
-pub use value::{Annotations, Labels, Sample, Series, Value, is_stale_nan, stale_nan};
+pub use value::{Annotations, Labels, LabelsMap, Sample, Series, Value, is_stale_nan, stale_nan};
 
 use eval::{Evaluator, check_unique};
 
@@ -220,7 +221,7 @@ impl Engine {
         }
         let mut ev = Evaluator::new(&self.config, source, expr, start_ms, end_ms, true);
         ev.query_step = step_ms;
-        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut index: value::LabelsMap<usize> = value::LabelsMap::default();
         let mut out: Vec<Series> = Vec::new();
         let mut t = start_ms;
         let mut output_points = 0usize;

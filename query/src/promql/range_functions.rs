@@ -3,7 +3,7 @@
 
 use super::aggregate::{avg, sum};
 use super::eval::RangeInput;
-use super::value::Series;
+use super::eval::RangeSeries;
 
 /// Kahan-Neumaier summation step: adds `inc` to `sum` with compensation `c`.
 pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
@@ -50,11 +50,11 @@ pub(crate) fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
 /// window's edges exactly as Prometheus's `extrapolatedRate`.
 pub(crate) fn extrapolated_rate(
     input: &RangeInput,
-    s: &Series,
+    s: &RangeSeries,
     is_counter: bool,
     is_rate: bool,
 ) -> Option<f64> {
-    let samples = &s.samples;
+    let samples = s.samples();
     if samples.len() < 2 {
         return None;
     }
@@ -95,13 +95,13 @@ pub(crate) fn extrapolated_rate(
 }
 
 /// `irate` and `idelta`: from the last two samples.
-pub(crate) fn instant_value(s: &Series, is_rate: bool) -> Option<f64> {
-    let n = s.samples.len();
+pub(crate) fn instant_value(s: &RangeSeries, is_rate: bool) -> Option<f64> {
+    let n = s.samples().len();
     if n < 2 {
         return None;
     }
-    let (pt, pv) = s.samples[n - 2];
-    let (lt, lv) = s.samples[n - 1];
+    let (pt, pv) = s.samples()[n - 2];
+    let (lt, lv) = s.samples()[n - 1];
     let mut v = if is_rate && lv < pv { lv } else { lv - pv };
     let interval = lt - pt;
     if interval == 0 {
@@ -170,9 +170,9 @@ pub(crate) fn timestamp_of(name: &str, samples: &[(i64, f64)]) -> Option<f64> {
 }
 
 /// Number of value changes (NaN to NaN is no change).
-pub(crate) fn changes(s: &Series) -> f64 {
+pub(crate) fn changes(s: &RangeSeries) -> f64 {
     let mut count = 0.0;
-    for w in s.samples.windows(2) {
+    for w in s.samples().windows(2) {
         let (a, b) = (w[0].1, w[1].1);
         if a != b && !(a.is_nan() && b.is_nan()) {
             count += 1.0;
@@ -182,8 +182,8 @@ pub(crate) fn changes(s: &Series) -> f64 {
 }
 
 /// Number of counter resets (decreases).
-pub(crate) fn resets(s: &Series) -> f64 {
-    s.samples.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64
+pub(crate) fn resets(s: &RangeSeries) -> f64 {
+    s.samples().windows(2).filter(|w| w[1].1 < w[0].1).count() as f64
 }
 
 /// The `*_over_time` aggregations that need nothing but the values.

@@ -19,18 +19,19 @@
 //! series' rows can produce; keep it in step with `SeriesAccumulator::add_otlp_row`.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, MapArray, RecordBatch};
 use arrow::datatypes::{Float64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
 use lumen_storage::{MetricDescriptor, Table, TimeRange};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use promql_parser::label::Matchers;
 
 use super::index_select::{self, name_could_match};
-use super::value::{Labels, METRIC_NAME, Series, stale_nan};
+use super::value::{Labels, LabelsMap, METRIC_NAME, Series, stale_nan};
+
+/// Most row plans one read remembers by `series_id` (beyond that it starts over).
+const MAX_ROW_PLANS: usize = 1 << 20;
 use super::{PromqlError, SeriesSource};
 use crate::source::SnapshotSource;
 
@@ -160,13 +161,15 @@ impl MetricsTableSource {
             if self.use_series_index {
                 match lumen_storage::load_series_index(segment) {
                     Ok(index) => {
-                        index_select::read_indexed(
-                            &index,
-                            segment,
-                            matchers,
+                        let mut sink = IndexedSink {
+                            acc: &mut *acc,
                             columns,
-                            &mut |batch| acc.add_batch(batch, start_ns, end_ns, None),
-                        )?;
+                            start_ns,
+                            end_ns,
+                            plans: Vec::new(),
+                            identity: None,
+                        };
+                        index_select::read_indexed(&index, segment, matchers, &mut sink)?;
                         continue;
                     }
                     Err(e) => tracing::warn!(
@@ -181,6 +184,131 @@ impl MetricsTableSource {
             })?;
         }
         Ok(())
+    }
+}
+
+/// Takes the rows of an indexed read: rows of plain series (one sample per row, labels known
+/// from the index) go straight to their series; the others get their identity columns back and
+/// go through the row mapping.
+struct IndexedSink<'a> {
+    acc: &'a mut SeriesAccumulator,
+    /// The columns the row mapping reads.
+    columns: &'a [&'static str],
+    start_ns: i64,
+    end_ns: i64,
+    /// Per selected entry of the segment being read.
+    plans: Vec<RowPlan>,
+    /// The entries' identity columns, built when a mapped row first needs them.
+    identity: Option<RecordBatch>,
+}
+
+/// The columns plain series need.
+const PLAIN_COLUMNS: &[&str] = &["time", "flags", "value"];
+
+impl index_select::IndexedRows for IndexedSink<'_> {
+    fn columns(&mut self, entries: &[lumen_storage::SeriesEntry<'_>]) -> Vec<&'static str> {
+        self.identity = None;
+        let mut shapes: HashMap<usize, Option<SeriesShape>> = HashMap::new();
+        self.plans = entries
+            .iter()
+            .map(|e| {
+                let d = e.descriptor();
+                let shape = shapes
+                    .entry(e.descriptor_ordinal())
+                    .or_insert_with(|| self.acc.plain_shape(&d));
+                match shape {
+                    Some(shape) => self.acc.plain_plan(
+                        shape,
+                        &d,
+                        index_pairs(e.attributes()),
+                        index_pairs(e.resource_attributes()),
+                    ),
+                    None => RowPlan::Mapped,
+                }
+            })
+            .collect();
+        if self.plans.iter().any(|p| matches!(p, RowPlan::Mapped)) {
+            self.columns.to_vec()
+        } else {
+            PLAIN_COLUMNS.to_vec()
+        }
+    }
+
+    fn rows(
+        &mut self,
+        batch: &RecordBatch,
+        owners: &arrow::array::UInt32Array,
+        entries: &[lumen_storage::SeriesEntry<'_>],
+    ) -> Result<(), PromqlError> {
+        let c = PlainColumns::of(batch);
+        let mut mapped: Vec<u32> = Vec::new();
+        for (i, owner) in owners.values().iter().enumerate() {
+            match self.plans.get(*owner as usize) {
+                Some(RowPlan::Plain(plain)) => {
+                    self.acc.push_plain(*plain, &c, i, self.start_ns, self.end_ns);
+                }
+                Some(RowPlan::Mapped) => mapped.push(i as u32),
+                Some(RowPlan::Skip) | None => {}
+            }
+        }
+        if mapped.is_empty() {
+            return Ok(());
+        }
+        if self.identity.is_none() {
+            self.identity = Some(index_select::identity_batch(entries)?);
+        }
+        let Some(identity) = &self.identity else {
+            return Ok(());
+        };
+        let err = |e: arrow::error::ArrowError| PromqlError::Source(format!("series index: {e}"));
+        let rows = arrow::array::UInt32Array::from(mapped);
+        let sub = arrow::compute::take_record_batch(batch, &rows).map_err(err)?;
+        let sub_owners = arrow::compute::take(owners, &rows, None).map_err(err)?;
+        let sub_owners = sub_owners.as_primitive::<UInt32Type>();
+        let full = index_select::with_identity(&sub, identity, sub_owners)?;
+        self.acc.add_batch(&full, self.start_ns, self.end_ns, None);
+        Ok(())
+    }
+}
+
+/// The attributes of an index entry as the mapping takes them: pairs with a value.
+fn index_pairs<'a>(it: impl Iterator<Item = (&'a str, Option<&'a str>)>) -> Vec<(String, String)> {
+    it.filter_map(|(k, v)| v.map(|v| (k.to_string(), v.to_string())))
+        .collect()
+}
+
+/// What to do with the rows of one series.
+#[derive(Clone, Copy, Debug)]
+enum RowPlan {
+    /// One sample per row into known series.
+    Plain(PlainSeries),
+    /// Through the row mapping (histograms, summaries, exemplars).
+    Mapped,
+    /// The rows produce nothing (no metric name, no series the selector can want).
+    Skip,
+}
+
+/// Where a plain row's samples go: its series, and `target_info`'s (OTLP rows, when wanted).
+#[derive(Clone, Copy, Debug)]
+struct PlainSeries {
+    main: usize,
+    target_info: Option<usize>,
+}
+
+/// The columns a plain row needs.
+struct PlainColumns<'a> {
+    time: Option<&'a arrow::array::PrimitiveArray<TimestampNanosecondType>>,
+    flags: Option<&'a arrow::array::PrimitiveArray<UInt32Type>>,
+    value: Option<&'a arrow::array::PrimitiveArray<Float64Type>>,
+}
+
+impl<'a> PlainColumns<'a> {
+    fn of(batch: &'a RecordBatch) -> Self {
+        PlainColumns {
+            time: batch.column_by_name("time").and_then(|c| c.as_primitive_opt()),
+            flags: batch.column_by_name("flags").and_then(|c| c.as_primitive_opt()),
+            value: batch.column_by_name("value").and_then(|c| c.as_primitive_opt()),
+        }
     }
 }
 
@@ -314,6 +442,7 @@ impl SeriesSource for MetricsTableSource {
     ) -> Result<Vec<Series>, PromqlError> {
         let mut acc = SeriesAccumulator {
             want_target_info: matchers_accept_name(matchers, TARGET_INFO),
+            reference_mapping: !self.use_series_index,
             ..Default::default()
         };
         self.read(&mut acc, matchers, start_ms, end_ms)?;
@@ -328,10 +457,7 @@ fn read_segment(
     each: &mut dyn FnMut(&RecordBatch),
 ) -> Result<(), PromqlError> {
     let err = |e: &dyn std::fmt::Display| PromqlError::Source(format!("segment {}: {e}", path.display()));
-    let file = File::open(path).map_err(|e| {
-        PromqlError::Source(format!("segment {} unavailable, retry the query: {e}", path.display()))
-    })?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(&e))?;
+    let builder = super::parquet_cache::reader_builder(path)?;
     let roots: Vec<usize> = builder
         .parquet_schema()
         .root_schema()
@@ -364,7 +490,15 @@ fn matchers_accept_name(matchers: &Matchers, name: &str) -> bool {
 /// Collects samples per label set.
 #[derive(Default)]
 struct SeriesAccumulator {
-    series: HashMap<Labels, Vec<(i64, f64)>>,
+    /// Series in order of first sample, and where each label set is.
+    series: Vec<(Labels, Vec<(i64, f64)>)>,
+    slots: LabelsMap<usize>,
+    /// Plans of the rows of plain series by `series_id` (head batches and unindexed segments),
+    /// with the descriptor they were made for.
+    plans_by_id: HashMap<u64, KnownSeries>,
+    /// Map every row on its own, as before the series index (the reference the faster paths are
+    /// tested against).
+    reference_mapping: bool,
     /// Series whose samples are deltas, summed up in [`SeriesAccumulator::finish`].
     delta: std::collections::HashSet<Labels>,
     /// Whether the selector may want `target_info`.
@@ -461,14 +595,142 @@ fn map_at(a: Option<&MapArray>, i: usize) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The plan of a series' rows, with the identity it was made for.
+struct KnownSeries {
+    descriptor: OwnedDescriptor,
+    attributes: Vec<(String, Option<String>)>,
+    resource: Vec<(String, Option<String>)>,
+    plan: RowPlan,
+}
+
+/// The entries of row `i` of a map column as listed (duplicates and null values included).
+fn raw_map_at(a: Option<&MapArray>, i: usize) -> Vec<(String, Option<String>)> {
+    let Some((keys, values, range)) = map_entries(a, i) else {
+        return Vec::new();
+    };
+    range
+        .map(|j| (keys.value(j).to_string(), values.is_valid(j).then(|| values.value(j).to_string())))
+        .collect()
+}
+
+/// Whether row `i` of a map column lists exactly `expected` (without allocating).
+fn map_equals(a: Option<&MapArray>, i: usize, expected: &[(String, Option<String>)]) -> bool {
+    let Some((keys, values, range)) = map_entries(a, i) else {
+        return expected.is_empty();
+    };
+    range.len() == expected.len()
+        && range.zip(expected).all(|(j, (k, v))| {
+            keys.value(j) == k && (values.is_valid(j).then(|| values.value(j)) == v.as_deref())
+        })
+}
+
+/// The key and value arrays of a map column and the entries of its row `i` (`None` for a null or
+/// missing map, or keys or values that are not strings).
+fn map_entries(
+    a: Option<&MapArray>,
+    i: usize,
+) -> Option<(&arrow::array::StringArray, &arrow::array::StringArray, std::ops::Range<usize>)> {
+    let a = a.filter(|a| a.is_valid(i))?;
+    let keys = a.keys().as_string_opt::<i32>()?;
+    let values = a.values().as_string_opt::<i32>()?;
+    let offsets = a.value_offsets();
+    let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+    Some((keys, values, start..end))
+}
+
+/// A metric descriptor with its own strings.
+type OwnedDescriptor = [Option<String>; 5];
+
+fn owned_descriptor(d: &MetricDescriptor<'_>) -> OwnedDescriptor {
+    [d.metric_name, d.metric_type, d.unit, d.temporality, d.scope_name].map(|s| s.map(str::to_string))
+}
+
+fn same_descriptor(owned: &OwnedDescriptor, d: &MetricDescriptor<'_>) -> bool {
+    owned
+        .iter()
+        .zip([d.metric_name, d.metric_type, d.unit, d.temporality, d.scope_name])
+        .all(|(a, b)| a.as_deref() == b)
+}
+
 impl SeriesAccumulator {
+    /// The index of the series with `labels`, added if new.
+    fn slot(&mut self, labels: Labels) -> usize {
+        if let Some(&i) = self.slots.get(&labels) {
+            return i;
+        }
+        self.series.push((labels.clone(), Vec::new()));
+        self.slots.insert(labels, self.series.len() - 1);
+        self.series.len() - 1
+    }
+
     fn push(&mut self, labels: Labels, t_ms: i64, v: f64) {
         if self.exemplars.is_some() {
             // Exemplar mode: remember the row's series, keep no samples.
             self.row_series.push(labels);
             return;
         }
-        self.series.entry(labels).or_default().push((t_ms, v));
+        let i = self.slot(labels);
+        self.series[i].1.push((t_ms, v));
+    }
+
+    /// The shape of series with descriptor `d` when their rows are plain (one sample per row:
+    /// remote-written rows, OTLP gauges and sums) and samples are wanted; `None` otherwise.
+    fn plain_shape(&self, d: &MetricDescriptor<'_>) -> Option<SeriesShape> {
+        if self.exemplars.is_some() {
+            return None;
+        }
+        let remote = d.scope_name == Some(REMOTE_WRITE_SCOPE);
+        if !remote && !matches!(d.metric_type, Some("gauge" | "sum")) {
+            return None;
+        }
+        Some(SeriesShape::of(d))
+    }
+
+    /// The plan of a plain series (exactly the series `add_batch` would push its rows to).
+    fn plain_plan(
+        &mut self,
+        shape: &SeriesShape,
+        d: &MetricDescriptor<'_>,
+        attributes: Vec<(String, String)>,
+        resource: Vec<(String, String)>,
+    ) -> RowPlan {
+        let remote = d.scope_name == Some(REMOTE_WRITE_SCOPE);
+        let mut sets = shape
+            .label_sets(attributes, resource, self.want_target_info && !remote)
+            .into_iter();
+        let Some((main, _)) = sets.next() else {
+            return RowPlan::Skip;
+        };
+        if !remote && d.metric_type == Some("sum") && d.temporality == Some("delta") {
+            self.delta.insert(main.clone());
+        }
+        let main = self.slot(main);
+        let target_info = sets.next().map(|(l, _)| self.slot(l));
+        RowPlan::Plain(PlainSeries { main, target_info })
+    }
+
+    /// Row `i` of a plain series, if within `[start_ns, end_ns]`.
+    fn push_plain(&mut self, to: PlainSeries, c: &PlainColumns<'_>, i: usize, start_ns: i64, end_ns: i64) {
+        let Some(time) = c.time.filter(|t| t.is_valid(i)) else {
+            return;
+        };
+        let t_ns = time.value(i);
+        if t_ns < start_ns || t_ns > end_ns {
+            return;
+        }
+        let t = t_ns.div_euclid(1_000_000);
+        let stale = c
+            .flags
+            .is_some_and(|f| f.is_valid(i) && f.value(i) & FLAG_NO_RECORDED_VALUE != 0);
+        let v = if stale {
+            stale_nan()
+        } else {
+            f64_at(c.value, i).unwrap_or(f64::NAN)
+        };
+        self.series[to.main].1.push((t, v));
+        if let Some(ti) = to.target_info {
+            self.series[ti].1.push((t, if stale { stale_nan() } else { 1.0 }));
+        }
     }
 
     /// Exemplar mode: attaches row `i`'s exemplars to the series the row produced.
@@ -576,6 +838,10 @@ impl SeriesAccumulator {
         let (Some(time), Some(names)) = (c.time, c.name) else {
             return;
         };
+        let series_ids = batch
+            .column_by_name("series_id")
+            .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+            .filter(|_| self.exemplars.is_none() && !self.reference_mapping);
         // Per distinct descriptor of the batch (a handful, however many rows): may its rows
         // produce a wanted name?
         let mut wanted: HashMap<MetricDescriptor<'_>, bool> = HashMap::new();
@@ -601,6 +867,69 @@ impl SeriesAccumulator {
                     .or_insert_with(|| name_could_match(&SeriesShape::of(&descriptor), matchers));
                 if !wanted {
                     continue;
+                }
+            }
+            // Rows of a plain series seen before skip the attribute decoding.
+            if let Some(ids) = series_ids.filter(|ids| ids.is_valid(i)) {
+                let descriptor = MetricDescriptor {
+                    metric_name: Some(names.value(i)),
+                    metric_type: str_at(c.metric_type, i),
+                    unit: str_at(c.unit, i),
+                    temporality: str_at(c.temporality, i),
+                    is_monotonic: c.monotonic.filter(|m| m.is_valid(i)).map(|m| m.value(i)),
+                    scope_name: str_at(c.scope, i),
+                };
+                let id = ids.value(i);
+                // `series_id` hashes the name and the attribute sets; the descriptor and the
+                // attributes as listed (duplicate keys, hash collisions) are checked too.
+                let known = self
+                    .plans_by_id
+                    .get(&id)
+                    .filter(|known| {
+                        same_descriptor(&known.descriptor, &descriptor)
+                            && map_equals(c.attributes, i, &known.attributes)
+                            && map_equals(c.resource, i, &known.resource)
+                    })
+                    .map(|known| known.plan);
+                let plan = match known {
+                    Some(plan) => plan,
+                    None => {
+                        let plan = match self.plain_shape(&descriptor) {
+                            Some(shape) => self.plain_plan(
+                                &shape,
+                                &descriptor,
+                                map_at(c.attributes, i),
+                                map_at(c.resource, i),
+                            ),
+                            None => RowPlan::Mapped,
+                        };
+                        if self.plans_by_id.len() >= MAX_ROW_PLANS {
+                            self.plans_by_id.clear();
+                        }
+                        self.plans_by_id.insert(
+                            id,
+                            KnownSeries {
+                                descriptor: owned_descriptor(&descriptor),
+                                attributes: raw_map_at(c.attributes, i),
+                                resource: raw_map_at(c.resource, i),
+                                plan,
+                            },
+                        );
+                        plan
+                    }
+                };
+                match plan {
+                    RowPlan::Plain(to) => {
+                        let plain = PlainColumns {
+                            time: Some(time),
+                            flags: c.flags,
+                            value: c.value,
+                        };
+                        self.push_plain(to, &plain, i, start_ns, end_ns);
+                        continue;
+                    }
+                    RowPlan::Skip => continue,
+                    RowPlan::Mapped => {}
                 }
             }
             let t = t_ns.div_euclid(1_000_000);
@@ -796,10 +1125,23 @@ impl SeriesAccumulator {
         let mut out: Vec<Series> = self
             .series
             .into_iter()
-            .filter(|(labels, _)| labels.matches(matchers))
+            .filter(|(labels, samples)| !samples.is_empty() && labels.matches(matchers))
             .map(|(labels, mut samples)| {
-                samples.sort_by_key(|(t, _)| *t);
-                samples.dedup_by_key(|(t, _)| *t);
+                if !samples.is_sorted_by_key(|(t, _)| *t) {
+                    samples.sort_by_key(|(t, _)| *t);
+                }
+                // Of samples at one timestamp the first read wins, but a value beats a staleness
+                // marker (`target_info` gets one sample per metric of its resource, and whether
+                // the resource is there must not depend on the order rows are read in).
+                samples.dedup_by(|later, kept| {
+                    if later.0 != kept.0 {
+                        return false;
+                    }
+                    if super::value::is_stale_nan(kept.1) && !super::value::is_stale_nan(later.1) {
+                        *kept = *later;
+                    }
+                    true
+                });
                 if delta.contains(&labels) {
                     crate::otlp_convert::delta_to_cumulative(&mut samples);
                 }

@@ -1,6 +1,7 @@
 //! PromQL value types: label sets, series, samples and the four result types.
 
 use std::fmt;
+use std::sync::Arc;
 
 use promql_parser::label::{Matcher, Matchers};
 
@@ -21,8 +22,17 @@ pub fn stale_nan() -> f64 {
 }
 
 /// A set of labels, kept sorted by name with unique names and no empty values.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Labels(Vec<(String, String)>);
+///
+/// Shared and immutable: a clone is a reference count, and the hash of the pairs is computed
+/// once when the set is built, so the evaluator can copy label sets into every step's samples and
+/// key hash maps by them without re-hashing strings ([`LabelsMap`]).
+#[derive(Clone)]
+pub struct Labels(Arc<LabelsInner>);
+
+struct LabelsInner {
+    hash: u64,
+    pairs: Vec<(String, String)>,
+}
 
 impl Labels {
     /// Builds a label set from pairs in any order; later duplicates win, empty values are dropped.
@@ -31,38 +41,59 @@ impl Labels {
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
         pairs.dedup_by(|later, earlier| later.0 == earlier.0);
         pairs.retain(|(_, v)| !v.is_empty());
-        Labels(pairs)
+        Labels::from_sorted(pairs)
+    }
+
+    /// Wraps pairs that are already sorted, unique and non-empty.
+    fn from_sorted(pairs: Vec<(String, String)>) -> Self {
+        Labels(Arc::new(LabelsInner {
+            hash: hash_pairs(&pairs),
+            pairs,
+        }))
     }
 
     /// The empty label set.
     pub fn empty() -> Self {
-        Labels(Vec::new())
+        static EMPTY: std::sync::LazyLock<Labels> =
+            std::sync::LazyLock::new(|| Labels::from_sorted(Vec::new()));
+        EMPTY.clone()
+    }
+
+    /// Applies `edit` to a copy of the pairs (or to the pairs, if not shared).
+    fn edit(&mut self, edit: impl FnOnce(&mut Vec<(String, String)>)) {
+        let inner = Arc::make_mut(&mut self.0);
+        edit(&mut inner.pairs);
+        inner.hash = hash_pairs(&inner.pairs);
     }
 
     /// The value of `name`, if set.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
+            .pairs
             .binary_search_by(|(n, _)| n.as_str().cmp(name))
             .ok()
-            .map(|i| self.0[i].1.as_str())
+            .map(|i| self.0.pairs[i].1.as_str())
     }
 
     /// Sets `name` to `value`; an empty value removes the label.
     pub fn set(&mut self, name: &str, value: &str) {
-        match self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
-            Ok(i) if value.is_empty() => {
-                self.0.remove(i);
-            }
-            Ok(i) => self.0[i].1 = value.to_string(),
+        match self.0.pairs.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            Ok(i) if value.is_empty() => self.edit(|p| {
+                p.remove(i);
+            }),
+            Ok(i) if self.0.pairs[i].1 == value => {}
+            Ok(i) => self.edit(|p| p[i].1 = value.to_string()),
             Err(_) if value.is_empty() => {}
-            Err(i) => self.0.insert(i, (name.to_string(), value.to_string())),
+            Err(i) => self.edit(|p| p.insert(i, (name.to_string(), value.to_string()))),
         }
     }
 
     /// Removes `name` if set.
     pub fn remove(&mut self, name: &str) {
-        if let Ok(i) = self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
-            self.0.remove(i);
+        if let Ok(i) = self.0.pairs.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            self.edit(|p| {
+                p.remove(i);
+            });
         }
     }
 
@@ -80,8 +111,9 @@ impl Labels {
 
     /// Only the labels named in `names` (`on (...)`, `by (...)`).
     pub fn keep_only(&self, names: &[String]) -> Labels {
-        Labels(
+        Labels::from_sorted(
             self.0
+                .pairs
                 .iter()
                 .filter(|(n, _)| names.contains(n))
                 .cloned()
@@ -91,8 +123,9 @@ impl Labels {
 
     /// All labels except those in `names` and the metric name (`ignoring (...)`, `without (...)`).
     pub fn drop_with_name(&self, names: &[String]) -> Labels {
-        Labels(
+        Labels::from_sorted(
             self.0
+                .pairs
                 .iter()
                 .filter(|(n, _)| n != METRIC_NAME && !names.contains(n))
                 .cloned()
@@ -102,17 +135,17 @@ impl Labels {
 
     /// Iterates over `(name, value)` pairs in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.0.pairs.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
     /// Number of labels.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.pairs.len()
     }
 
     /// Whether there are no labels.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.pairs.is_empty()
     }
 
     /// Whether the label set satisfies every matcher (an unset label matches as "").
@@ -133,6 +166,96 @@ impl Labels {
     }
 }
 
+/// The hash of a label set's pairs (xxh3 over names and values, each followed by a separator
+/// that cannot occur in label names).
+fn hash_pairs(pairs: &[(String, String)]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    for (n, v) in pairs {
+        h.update(n.as_bytes());
+        h.update(&[0xff]);
+        h.update(v.as_bytes());
+        h.update(&[0xfe]);
+    }
+    h.digest()
+}
+
+impl Clone for LabelsInner {
+    fn clone(&self) -> Self {
+        LabelsInner {
+            hash: self.hash,
+            pairs: self.pairs.clone(),
+        }
+    }
+}
+
+impl Default for Labels {
+    fn default() -> Self {
+        Labels::empty()
+    }
+}
+
+impl PartialEq for Labels {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.0.hash == other.0.hash && self.0.pairs == other.0.pairs)
+    }
+}
+
+impl Eq for Labels {}
+
+impl std::hash::Hash for Labels {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.hash);
+    }
+}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Labels {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.0.pairs.cmp(&other.0.pairs)
+    }
+}
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Labels").field(&self.0.pairs).finish()
+    }
+}
+
+/// A hasher for maps keyed by [`Labels`]: the label set already carries its hash, which is
+/// passed through instead of being hashed again.
+#[derive(Clone, Copy, Default)]
+pub struct LabelsHasher(u64);
+
+impl std::hash::Hasher for LabelsHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `Labels`; fold any other input in so the hasher stays correct.
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 ^= v;
+    }
+}
+
+/// A hash map keyed by label sets, using their precomputed hashes.
+pub type LabelsMap<V> =
+    std::collections::HashMap<Labels, V, std::hash::BuildHasherDefault<LabelsHasher>>;
+
 impl From<Vec<(String, String)>> for Labels {
     fn from(pairs: Vec<(String, String)>) -> Self {
         Labels::new(pairs)
@@ -143,7 +266,7 @@ impl fmt::Display for Labels {
     /// Prometheus's `labels.String()` form: `{__name__="up", job="node"}`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("{")?;
-        for (i, (n, v)) in self.0.iter().enumerate() {
+        for (i, (n, v)) in self.0.pairs.iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
             }

@@ -55,9 +55,10 @@ pub struct ServeArgs {
     #[arg(long, env = "LUMEN_QUERY_MEMORY_LIMIT", default_value = "1GiB", value_parser = parse_bytes)]
     pub query_memory_limit: usize,
     /// Memory for decoded PromQL series indexes (one per metrics segment; least recently used evicted).
-    /// Raise it when a store has millions of series: an index that does not fit is re-read per query.
-    #[arg(long, env = "LUMEN_SERIES_INDEX_CACHE_SIZE", default_value = "256MiB", value_parser = parse_bytes)]
-    pub series_index_cache_size: usize,
+    /// Default: an eighth of the machine's memory, at least 256MiB. An index that does not fit is
+    /// re-read per query, so a store with millions of series needs it large.
+    #[arg(long, env = "LUMEN_SERIES_INDEX_CACHE_SIZE", value_parser = parse_bytes)]
+    pub series_index_cache_size: Option<usize>,
     /// Configuration file (lumen.toml): alerting receivers and settings.
     #[arg(long, env = "LUMEN_CONFIG")]
     pub config: Option<PathBuf>,
@@ -125,7 +126,9 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
             })
             .await
     });
-    lumen_storage::index::set_cache_capacity(args.series_index_cache_size);
+    let index_cache = args.series_index_cache_size.unwrap_or_else(default_series_index_cache_size);
+    tracing::info!(bytes = index_cache, "series index cache");
+    lumen_storage::index::set_cache_capacity(index_cache);
     let storage_config = StorageConfig {
         data_dir: args.data_dir.clone(),
         max_head_bytes: args.max_head_size,
@@ -309,4 +312,15 @@ async fn flush(State(ops): State<Ops>) -> Response {
         .into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "error": e.to_string() }))).into_response(),
     }
+}
+
+/// An eighth of the machine's memory (`MemTotal`), at least 256 MiB (also when it cannot be read).
+fn default_series_index_cache_size() -> usize {
+    const FLOOR: usize = 256 << 20;
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+        kib.checked_mul(1024)
+    });
+    total.map_or(FLOOR, |bytes| (bytes / 8).max(FLOOR))
 }

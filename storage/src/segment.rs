@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, TimestampNanosecondArray, UInt32Array};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, TimestampNanosecondArray, UInt32Array};
 use arrow::compute::kernels::aggregate::{max, min};
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
 use arrow::record_batch::RecordBatch;
@@ -104,7 +106,7 @@ pub fn sort_batch(table: Table, batch: &RecordBatch) -> Result<RecordBatch> {
     let mut columns = Vec::new();
     for name in table.sort_columns() {
         if let Some(col) = batch.column_by_name(name) {
-            columns.push(SortColumn { values: col.clone(), options: None });
+            columns.push(SortColumn { values: string_ranks(col).unwrap_or_else(|| col.clone()), options: None });
         }
     }
     if columns.is_empty() || batch.num_rows() < 2 {
@@ -112,6 +114,38 @@ pub fn sort_batch(table: Table, batch: &RecordBatch) -> Result<RecordBatch> {
     }
     let indices = lexsort_to_indices(&columns, None)?;
     Ok(take_record_batch(batch, &indices)?)
+}
+
+/// A string column as the rank of each row's value among the column's distinct values (nulls
+/// first), which sorts rows the same way at the cost of comparing integers: sort columns such as
+/// metric and service names have few distinct values and many rows. `None` for other columns.
+fn string_ranks(col: &ArrayRef) -> Option<ArrayRef> {
+    let strings = col.as_any().downcast_ref::<arrow::array::StringArray>()?;
+    let mut distinct: Vec<&str> = Vec::new();
+    let mut seen: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+    let mut first_rank: Vec<u32> = Vec::with_capacity(strings.len());
+    for i in 0..strings.len() {
+        if strings.is_null(i) {
+            first_rank.push(u32::MAX);
+            continue;
+        }
+        let v = strings.value(i);
+        let next = seen.len() as u32;
+        let id = *seen.entry(v).or_insert_with(|| {
+            distinct.push(v);
+            next
+        });
+        first_rank.push(id);
+    }
+    // Appearance order → sorted order.
+    let mut order: Vec<u32> = (0..distinct.len() as u32).collect();
+    order.sort_unstable_by(|a, b| distinct[*a as usize].cmp(distinct[*b as usize]));
+    let mut rank_of = vec![0u32; distinct.len()];
+    for (rank, id) in order.iter().enumerate() {
+        rank_of[*id as usize] = rank as u32 + 1; // 0 is null
+    }
+    let ranks: Vec<u32> = first_rank.iter().map(|id| if *id == u32::MAX { 0 } else { rank_of[*id as usize] }).collect();
+    Some(Arc::new(arrow::array::UInt32Array::from(ranks)))
 }
 
 /// Writes `batches` of `table` as one sorted segment per hour partition under `data_dir`. Segment ids

@@ -32,12 +32,6 @@ pub(crate) struct RangeInput {
     pub range_end: i64,
 }
 
-impl RangeInput {
-    /// Window length in seconds.
-    pub fn range_secs(&self) -> f64 {
-        (self.range_end - self.range_start) as f64 / 1000.0
-    }
-}
 
 /// One series of a range vector at one step: a window onto samples shared across steps (a range
 /// query cuts every step's window from the same fetched samples without copying them).
@@ -99,6 +93,22 @@ impl Fetched {
     }
 }
 
+/// A node's vectors for every step of a range query, computed series by series (one pass over
+/// each series' samples with cursors that only move forward, instead of a search per step).
+pub(crate) struct Batch {
+    /// Per step: the vector (taken when served) and the samples it loaded (for the limit).
+    steps: Vec<(Option<Vec<Sample>>, usize)>,
+    /// Whether a step's vector may hold one label set twice (checked when served).
+    check_unique: bool,
+}
+
+/// Most samples a batch may hold (beyond, the node is evaluated step by step).
+const MAX_BATCH_SAMPLES: usize = 8_000_000;
+
+/// Batch kinds (a selector and the call around it have different nodes, but keep them apart).
+pub(crate) const BATCH_SELECTOR: u8 = 0;
+pub(crate) const BATCH_RANGE_CALL: u8 = 1;
+
 /// A subquery's inner expression (by address) and one of its step times.
 type SubqueryStepKey = (usize, i64);
 
@@ -123,6 +133,9 @@ pub(crate) struct Evaluator<'a> {
     /// Grouping keys of aggregations by (aggregation node address, input labels): the same
     /// series meet the same aggregation at every step.
     pub group_keys: RefCell<HashMap<usize, LabelsMap<Labels>>>,
+    /// Vectors of selectors and range-function calls computed for every step of a range query
+    /// at once, by (kind, node address); `None` when the node is not batched.
+    batches: RefCell<HashMap<(u8, usize), Option<Batch>>>,
     /// Inner results of subqueries by (inner expression, step time): consecutive steps of a
     /// range query share most subquery steps, which are evaluated once.
     subquery_steps: RefCell<HashMap<SubqueryStepKey, Rc<Vec<Sample>>>>,
@@ -153,6 +166,7 @@ impl<'a> Evaluator<'a> {
             by_node: RefCell::new(HashMap::new()),
             subquery_steps: RefCell::new(HashMap::new()),
             group_keys: RefCell::new(HashMap::new()),
+            batches: RefCell::new(HashMap::new()),
             annotations: RefCell::new(Annotations::default()),
             samples_loaded: Cell::new(0),
         }
@@ -275,6 +289,195 @@ impl<'a> Evaluator<'a> {
         Ok(series)
     }
 
+    /// The index of `t` among the range query's steps, if it is one.
+    pub fn step_index(&self, t: i64) -> Option<usize> {
+        if !self.is_range_query || self.query_step <= 0 || t < self.query_start || t > self.query_end {
+            return None;
+        }
+        let d = t - self.query_start;
+        (d % self.query_step == 0).then_some((d / self.query_step) as usize)
+    }
+
+    /// The times of the range query's steps.
+    pub fn step_times(&self) -> impl Iterator<Item = i64> + '_ {
+        let n = if self.is_range_query && self.query_step > 0 && self.query_end >= self.query_start {
+            (self.query_end - self.query_start) / self.query_step + 1
+        } else {
+            0
+        };
+        (0..n).map(|k| self.query_start + k * self.query_step)
+    }
+
+    /// The node's vector at step `t` from its batch, computing the batch (`compute`) on first
+    /// use. `None` when `t` is not a step of the range query or the node is not batched: the
+    /// caller evaluates it at `t` on its own.
+    pub fn batched(
+        &self,
+        key: (u8, usize),
+        t: i64,
+        compute: impl FnOnce() -> Result<Option<Batch>, PromqlError>,
+    ) -> Result<Option<Vec<Sample>>, PromqlError> {
+        let Some(k) = self.step_index(t) else {
+            return Ok(None);
+        };
+        if !self.batches.borrow().contains_key(&key) {
+            let batch = compute()?;
+            self.batches.borrow_mut().insert(key, batch);
+        }
+        let served = {
+            let mut batches = self.batches.borrow_mut();
+            match batches.get_mut(&key) {
+                Some(Some(batch)) => {
+                    let check = batch.check_unique;
+                    batch
+                        .steps
+                        .get_mut(k)
+                        .and_then(|(v, loaded)| v.take().map(|v| (v, *loaded, check)))
+                }
+                _ => None,
+            }
+        };
+        let Some((vector, loaded, check)) = served else {
+            return Ok(None);
+        };
+        self.count_samples(loaded)?;
+        if check {
+            check_unique(&vector)?;
+        }
+        Ok(Some(vector))
+    }
+
+    /// Checks the deadline (long batch computations check it per series).
+    pub fn check_deadline(&self) -> Result<(), PromqlError> {
+        if let Some(deadline) = self.cfg.deadline
+            && std::time::Instant::now() > deadline
+        {
+            return Err(PromqlError::Timeout("query timed out in query execution".into()));
+        }
+        Ok(())
+    }
+
+    /// A range function over a matrix selector at every step, `value(labels, window, start,
+    /// end)` per series and step (`None`: no output). `keep_name` keeps `__name__` on the output.
+    /// `on_series` sees each series that has samples in some window, once.
+    pub fn batch_range_call(
+        &self,
+        ms: &MatrixSelector,
+        keep_name: bool,
+        on_series: &mut dyn FnMut(&Labels),
+        value: &mut dyn FnMut(&[(i64, f64)], i64, i64, i64) -> Option<f64>,
+    ) -> Result<Option<Batch>, PromqlError> {
+        let vs = &ms.vs;
+        let range = duration_ms(&ms.range)?;
+        let series = self.series_for(vs)?;
+        let times: Vec<i64> = self.step_times().collect();
+        if times.len().saturating_mul(series.len()) > MAX_BATCH_SAMPLES {
+            return Ok(None);
+        }
+        let mut steps: Vec<(Option<Vec<Sample>>, usize)> =
+            times.iter().map(|_| (Some(Vec::new()), 0)).collect();
+        let mut ends = Vec::with_capacity(times.len());
+        for &t in &times {
+            let end = self.reference_time(vs.at.as_ref(), vs.offset.as_ref(), t)?;
+            let start = end.checked_sub(range).ok_or_else(|| {
+                PromqlError::BadData("range moves the evaluation time out of range".into())
+            })?;
+            ends.push((start, end));
+        }
+        let monotonic = ends.windows(2).all(|w| w[0].1 <= w[1].1);
+        for s in series.iter() {
+            self.check_deadline()?;
+            let samples = &s.ranged[..];
+            let labels = if keep_name { &s.labels } else { &s.without_name };
+            let (mut lo, mut hi) = (0usize, 0usize);
+            let mut seen = false;
+            for (k, &(start, end)) in ends.iter().enumerate() {
+                if monotonic {
+                    while lo < samples.len() && samples[lo].0 <= start {
+                        lo += 1;
+                    }
+                    hi = hi.max(lo);
+                    while hi < samples.len() && samples[hi].0 <= end {
+                        hi += 1;
+                    }
+                } else {
+                    lo = samples.partition_point(|(ts, _)| *ts <= start);
+                    hi = lo + samples[lo..].partition_point(|(ts, _)| *ts <= end);
+                }
+                if lo == hi {
+                    continue;
+                }
+                if !seen {
+                    seen = true;
+                    on_series(&s.labels);
+                }
+                let (vector, loaded) = &mut steps[k];
+                *loaded += hi - lo;
+                if let Some(v) = value(&samples[lo..hi], start, end, times[k])
+                    && let Some(vector) = vector
+                {
+                    vector.push(Sample {
+                        labels: labels.clone(),
+                        value: v,
+                    });
+                }
+            }
+        }
+        Ok(Some(Batch {
+            steps,
+            check_unique: !distinct(series.iter().map(|s| if keep_name { &s.labels } else { &s.without_name })),
+        }))
+    }
+
+    /// An instant vector selector at every step.
+    fn batch_selector(&self, vs: &VectorSelector) -> Result<Option<Batch>, PromqlError> {
+        let series = self.series_for(vs)?;
+        let times: Vec<i64> = self.step_times().collect();
+        if times.len().saturating_mul(series.len()) > MAX_BATCH_SAMPLES {
+            return Ok(None);
+        }
+        let refs: Vec<i64> = times
+            .iter()
+            .map(|&t| self.reference_time(vs.at.as_ref(), vs.offset.as_ref(), t))
+            .collect::<Result<_, _>>()?;
+        let monotonic = refs.windows(2).all(|w| w[0] <= w[1]);
+        let mut steps: Vec<(Option<Vec<Sample>>, usize)> =
+            times.iter().map(|_| (Some(Vec::with_capacity(series.len())), 0)).collect();
+        for s in series.iter() {
+            self.check_deadline()?;
+            let samples = &s.all[..];
+            let mut idx = 0usize;
+            for (k, &ref_t) in refs.iter().enumerate() {
+                if monotonic {
+                    while idx < samples.len() && samples[idx].0 <= ref_t {
+                        idx += 1;
+                    }
+                } else {
+                    idx = samples.partition_point(|(ts, _)| *ts <= ref_t);
+                }
+                if idx == 0 {
+                    continue;
+                }
+                let (ts, v) = samples[idx - 1];
+                if ts <= ref_t.saturating_sub(self.cfg.lookback_delta_ms) || is_stale_nan(v) {
+                    continue;
+                }
+                let (vector, loaded) = &mut steps[k];
+                *loaded += 1;
+                if let Some(vector) = vector {
+                    vector.push(Sample {
+                        labels: s.labels.clone(),
+                        value: v,
+                    });
+                }
+            }
+        }
+        Ok(Some(Batch {
+            steps,
+            check_unique: false,
+        }))
+    }
+
     /// Restarts the sample count of a new top-level step at `base` (the result so far).
     pub fn reset_samples(&self, base: usize) {
         self.samples_loaded.set(base);
@@ -294,6 +497,10 @@ impl<'a> Evaluator<'a> {
     /// An instant vector selector at `t`: per series, the newest sample within the lookback
     /// window, unless that sample is a staleness marker.
     pub fn vector_selector(&self, vs: &VectorSelector, t: i64) -> Result<Vec<Sample>, PromqlError> {
+        let key = (BATCH_SELECTOR, std::ptr::from_ref(vs) as usize);
+        if let Some(v) = self.batched(key, t, || self.batch_selector(vs))? {
+            return Ok(v);
+        }
         Ok(self
             .vector_selector_with_times(vs, t)?
             .into_iter()
@@ -478,6 +685,13 @@ impl Evaluator<'_> {
             .insert(key, Rc::clone(&values));
         Ok(values)
     }
+}
+
+/// Whether the label sets are pairwise different.
+fn distinct<'l>(labels: impl Iterator<Item = &'l Labels>) -> bool {
+    let mut seen: std::collections::HashSet<&Labels, std::hash::BuildHasherDefault<super::value::LabelsHasher>> =
+        Default::default();
+    labels.into_iter().all(|l| seen.insert(l))
 }
 
 /// Errors if two samples of a vector share a label set.

@@ -6,7 +6,7 @@ use promql_parser::label::MatchOp;
 use promql_parser::parser::{Call, Expr};
 
 use super::error::{PromqlError, bad_data, exec_err};
-use super::eval::{Evaluator, check_unique};
+use super::eval::{BATCH_RANGE_CALL, Evaluator, check_unique};
 use super::histogram;
 use super::range_functions as rf;
 use super::value::{Labels, METRIC_NAME, Sample, Value, format_go_float};
@@ -517,6 +517,36 @@ fn range_call(
     if !known {
         return exec_err(format!("function {name} is not supported"));
     }
+    let keep_name = matches!(name, "last_over_time" | "first_over_time");
+    // Over a plain matrix selector with constant parameters, a range query computes every step
+    // at once, series by series.
+    if name != "absent_over_time"
+        && let Expr::MatrixSelector(ms) = unwrap_parens(matrix_expr)
+        && args
+            .iter()
+            .enumerate()
+            .all(|(i, a)| i == matrix_pos || matches!(unwrap_parens(a), Expr::NumberLiteral(_)))
+    {
+        let key = (BATCH_RANGE_CALL, std::ptr::from_ref(matrix_expr) as usize);
+        let batched = ev.batched(key, t, || {
+            let (p1, p2) = range_params(ev, name, args, t)?;
+            let f = RangeFn::of(name);
+            let counter_check = matches!(f, RangeFn::Rate | RangeFn::Increase);
+            ev.batch_range_call(
+                ms,
+                keep_name,
+                &mut |labels| {
+                    if counter_check {
+                        counter_info(ev, labels, matrix_expr);
+                    }
+                },
+                &mut |samples, start, end, t| series_value(f, samples, start, end, p1, p2, t),
+            )
+        })?;
+        if let Some(v) = batched {
+            return Ok(Value::Vector(v));
+        }
+    }
     let input = ev.range_input(matrix_expr, t)?;
     if name == "absent_over_time" {
         if input.series.is_empty() {
@@ -525,13 +555,36 @@ fn range_call(
         }
         return Ok(Value::Vector(Vec::new()));
     }
+    let (p1, p2) = range_params(ev, name, args, t)?;
+    let f = RangeFn::of(name);
+    let mut out = Vec::with_capacity(input.series.len());
+    for s in &input.series {
+        if matches!(f, RangeFn::Rate | RangeFn::Increase) {
+            counter_info(ev, &s.labels, matrix_expr);
+        }
+        let value = series_value(f, s.samples(), input.range_start, input.range_end, p1, p2, t);
+        if let Some(value) = value {
+            let labels = if keep_name {
+                s.labels.clone()
+            } else {
+                s.labels_without_name()
+            };
+            out.push(Sample { labels, value });
+        }
+    }
+    check_unique(&out)?;
+    Ok(Value::Vector(out))
+}
+
+/// The scalar parameters of a range function at `t` (checked as Prometheus does).
+fn range_params(ev: &Evaluator<'_>, name: &str, args: &[&Expr], t: i64) -> Result<(f64, f64), PromqlError> {
     let scalar_arg = |i: usize| -> Result<f64, PromqlError> {
         match args.get(i) {
             Some(e) => ev.eval_scalar(e, t),
             None => bad_data(format!("missing argument {} of {name}", i + 1)),
         }
     };
-    let (p1, p2) = match name {
+    Ok(match name {
         "quantile_over_time" => {
             let q = scalar_arg(0)?;
             if !(0.0..=1.0).contains(&q) {
@@ -558,70 +611,99 @@ fn range_call(
             (sf, tf)
         }
         _ => (0.0, 0.0),
-    };
-    let keep_name = matches!(name, "last_over_time" | "first_over_time");
-    let mut out = Vec::with_capacity(input.series.len());
-    for s in &input.series {
-        let value = series_value(ev, name, &input, s, p1, p2, matrix_expr, t);
-        if let Some(value) = value {
-            let labels = if keep_name {
-                s.labels.clone()
-            } else {
-                s.labels_without_name()
-            };
-            out.push(Sample { labels, value });
-        }
-    }
-    check_unique(&out)?;
-    Ok(Value::Vector(out))
+    })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A range function, resolved from its name once per call.
+#[derive(Clone, Copy)]
+enum RangeFn {
+    Rate,
+    Increase,
+    Delta,
+    Irate,
+    Idelta,
+    Deriv,
+    PredictLinear,
+    TimestampOf(&'static str),
+    Changes,
+    Resets,
+    Quantile,
+    Smoothing,
+    OverTime(&'static str),
+}
+
+impl RangeFn {
+    fn of(name: &str) -> RangeFn {
+        match name {
+            "rate" => RangeFn::Rate,
+            "increase" => RangeFn::Increase,
+            "delta" => RangeFn::Delta,
+            "irate" => RangeFn::Irate,
+            "idelta" => RangeFn::Idelta,
+            "deriv" => RangeFn::Deriv,
+            "predict_linear" => RangeFn::PredictLinear,
+            "ts_of_min_over_time" => RangeFn::TimestampOf("ts_of_min_over_time"),
+            "ts_of_max_over_time" => RangeFn::TimestampOf("ts_of_max_over_time"),
+            "ts_of_first_over_time" => RangeFn::TimestampOf("ts_of_first_over_time"),
+            "ts_of_last_over_time" => RangeFn::TimestampOf("ts_of_last_over_time"),
+            "changes" => RangeFn::Changes,
+            "resets" => RangeFn::Resets,
+            "quantile_over_time" => RangeFn::Quantile,
+            "double_exponential_smoothing" => RangeFn::Smoothing,
+            "avg_over_time" => RangeFn::OverTime("avg_over_time"),
+            "sum_over_time" => RangeFn::OverTime("sum_over_time"),
+            "count_over_time" => RangeFn::OverTime("count_over_time"),
+            "min_over_time" => RangeFn::OverTime("min_over_time"),
+            "max_over_time" => RangeFn::OverTime("max_over_time"),
+            "stddev_over_time" => RangeFn::OverTime("stddev_over_time"),
+            "stdvar_over_time" => RangeFn::OverTime("stdvar_over_time"),
+            "last_over_time" => RangeFn::OverTime("last_over_time"),
+            "first_over_time" => RangeFn::OverTime("first_over_time"),
+            "present_over_time" => RangeFn::OverTime("present_over_time"),
+            "mad_over_time" => RangeFn::OverTime("mad_over_time"),
+            _ => RangeFn::OverTime("absent_over_time"),
+        }
+    }
+}
+
+/// One series' value of a range function over the window `(start, end]` holding `samples`.
 fn series_value(
-    ev: &Evaluator<'_>,
-    name: &str,
-    input: &super::eval::RangeInput,
-    s: &super::eval::RangeSeries,
+    f: RangeFn,
+    samples: &[(i64, f64)],
+    start: i64,
+    end: i64,
     p1: f64,
     p2: f64,
-    matrix_expr: &Expr,
     t: i64,
 ) -> Option<f64> {
-    let values = || s.samples().iter().map(|(_, v)| *v).collect::<Vec<f64>>();
-    match name {
-        "rate" | "increase" => {
-            counter_info(ev, s, matrix_expr);
-            rf::extrapolated_rate(input, s, true, name == "rate")
-        }
-        "delta" => rf::extrapolated_rate(input, s, false, false),
-        "irate" => rf::instant_value(s, true),
-        "idelta" => rf::instant_value(s, false),
-        "deriv" => {
-            (s.samples().len() >= 2).then(|| rf::linear_regression(s.samples(), s.samples()[0].0).0)
-        }
-        "predict_linear" => (s.samples().len() >= 2).then(|| {
-            let (slope, intercept) = rf::linear_regression(s.samples(), t);
+    let values = || samples.iter().map(|(_, v)| *v).collect::<Vec<f64>>();
+    match f {
+        RangeFn::Rate => rf::extrapolated_rate(samples, start, end, true, true),
+        RangeFn::Increase => rf::extrapolated_rate(samples, start, end, true, false),
+        RangeFn::Delta => rf::extrapolated_rate(samples, start, end, false, false),
+        RangeFn::Irate => rf::instant_value(samples, true),
+        RangeFn::Idelta => rf::instant_value(samples, false),
+        RangeFn::Deriv => (samples.len() >= 2).then(|| rf::linear_regression(samples, samples[0].0).0),
+        RangeFn::PredictLinear => (samples.len() >= 2).then(|| {
+            let (slope, intercept) = rf::linear_regression(samples, t);
             slope * p1 + intercept
         }),
-        "ts_of_min_over_time"
-        | "ts_of_max_over_time"
-        | "ts_of_first_over_time"
-        | "ts_of_last_over_time" => rf::timestamp_of(name, s.samples()),
-        "changes" => Some(rf::changes(s)),
-        "resets" => Some(rf::resets(s)),
-        "quantile_over_time" => Some(rf::quantile(p1, values())),
-        "double_exponential_smoothing" => rf::double_exponential_smoothing(&values(), p1, p2),
-        other => rf::over_time(other, &values()),
+        RangeFn::TimestampOf(name) => rf::timestamp_of(name, samples),
+        RangeFn::Changes => Some(rf::changes(samples)),
+        RangeFn::Resets => Some(rf::resets(samples)),
+        RangeFn::Quantile => Some(rf::quantile(p1, values())),
+        RangeFn::Smoothing => rf::double_exponential_smoothing(&values(), p1, p2),
+        RangeFn::OverTime(name) => rf::over_time(name, &values()),
     }
 }
 
 /// Prometheus's info annotation for `rate`/`increase` over a metric whose name does not look
 /// like a counter.
-fn counter_info(ev: &Evaluator<'_>, s: &super::eval::RangeSeries, e: &Expr) {
+fn counter_info(ev: &Evaluator<'_>, labels: &Labels, e: &Expr) {
     if !matches!(unwrap_parens(e), Expr::MatrixSelector(_)) {
         return;
     }
-    if let Some(n) = s.labels.metric_name()
+    if let Some(n) = labels.metric_name()
         && !["_total", "_sum", "_count", "_bucket"]
             .iter()
             .any(|suf| n.ends_with(suf))

@@ -2,8 +2,6 @@
 //! `irate`, `idelta`, `deriv`, `predict_linear`, `changes`, `resets` and the `*_over_time` family.
 
 use super::aggregate::{avg, sum};
-use super::eval::RangeInput;
-use super::eval::RangeSeries;
 
 /// Kahan-Neumaier summation step: adds `inc` to `sum` with compensation `c`.
 pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
@@ -49,12 +47,12 @@ pub(crate) fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
 /// `rate`, `increase` and `delta`: the change over the window, extrapolated towards the
 /// window's edges exactly as Prometheus's `extrapolatedRate`.
 pub(crate) fn extrapolated_rate(
-    input: &RangeInput,
-    s: &RangeSeries,
+    samples: &[(i64, f64)],
+    range_start: i64,
+    range_end: i64,
     is_counter: bool,
     is_rate: bool,
 ) -> Option<f64> {
-    let samples = s.samples();
     if samples.len() < 2 {
         return None;
     }
@@ -70,8 +68,8 @@ pub(crate) fn extrapolated_rate(
             prev = v;
         }
     }
-    let mut to_start = (first_t - input.range_start) as f64 / 1000.0;
-    let mut to_end = (input.range_end - last_t) as f64 / 1000.0;
+    let mut to_start = (first_t - range_start) as f64 / 1000.0;
+    let mut to_end = (range_end - last_t) as f64 / 1000.0;
     let sampled = (last_t - first_t) as f64 / 1000.0;
     let avg_between = sampled / (samples.len() - 1) as f64;
     let threshold = avg_between * 1.1;
@@ -89,19 +87,19 @@ pub(crate) fn extrapolated_rate(
     }
     let mut factor = (sampled + to_start + to_end) / sampled;
     if is_rate {
-        factor /= input.range_secs();
+        factor /= (range_end - range_start) as f64 / 1000.0;
     }
     Some(result * factor)
 }
 
 /// `irate` and `idelta`: from the last two samples.
-pub(crate) fn instant_value(s: &RangeSeries, is_rate: bool) -> Option<f64> {
-    let n = s.samples().len();
+pub(crate) fn instant_value(samples: &[(i64, f64)], is_rate: bool) -> Option<f64> {
+    let n = samples.len();
     if n < 2 {
         return None;
     }
-    let (pt, pv) = s.samples()[n - 2];
-    let (lt, lv) = s.samples()[n - 1];
+    let (pt, pv) = samples[n - 2];
+    let (lt, lv) = samples[n - 1];
     let mut v = if is_rate && lv < pv { lv } else { lv - pv };
     let interval = lt - pt;
     if interval == 0 {
@@ -170,9 +168,9 @@ pub(crate) fn timestamp_of(name: &str, samples: &[(i64, f64)]) -> Option<f64> {
 }
 
 /// Number of value changes (NaN to NaN is no change).
-pub(crate) fn changes(s: &RangeSeries) -> f64 {
+pub(crate) fn changes(samples: &[(i64, f64)]) -> f64 {
     let mut count = 0.0;
-    for w in s.samples().windows(2) {
+    for w in samples.windows(2) {
         let (a, b) = (w[0].1, w[1].1);
         if a != b && !(a.is_nan() && b.is_nan()) {
             count += 1.0;
@@ -182,8 +180,8 @@ pub(crate) fn changes(s: &RangeSeries) -> f64 {
 }
 
 /// Number of counter resets (decreases).
-pub(crate) fn resets(s: &RangeSeries) -> f64 {
-    s.samples().windows(2).filter(|w| w[1].1 < w[0].1).count() as f64
+pub(crate) fn resets(samples: &[(i64, f64)]) -> f64 {
+    samples.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64
 }
 
 /// The `*_over_time` aggregations that need nothing but the values.

@@ -59,6 +59,10 @@ pub struct ServeArgs {
     /// re-read per query, so a store with millions of series needs it large.
     #[arg(long, env = "LUMEN_SERIES_INDEX_CACHE_SIZE", value_parser = parse_bytes)]
     pub series_index_cache_size: Option<usize>,
+    /// Memory for decoded samples of recently queried series (PromQL), so dashboards and rules that
+    /// ask for the same series again read them from memory. 0 turns it off.
+    #[arg(long, env = "LUMEN_SAMPLE_CACHE_SIZE", default_value = "256MiB", value_parser = parse_sample_cache_size)]
+    pub sample_cache_size: usize,
     /// Configuration file (lumen.toml): alerting receivers and settings.
     #[arg(long, env = "LUMEN_CONFIG")]
     pub config: Option<PathBuf>,
@@ -129,6 +133,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     let index_cache = args.series_index_cache_size.unwrap_or_else(default_series_index_cache_size);
     tracing::info!(bytes = index_cache, "series index cache");
     lumen_storage::index::set_cache_capacity(index_cache);
+    lumen_query::promql::sample_cache::set_capacity(args.sample_cache_size);
     let storage_config = StorageConfig {
         data_dir: args.data_dir.clone(),
         max_head_bytes: args.max_head_size,
@@ -323,4 +328,9 @@ fn default_series_index_cache_size() -> usize {
         kib.checked_mul(1024)
     });
     total.map_or(FLOOR, |bytes| (bytes / 8).max(FLOOR))
+}
+
+/// A size, or 0 (off).
+fn parse_sample_cache_size(text: &str) -> Result<usize, String> {
+    if text.trim() == "0" { Ok(0) } else { parse_bytes(text) }
 }

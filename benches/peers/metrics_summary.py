@@ -92,7 +92,8 @@ def main():
     if queries:
         some = next(iter(queries.values()))
         print(f"\nQueries: query_range over {(some['end_ms'] - some['start_ms']) / 3.6e6:g} h at {some['step_secs']:g} s steps, "
-              f"one warm-up then {some['runs']} timed runs, median ms (min–max); series returned in brackets.\n")
+              f"one warm-up then {some['runs']} timed runs, median ms (min–max); series returned in brackets; "
+              f"the warm-up (first) run's ms after \"first\".\n")
         cols = [s for s in present if s in queries]
         print("| query | " + " | ".join(NAMES[s] for s in cols) + " | Lumen ÷ Prometheus | Lumen ÷ VictoriaMetrics |")
         print("|---|" + "---|" * (len(cols) + 2))
@@ -101,7 +102,8 @@ def main():
             for s in cols:
                 qq = queries[s]["queries"][i]
                 by[s] = qq["median_ms"] if not qq.get("error") else None
-                cells.append(f"{fmt(qq['median_ms'], 1)} ({fmt(qq['min_ms'], 1)}–{fmt(qq['max_ms'], 1)}) [{qq['series']}]" if not qq.get("error") else f"error: {qq['error'][:80]}")
+                first = f"; first {fmt(qq['first_ms'], 1)}" if qq.get("first_ms") is not None else ""
+                cells.append(f"{fmt(qq['median_ms'], 1)} ({fmt(qq['min_ms'], 1)}–{fmt(qq['max_ms'], 1)}) [{qq['series']}]{first}" if not qq.get("error") else f"error: {qq['error'][:80]}")
             ratio = lambda peer: f"{by['lumen'] / by[peer]:.2f}" if by.get("lumen") and by.get(peer) else "–"
             print(f"| {q['name']} `{q['promql']}` | " + " | ".join(cells) + f" | {ratio('prometheus')} | {ratio('victoriametrics')} |")
 
@@ -117,7 +119,8 @@ def main():
             qpath = os.path.join(out, f"query-big-{s}.json")
             q = load(qpath)["queries"][0] if os.path.exists(qpath) else None
             hwm = max(x for x in [w["receiver"].get("rss_hwm_mib"), (d or {}).get("rss_hwm_kib", 0) / 1024] if x is not None)
-            qcell = "–" if not q else (f"error: {q['error'][:80]}" if q.get("error") else f"{fmt(q['median_ms'], 1)} ({fmt(q['min_ms'], 1)}–{fmt(q['max_ms'], 1)}) [{q['series']}]")
+            first = f"; first {fmt(q['first_ms'], 1)}" if q and q.get("first_ms") is not None else ""
+            qcell = "–" if not q else (f"error: {q['error'][:80]}" if q.get("error") else f"{fmt(q['median_ms'], 1)} ({fmt(q['min_ms'], 1)}–{fmt(q['max_ms'], 1)}) [{q['series']}]{first}")
             bps = d["bytes"] / w["accepted_samples"] if d and w["accepted_samples"] else None
             print(f"| {NAMES[s]} | {fmt(w['samples_per_sec'])} | {fmt(hwm)} MiB | {fmt(bps, 2)} | {qcell} |")
 

@@ -1,7 +1,7 @@
 //! The series index: one sidecar per `metrics` segment listing each series once, so a selector can
 //! find the series it matches without reading every row.
 //!
-//! Metrics segments are sorted by `(series_id, time)`, so the rows of one series are one contiguous
+//! Metrics segments are sorted by `(metric_name, series_id, time)`, so the rows of one series are one contiguous
 //! range. At flush, next to `<id>.parquet` the flusher writes `<id>.series` (see [`format`]): every
 //! series' id, its identity (metric name, type, unit, temporality, monotonicity, scope name, point
 //! and resource attributes) and its first row and row count. Loaded, a [`SeriesIndex`] also holds

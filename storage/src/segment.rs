@@ -41,6 +41,9 @@ const DELTA_COLUMNS: &[&str] = &["time", "end_time", "observed_time", "start_tim
 /// Float columns: byte-stream-split lets zstd find the shared exponent bytes.
 const FLOAT_COLUMNS: &[&str] = &["value", "sum", "min", "max"];
 
+/// Rows per data page of metrics segments.
+const METRICS_PAGE_ROWS: usize = 8192;
+
 fn writer_properties(table: Table, max_wal_seq: u64) -> Result<WriterProperties> {
     let schema = table.schema();
     let zstd = ZstdLevel::try_new(3)?;
@@ -68,6 +71,9 @@ fn writer_properties(table: Table, max_wal_seq: u64) -> Result<WriterProperties>
         }
     }
     if table == Table::Metrics {
+        // Small pages: a selector reads a few series, and every page it touches is decompressed
+        // whole (1 MiB pages would mean ~128k rows for a handful).
+        builder = builder.set_data_page_row_count_limit(METRICS_PAGE_ROWS);
         for name in FLOAT_COLUMNS {
             let path = ColumnPath::from(*name);
             builder = builder

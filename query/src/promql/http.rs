@@ -282,18 +282,19 @@ fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
 
 fn write_ts(out: &mut Vec<u8>, ms: i64) {
     if ms % 1000 == 0 {
-        write_json(out, &(ms / 1000));
+        out.extend_from_slice(itoa::Buffer::new().format(ms / 1000).as_bytes());
     } else {
         write_json(out, &(ms as f64 / 1000.0));
     }
 }
 
 fn write_point(out: &mut Vec<u8>, ms: i64, v: f64) {
-    use std::io::Write;
     out.push(b'[');
     write_ts(out, ms);
     // Go-formatted floats, NaN and ±Inf need no escaping.
-    let _ = write!(out, ",\"{}\"]", format_go_float(v));
+    out.extend_from_slice(b",\"");
+    super::value::write_go_float(out, v);
+    out.extend_from_slice(b"\"]");
 }
 
 fn write_labels(out: &mut Vec<u8>, labels: &Labels) {

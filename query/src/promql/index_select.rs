@@ -93,9 +93,10 @@ fn pairs(
 
 /// Receives the rows an indexed read selects.
 pub(super) trait IndexedRows {
-    /// The columns to read for rows of `entries` (the selected series, in row order). Identity
-    /// columns are never read: [`identity_batch`] and [`with_identity`] rebuild them on demand.
-    fn columns(&mut self, entries: &[SeriesEntry<'_>]) -> Vec<&'static str>;
+    /// The columns to read for rows of `entries` (the selected series, in row order), and which
+    /// entries' rows to read at all. Identity columns are never read: [`identity_batch`] and
+    /// [`with_identity`] rebuild them on demand.
+    fn plan(&mut self, entries: &[SeriesEntry<'_>]) -> (Vec<&'static str>, Vec<bool>);
 
     /// A batch of the columns asked for; `owners[i]` is the index in `entries` of row `i`'s series.
     fn rows(
@@ -118,7 +119,16 @@ pub(super) fn read_indexed(
         return Ok(IndexedRead::default());
     }
     let entries: Vec<SeriesEntry<'_>> = selected.iter().filter_map(|o| index.series(o)).collect();
-    let columns = sink.columns(&entries);
+    let (columns, read_entry) = sink.plan(&entries);
+    let to_read: Vec<u32> = (0..entries.len() as u32)
+        .filter(|&j| read_entry.get(j as usize).copied().unwrap_or(true))
+        .collect();
+    if to_read.is_empty() {
+        return Ok(IndexedRead {
+            series: entries.len() as u64,
+            rows: 0,
+        });
+    }
     let err = |e: &dyn std::fmt::Display| {
         PromqlError::Source(format!("segment {}: {e}", segment.path.display()))
     };
@@ -129,7 +139,11 @@ pub(super) fn read_indexed(
         .iter()
         .map(|g| u64::try_from(g.num_rows()).unwrap_or(0))
         .collect();
-    let ranges: Vec<(u64, u64)> = merge_ranges(entries.iter().map(|e| (e.first_row(), e.rows())));
+    let ranges: Vec<(u64, u64)> = merge_ranges(
+        to_read
+            .iter()
+            .map(|&j| (entries[j as usize].first_row(), entries[j as usize].rows())),
+    );
     let (row_groups, selectors) = row_selection(&group_rows, &ranges);
     let roots: Vec<usize> = builder
         .parquet_schema()
@@ -150,10 +164,7 @@ pub(super) fn read_indexed(
         .map_err(|e| err(&e))?;
 
     // Rows arrive in the order of the selected entries; `cursor` says whose rows come next.
-    let mut cursor = entries
-        .iter()
-        .enumerate()
-        .map(|(j, e)| (j as u32, e.rows()));
+    let mut cursor = to_read.iter().map(|&j| (j, entries[j as usize].rows()));
     let mut current: Option<(u32, u64)> = cursor.next();
     let mut read = IndexedRead {
         series: entries.len() as u64,
@@ -206,9 +217,9 @@ impl<'a> MappedRows<'a> {
 
 #[cfg(test)]
 impl IndexedRows for MappedRows<'_> {
-    fn columns(&mut self, _entries: &[SeriesEntry<'_>]) -> Vec<&'static str> {
+    fn plan(&mut self, entries: &[SeriesEntry<'_>]) -> (Vec<&'static str>, Vec<bool>) {
         self.identity = None;
-        self.columns.clone()
+        (self.columns.clone(), vec![true; entries.len()])
     }
 
     fn rows(

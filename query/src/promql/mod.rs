@@ -39,6 +39,7 @@ mod histogram;
 pub mod http;
 mod index_select;
 mod parquet_cache;
+pub mod sample_cache;
 mod range_functions;
 pub mod source;
 #[cfg(test)]
@@ -225,6 +226,7 @@ impl Engine {
         let mut out: Vec<Series> = Vec::new();
         let mut t = start_ms;
         let mut output_points = 0usize;
+        let mut last_slots: Vec<usize> = Vec::new();
         while t <= end_ms {
             // The sample limit applies to what one step loads plus the result built so far.
             ev.reset_samples(output_points);
@@ -241,14 +243,29 @@ impl Engine {
                     ));
                 }
             };
-            for s in samples {
-                let i = *index.entry(s.labels.clone()).or_insert_with(|| {
-                    out.push(Series {
-                        labels: s.labels.clone(),
-                        samples: Vec::new(),
-                    });
-                    out.len() - 1
-                });
+            // Steps mostly return the same series in the same order: try where the sample at
+            // this position went at the previous step before looking its labels up.
+            let steps_left = ((end_ms - t) / step_ms + 1) as usize;
+            for (pos, s) in samples.into_iter().enumerate() {
+                let guess = last_slots
+                    .get(pos)
+                    .copied()
+                    .filter(|&g| out[g].labels.same_set(&s.labels));
+                let i = match guess {
+                    Some(g) => g,
+                    None => *index.entry(s.labels.clone()).or_insert_with(|| {
+                        out.push(Series {
+                            labels: s.labels.clone(),
+                            samples: Vec::with_capacity(steps_left.min(1024)),
+                        });
+                        out.len() - 1
+                    }),
+                };
+                if pos < last_slots.len() {
+                    last_slots[pos] = i;
+                } else {
+                    last_slots.push(i);
+                }
                 if out[i].samples.last().is_some_and(|(last, _)| *last == t) {
                     return error::exec_err("vector cannot contain metrics with the same labelset");
                 }

@@ -163,13 +163,18 @@ impl MetricsTableSource {
                     Ok(index) => {
                         let mut sink = IndexedSink {
                             acc: &mut *acc,
+                            segment,
                             columns,
                             start_ns,
                             end_ns,
                             plans: Vec::new(),
+                            fill: Vec::new(),
                             identity: None,
                         };
                         index_select::read_indexed(&index, segment, matchers, &mut sink)?;
+                        let fill: Vec<(u64, Vec<(i64, f64)>)> =
+                            sink.fill.into_iter().flatten().collect();
+                        super::sample_cache::insert_many(segment, fill);
                         continue;
                     }
                     Err(e) => tracing::warn!(
@@ -192,12 +197,16 @@ impl MetricsTableSource {
 /// go through the row mapping.
 struct IndexedSink<'a> {
     acc: &'a mut SeriesAccumulator,
+    segment: &'a lumen_storage::SegmentMeta,
     /// The columns the row mapping reads.
     columns: &'a [&'static str],
     start_ns: i64,
     end_ns: i64,
     /// Per selected entry of the segment being read.
     plans: Vec<RowPlan>,
+    /// Per selected entry read from the file, for the sample cache: a plain series' first row
+    /// and every sample of it read so far.
+    fill: Vec<Option<(u64, Vec<(i64, f64)>)>>,
     /// The entries' identity columns, built when a mapped row first needs them.
     identity: Option<RecordBatch>,
 }
@@ -206,7 +215,7 @@ struct IndexedSink<'a> {
 const PLAIN_COLUMNS: &[&str] = &["time", "flags", "value"];
 
 impl index_select::IndexedRows for IndexedSink<'_> {
-    fn columns(&mut self, entries: &[lumen_storage::SeriesEntry<'_>]) -> Vec<&'static str> {
+    fn plan(&mut self, entries: &[lumen_storage::SeriesEntry<'_>]) -> (Vec<&'static str>, Vec<bool>) {
         self.identity = None;
         let mut shapes: HashMap<usize, Option<SeriesShape>> = HashMap::new();
         self.plans = entries
@@ -227,11 +236,45 @@ impl index_select::IndexedRows for IndexedSink<'_> {
                 }
             })
             .collect();
-        if self.plans.iter().any(|p| matches!(p, RowPlan::Mapped)) {
+        // Plain series (without `target_info`, whose staleness comes from the flags) are cached.
+        let cacheable: Vec<Option<u64>> = entries
+            .iter()
+            .zip(&self.plans)
+            .map(|(e, plan)| match plan {
+                RowPlan::Plain(p) if p.target_info.is_none() => Some(e.first_row()),
+                _ => None,
+            })
+            .collect();
+        let cached = super::sample_cache::get_many(self.segment, &cacheable);
+        let (start_ms, end_ms) = (self.start_ns.div_euclid(1_000_000), self.end_ns.div_euclid(1_000_000));
+        let mut read = Vec::with_capacity(entries.len());
+        self.fill = Vec::with_capacity(entries.len());
+        for ((plan, first_row), hit) in self.plans.iter().zip(&cacheable).zip(cached) {
+            match (plan, hit) {
+                (RowPlan::Plain(to), Some(samples)) => {
+                    let out = &mut self.acc.series[to.main].1;
+                    let lo = samples.partition_point(|(t, _)| *t < start_ms);
+                    let hi = lo + samples[lo..].partition_point(|(t, _)| *t <= end_ms);
+                    if samples[lo..hi].is_sorted_by_key(|(t, _)| *t) {
+                        out.extend_from_slice(&samples[lo..hi]);
+                    } else {
+                        out.extend(samples.iter().filter(|(t, _)| *t >= start_ms && *t <= end_ms));
+                    }
+                    read.push(false);
+                    self.fill.push(None);
+                }
+                _ => {
+                    read.push(true);
+                    self.fill.push(first_row.map(|row| (row, Vec::new())));
+                }
+            }
+        }
+        let columns = if self.plans.iter().any(|p| matches!(p, RowPlan::Mapped)) {
             self.columns.to_vec()
         } else {
             PLAIN_COLUMNS.to_vec()
-        }
+        };
+        (columns, read)
     }
 
     fn rows(
@@ -245,7 +288,13 @@ impl index_select::IndexedRows for IndexedSink<'_> {
         for (i, owner) in owners.values().iter().enumerate() {
             match self.plans.get(*owner as usize) {
                 Some(RowPlan::Plain(plain)) => {
-                    self.acc.push_plain(*plain, &c, i, self.start_ns, self.end_ns);
+                    let Some((t, v, stale)) = plain_sample(&c, i) else {
+                        continue;
+                    };
+                    if let Some(Some((_, fill))) = self.fill.get_mut(*owner as usize) {
+                        fill.push((t, v));
+                    }
+                    self.acc.push_plain(*plain, t, v, stale, self.start_ns, self.end_ns);
                 }
                 Some(RowPlan::Mapped) => mapped.push(i as u32),
                 Some(RowPlan::Skip) | None => {}
@@ -293,6 +342,22 @@ enum RowPlan {
 struct PlainSeries {
     main: usize,
     target_info: Option<usize>,
+}
+
+/// Row `i` of a plain series as `(time ms, value, stale)`: the value is the staleness marker when
+/// the row is flagged "no recorded value", NaN when missing. `None` without a time.
+fn plain_sample(c: &PlainColumns<'_>, i: usize) -> Option<(i64, f64, bool)> {
+    let time = c.time.filter(|t| t.is_valid(i))?;
+    let t = time.value(i).div_euclid(1_000_000);
+    let stale = c
+        .flags
+        .is_some_and(|f| f.is_valid(i) && f.value(i) & FLAG_NO_RECORDED_VALUE != 0);
+    let v = if stale {
+        stale_nan()
+    } else {
+        f64_at(c.value, i).unwrap_or(f64::NAN)
+    };
+    Some((t, v, stale))
 }
 
 /// The columns a plain row needs.
@@ -709,24 +774,11 @@ impl SeriesAccumulator {
         RowPlan::Plain(PlainSeries { main, target_info })
     }
 
-    /// Row `i` of a plain series, if within `[start_ns, end_ns]`.
-    fn push_plain(&mut self, to: PlainSeries, c: &PlainColumns<'_>, i: usize, start_ns: i64, end_ns: i64) {
-        let Some(time) = c.time.filter(|t| t.is_valid(i)) else {
-            return;
-        };
-        let t_ns = time.value(i);
-        if t_ns < start_ns || t_ns > end_ns {
+    /// A plain series' sample at `t` (ms), if within `[start_ns, end_ns]`.
+    fn push_plain(&mut self, to: PlainSeries, t: i64, v: f64, stale: bool, start_ns: i64, end_ns: i64) {
+        if t < start_ns.div_euclid(1_000_000) || t > end_ns.div_euclid(1_000_000) {
             return;
         }
-        let t = t_ns.div_euclid(1_000_000);
-        let stale = c
-            .flags
-            .is_some_and(|f| f.is_valid(i) && f.value(i) & FLAG_NO_RECORDED_VALUE != 0);
-        let v = if stale {
-            stale_nan()
-        } else {
-            f64_at(c.value, i).unwrap_or(f64::NAN)
-        };
         self.series[to.main].1.push((t, v));
         if let Some(ti) = to.target_info {
             self.series[ti].1.push((t, if stale { stale_nan() } else { 1.0 }));
@@ -925,7 +977,9 @@ impl SeriesAccumulator {
                             flags: c.flags,
                             value: c.value,
                         };
-                        self.push_plain(to, &plain, i, start_ns, end_ns);
+                        if let Some((t, v, stale)) = plain_sample(&plain, i) {
+                            self.push_plain(to, t, v, stale, start_ns, end_ns);
+                        }
                         continue;
                     }
                     RowPlan::Skip => continue,

@@ -66,6 +66,11 @@ impl Labels {
         inner.hash = hash_pairs(&inner.pairs);
     }
 
+    /// Whether both are the very same shared set (a cheap, conservative equality test).
+    pub fn same_set(&self, other: &Labels) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The value of `name`, if set.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
@@ -346,18 +351,76 @@ impl Annotations {
     }
 }
 
+/// Appends `v` formatted as [`format_go_float`] does, without allocating: integers (the values
+/// of most counters) directly, other floats from their shortest round-trip digits (ryu) laid out
+/// without an exponent.
+pub fn write_go_float(out: &mut Vec<u8>, v: f64) {
+    if v.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if v == f64::INFINITY {
+        out.extend_from_slice(b"+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.extend_from_slice(b"-Inf");
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        if v == 0.0 && v.is_sign_negative() {
+            out.push(b'-');
+        }
+        out.extend_from_slice(itoa::Buffer::new().format(v as i64).as_bytes());
+    } else {
+        let mut buf = ryu::Buffer::new();
+        let text = buf.format_finite(v).as_bytes();
+        let (negative, text) = match text.split_first() {
+            Some((b'-', rest)) => (true, rest),
+            _ => (false, text),
+        };
+        // Split into significant digits and the position of the decimal point among them.
+        let (mantissa, exponent) = match text.iter().position(|&c| c == b'e' || c == b'E') {
+            Some(e) => (&text[..e], std::str::from_utf8(&text[e + 1..]).ok().and_then(|x| x.parse::<i32>().ok()).unwrap_or(0)),
+            None => (text, 0),
+        };
+        let mut digits: Vec<u8> = Vec::with_capacity(mantissa.len());
+        let mut point = mantissa.len() as i32;
+        for (i, &c) in mantissa.iter().enumerate() {
+            if c == b'.' {
+                point = i as i32;
+            } else {
+                digits.push(c);
+            }
+        }
+        point += exponent;
+        // Leading zeros (ryu writes "0.001") move the point; trailing zeros are not significant.
+        let lead = digits.iter().take_while(|&&c| c == b'0').count();
+        digits.drain(..lead);
+        point -= lead as i32;
+        while digits.last() == Some(&b'0') {
+            digits.pop();
+        }
+        if negative {
+            out.push(b'-');
+        }
+        if digits.is_empty() {
+            out.push(b'0');
+        } else if point <= 0 {
+            out.extend_from_slice(b"0.");
+            out.extend(std::iter::repeat_n(b'0', (-point) as usize));
+            out.extend_from_slice(&digits);
+        } else if point as usize >= digits.len() {
+            out.extend_from_slice(&digits);
+            out.extend(std::iter::repeat_n(b'0', point as usize - digits.len()));
+        } else {
+            out.extend_from_slice(&digits[..point as usize]);
+            out.push(b'.');
+            out.extend_from_slice(&digits[point as usize..]);
+        }
+    }
+}
+
 /// Formats a float the way Go's `strconv.FormatFloat(f, 'f', -1, 64)` does (used by
 /// `count_values` and label values produced from numbers).
 pub fn format_go_float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_string()
-    } else if v == f64::INFINITY {
-        "+Inf".to_string()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".to_string()
-    } else {
-        format!("{v}")
-    }
+    let mut out = Vec::with_capacity(24);
+    write_go_float(&mut out, v);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -374,6 +437,41 @@ mod tests {
         ]);
         assert_eq!(l.to_string(), r#"{a="2", b="3"}"#);
         assert_eq!(l.get("b"), Some("3"));
+    }
+
+    #[test]
+    fn written_floats_match_the_formatted_ones() {
+        let mut values = vec![
+            0.0, -0.0, 1.0, -1.0, 0.1, 0.3, 1.5, 1e-7, 1.5e-300, 123_456_789.125, 1e15, 1e16, 1e21,
+            1.7976931348623157e308, 5e-324, -2.5e-5, 999_999_999_999_999.0, 0.001, 100.0, 1234.5678,
+            f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 9_007_199_254_740_993.0,
+        ];
+        // And pseudo-random bit patterns (xorshift), finite ones only.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = f64::from_bits(x);
+            if v.is_finite() {
+                values.push(v);
+            }
+            values.push((x % 1_000_000) as f64 / 1000.0);
+        }
+        for v in values {
+            let mut out = Vec::new();
+            write_go_float(&mut out, v);
+            let written = String::from_utf8(out).unwrap();
+            let display = if v.is_nan() || v.is_infinite() { format_go_float(v) } else { format!("{v}") };
+            if written != display {
+                // Only an exact tie in the last digit may differ (ryu, like Python's `repr`,
+                // rounds it to even; Rust's `Display` need not): same length, reads back as `v`.
+                assert_eq!(written.len(), display.len(), "{v:e}: {written} vs {display}");
+                assert_eq!(written.parse::<f64>().unwrap().to_bits(), v.to_bits(), "{v:e}: {written}");
+            }
+        }
+        // An exact tie (the value is …562.25) rounds to the even digit.
+        assert_eq!(format_go_float(1_658_206_780_088_562.25), "1658206780088562.2");
     }
 
     #[test]

@@ -319,10 +319,11 @@ async fn query_command(args: QueryArgs) -> anyhow::Result<()> {
     };
     for q in &report.queries {
         println!(
-            "{:<16} {:>6} series {:>8} points  median {:>9.1} ms  ({:.1}–{:.1})  {}{}",
+            "{:<16} {:>6} series {:>8} points  first {:>8.1} ms  median {:>9.1} ms  ({:.1}–{:.1})  {}{}",
             q.spec.name,
             q.series,
             q.points,
+            q.first_ms,
             q.median_ms,
             q.min_ms,
             q.max_ms,

@@ -57,6 +57,9 @@ pub struct QueryResult {
     pub series: usize,
     /// Points over all series in the answer.
     pub points: usize,
+    /// The warm-up run (ms): the first time this process asked this query, so the server's
+    /// caches hold nothing of it yet (except what earlier queries of the run left).
+    pub first_ms: f64,
     /// Every timed run (ms).
     pub runs_ms: Vec<f64>,
     /// Median (ms).
@@ -115,10 +118,12 @@ pub async fn run(base: &str, specs: Vec<QuerySpec>, start_ms: i64, end_ms: i64, 
     for spec in specs {
         let mut error = None;
         let (mut series, mut points) = (0, 0);
+        let started = Instant::now();
         match query_range(&client, base, &spec.promql, start_ms, end_ms, step).await {
             Ok((s, p)) => (series, points) = (s, p),
             Err(e) => error = Some(format!("{e:#}")),
         }
+        let first_ms = started.elapsed().as_secs_f64() * 1000.0;
         let mut times = Vec::with_capacity(runs);
         if error.is_none() {
             for _ in 0..runs.max(1) {
@@ -134,8 +139,8 @@ pub async fn run(base: &str, specs: Vec<QuerySpec>, start_ms: i64, end_ms: i64, 
         }
         let (min_ms, max_ms) = min_max(&times).unwrap_or((f64::NAN, f64::NAN));
         let median_ms = median(&times).unwrap_or(f64::NAN);
-        eprintln!("lumen-rwbench: {:<16} {series:>6} series {points:>8} points  median {median_ms:>9.1} ms ({min_ms:.1}–{max_ms:.1}){}", spec.name, error.as_deref().map(|e| format!("  error: {e}")).unwrap_or_default());
-        results.push(QueryResult { spec, series, points, runs_ms: times, median_ms, min_ms, max_ms, error });
+        eprintln!("lumen-rwbench: {:<16} {series:>6} series {points:>8} points  first {first_ms:>8.1} ms  median {median_ms:>9.1} ms ({min_ms:.1}–{max_ms:.1}){}", spec.name, error.as_deref().map(|e| format!("  error: {e}")).unwrap_or_default());
+        results.push(QueryResult { spec, series, points, first_ms, runs_ms: times, median_ms, min_ms, max_ms, error });
     }
     Ok(results)
 }

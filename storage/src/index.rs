@@ -36,7 +36,7 @@ use std::sync::Arc;
 use roaring::RoaringBitmap;
 
 pub use cache::{forget, load_series_index, set_cache_capacity};
-pub(crate) use cache::write_sidecar;
+pub(crate) use cache::{remember, write_sidecar};
 
 /// Marks an absent string (a null column value).
 pub(crate) const NONE: u32 = u32::MAX;
@@ -139,6 +139,14 @@ impl Postings {
                 out.insert(*o);
             }
             Postings::Many(b) => *out |= b,
+        }
+    }
+
+    /// Whether `ordinal` is one of them.
+    pub fn contains(&self, ordinal: u32) -> bool {
+        match self {
+            Postings::One(o) => *o == ordinal,
+            Postings::Many(b) => b.contains(ordinal),
         }
     }
 

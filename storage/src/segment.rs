@@ -201,12 +201,10 @@ fn write_file(dir: &Path, id: u64, table: Table, batch: &RecordBatch, props: Wri
     let bytes = file.metadata().map_err(io)?.len();
     drop(file);
     fs::rename(&tmp, &path).map_err(|e| StorageError::io(format!("renaming {}", tmp.display()), e))?;
-    if table == Table::Metrics {
-        write_series_index(&path, batch, bytes);
-    }
+    let index = if table == Table::Metrics { write_series_index(&path, batch, bytes) } else { None };
     sync_dir(dir)?;
     let times = time_column(batch)?;
-    Ok(SegmentMeta {
+    let meta = SegmentMeta {
         id,
         table,
         path,
@@ -214,18 +212,27 @@ fn write_file(dir: &Path, id: u64, table: Table, batch: &RecordBatch, props: Wri
         max_time: max(times).unwrap_or(0),
         rows: batch.num_rows() as u64,
         bytes,
-    })
+    };
+    if let Some(index) = index {
+        // Queries of the new segment find its index without reading the sidecar back.
+        index::remember(&meta, index);
+    }
+    Ok(meta)
 }
 
 /// Writes the series index sidecar of a metrics segment (see [`crate::index`]). A failure is logged,
 /// not returned: the index is rebuilt from the segment when a query first needs it.
-fn write_series_index(path: &Path, sorted: &RecordBatch, bytes: u64) {
+fn write_series_index(path: &Path, sorted: &RecordBatch, bytes: u64) -> Option<SeriesIndex> {
     let written = SeriesIndex::from_batches([sorted], bytes)
         .map_err(|e| StorageError::io("building the series index", std::io::Error::other(e)))
-        .and_then(|index| index::write_sidecar(path, &index));
-    if let Err(e) = written {
-        metrics::counter!("lumen_series_index_write_errors_total").increment(1);
-        tracing::warn!(segment = %path.display(), error = %e, "could not write the series index sidecar; queries will rebuild it");
+        .and_then(|index| index::write_sidecar(path, &index).map(|()| index));
+    match written {
+        Ok(index) => Some(index),
+        Err(e) => {
+            metrics::counter!("lumen_series_index_write_errors_total").increment(1);
+            tracing::warn!(segment = %path.display(), error = %e, "could not write the series index sidecar; queries will rebuild it");
+            None
+        }
     }
 }
 

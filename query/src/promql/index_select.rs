@@ -29,7 +29,7 @@ use arrow::array::{
     ArrayRef, BooleanArray, MapBuilder, RecordBatch, StringArray, StringBuilder, UInt32Array,
 };
 use arrow::compute::take;
-use lumen_storage::{AttributeColumn, RoaringBitmap, SegmentMeta, SeriesEntry, SeriesIndex};
+use lumen_storage::{AttributeColumn, Postings, RoaringBitmap, SegmentMeta, SeriesEntry, SeriesIndex};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use promql_parser::label::{MatchOp, Matcher, Matchers};
@@ -241,22 +241,31 @@ impl IndexedRows for MappedRows<'_> {
 /// The ordinals of the series of `index` that may satisfy `matchers` (steps 1–3 of the module docs).
 pub(super) fn select_series(index: &SeriesIndex, matchers: &Matchers) -> RoaringBitmap {
     let mut shapes: Vec<Option<SeriesShape>> = Vec::new();
-    let mut candidates = RoaringBitmap::new();
+    let mut named: Vec<&RoaringBitmap> = Vec::new();
     for (descriptor, series) in index.descriptors() {
         let shape = SeriesShape::of(&descriptor);
         if name_could_match(&shape, matchers) {
-            candidates |= series;
+            named.push(series);
             shapes.push(Some(shape));
         } else {
             shapes.push(None);
         }
     }
-    if candidates.is_empty() {
-        return candidates;
+    if named.iter().all(|b| b.is_empty()) {
+        return RoaringBitmap::new();
     }
-    if let Some(narrowed) = label_candidates(index, matchers) {
-        candidates &= narrowed;
-    }
+    // The label matchers usually narrow far more than the names: start from them, and let the
+    // per-series check below drop series of other metrics.
+    let candidates = match label_candidates(index, matchers) {
+        Some(narrowed) => narrowed,
+        None => {
+            let mut all = RoaringBitmap::new();
+            for series in named {
+                all |= series;
+            }
+            all
+        }
+    };
     let with_target_info = could_match(matchers, &|label| {
         (label == METRIC_NAME).then_some(TARGET_INFO)
     });
@@ -289,19 +298,58 @@ pub(super) fn select_series(index: &SeriesIndex, matchers: &Matchers) -> Roaring
     selected
 }
 
+/// A set of series as the union of parts of the index, not materialised until needed: an
+/// intersection only materialises its smallest operand and tests the others' members.
+#[derive(Default)]
+struct Union<'a> {
+    postings: Vec<&'a Postings>,
+    bitmaps: Vec<&'a RoaringBitmap>,
+    owned: Vec<RoaringBitmap>,
+}
+
+impl Union<'_> {
+    /// At least as many series as the union holds.
+    fn size_bound(&self) -> u64 {
+        self.postings.iter().map(|p| p.len()).sum::<u64>()
+            + self.bitmaps.iter().map(|b| b.len()).sum::<u64>()
+            + self.owned.iter().map(RoaringBitmap::len).sum::<u64>()
+    }
+
+    fn contains(&self, ordinal: u32) -> bool {
+        self.postings.iter().any(|p| p.contains(ordinal))
+            || self.bitmaps.iter().any(|b| b.contains(ordinal))
+            || self.owned.iter().any(|b| b.contains(ordinal))
+    }
+
+    fn to_bitmap(&self) -> RoaringBitmap {
+        let mut out = RoaringBitmap::new();
+        for p in &self.postings {
+            p.union_into(&mut out);
+        }
+        for b in &self.bitmaps {
+            out |= *b;
+        }
+        for b in &self.owned {
+            out |= b;
+        }
+        out
+    }
+}
+
 /// The series the label matchers allow, from the bitmaps; `None` when they do not narrow anything.
 fn label_candidates(index: &SeriesIndex, matchers: &Matchers) -> Option<RoaringBitmap> {
     let conjunction = |ms: &[Matcher]| -> Option<RoaringBitmap> {
-        let mut acc: Option<RoaringBitmap> = None;
-        for m in ms {
-            if let Some(s) = matcher_candidates(index, m) {
-                acc = Some(match acc {
-                    Some(a) => a & s,
-                    None => s,
-                });
-            }
+        let mut sets: Vec<Union<'_>> = ms.iter().filter_map(|m| matcher_candidates(index, m)).collect();
+        if sets.is_empty() {
+            return None;
         }
-        acc
+        sets.sort_by_key(Union::size_bound);
+        let rest = sets.split_off(1);
+        let smallest = sets.pop()?.to_bitmap();
+        if rest.is_empty() {
+            return Some(smallest);
+        }
+        Some(RoaringBitmap::from_sorted_iter(smallest.iter().filter(|o| rest.iter().all(|u| u.contains(*o)))).unwrap_or_default())
     };
     let mut acc = conjunction(&matchers.matchers);
     if !matchers.or_matchers.is_empty() {
@@ -322,11 +370,11 @@ fn label_candidates(index: &SeriesIndex, matchers: &Matchers) -> Option<RoaringB
 
 /// A superset of the series whose label `m.name` satisfies `m`, or `None` when `m` accepts a
 /// missing label (or the label is made per point).
-fn matcher_candidates(index: &SeriesIndex, m: &Matcher) -> Option<RoaringBitmap> {
+fn matcher_candidates<'a>(index: &'a SeriesIndex, m: &Matcher) -> Option<Union<'a>> {
     if m.name == METRIC_NAME || m.name == "le" || m.name == "quantile" || m.is_match("") {
         return None;
     }
-    let mut out = RoaringBitmap::new();
+    let mut out = Union::default();
     // Point attributes make the labels of samples; resource attributes those of `target_info`.
     for column in [AttributeColumn::Point, AttributeColumn::Resource] {
         add_attribute_label(index, column, m, &mut out);
@@ -350,14 +398,14 @@ fn matcher_candidates(index: &SeriesIndex, m: &Matcher) -> Option<RoaringBitmap>
                     if let (Some(a), Some(b)) =
                         (pick("service.namespace", ns), pick("service.name", name))
                     {
-                        out |= a.to_bitmap() & b.to_bitmap();
+                        out.owned.push(a.to_bitmap() & b.to_bitmap());
                     }
                 }
             } else {
-                out |=
-                    index.series_with_attribute_key(AttributeColumn::Resource, "service.namespace");
+                out.owned
+                    .push(index.series_with_attribute_key(AttributeColumn::Resource, "service.namespace"));
             }
-            out |= index.series_with_repeated_keys(AttributeColumn::Resource);
+            add_bitmap(&mut out, index.series_with_repeated_keys(AttributeColumn::Resource));
         }
         "instance" => {
             add_matching(
@@ -367,19 +415,25 @@ fn matcher_candidates(index: &SeriesIndex, m: &Matcher) -> Option<RoaringBitmap>
                 m,
                 &mut out,
             );
-            out |= index.series_with_repeated_keys(AttributeColumn::Resource);
+            add_bitmap(&mut out, index.series_with_repeated_keys(AttributeColumn::Resource));
         }
         _ => {}
     }
     Some(out)
 }
 
+fn add_bitmap<'a>(out: &mut Union<'a>, bitmap: &'a RoaringBitmap) {
+    if !bitmap.is_empty() {
+        out.bitmaps.push(bitmap);
+    }
+}
+
 /// Adds the series whose label `m.name`, made from attributes of `column`, may satisfy `m`.
-fn add_attribute_label(
-    index: &SeriesIndex,
+fn add_attribute_label<'a>(
+    index: &'a SeriesIndex,
     column: AttributeColumn,
     m: &Matcher,
-    out: &mut RoaringBitmap,
+    out: &mut Union<'a>,
 ) {
     // Remote-written series use attribute keys as they are; OTLP series sanitise them.
     let keys: Vec<&str> = index
@@ -397,32 +451,32 @@ fn add_attribute_label(
             .collect();
         for (i, a) in holders.iter().enumerate() {
             for b in &holders[i + 1..] {
-                *out |= a & b;
+                out.owned.push(a & b);
             }
         }
     }
     if !keys.is_empty() {
-        *out |= index.series_with_repeated_keys(column);
+        add_bitmap(out, index.series_with_repeated_keys(column));
     }
 }
 
 /// Adds the series whose attribute `key` of `column` has a value `m` accepts.
-fn add_matching(
-    index: &SeriesIndex,
+fn add_matching<'a>(
+    index: &'a SeriesIndex,
     column: AttributeColumn,
     key: &str,
     m: &Matcher,
-    out: &mut RoaringBitmap,
+    out: &mut Union<'a>,
 ) {
     if let MatchOp::Equal = m.op {
         if let Some(series) = index.series_with_attribute(column, key, &m.value) {
-            series.union_into(out);
+            out.postings.push(series);
         }
         return;
     }
     for (value, series) in index.attribute_values(column, key) {
         if m.is_match(value) {
-            series.union_into(out);
+            out.postings.push(series);
         }
     }
 }

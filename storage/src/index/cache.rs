@@ -87,6 +87,12 @@ pub fn set_cache_capacity(bytes: usize) {
     cache.evict();
 }
 
+/// Caches `index` as the index of the segment `meta` (built at flush, so the first query of a
+/// new segment does not read the sidecar back).
+pub(crate) fn remember(meta: &SegmentMeta, index: SeriesIndex) {
+    CACHE.lock().insert(meta, Arc::new(index));
+}
+
 /// Drops the cached index of the segment at `segment_path` (the segment was removed).
 pub fn forget(segment_path: &Path) {
     CACHE.lock().remove(segment_path);

@@ -102,6 +102,10 @@ pub(crate) struct Batch {
     check_unique: bool,
 }
 
+/// A range function's value for one series at one step: `(window samples, window start, window
+/// end, step time)`, `None` for no output.
+pub(crate) type WindowValue<'a> = dyn FnMut(&[(i64, f64)], i64, i64, i64) -> Option<f64> + 'a;
+
 /// Most samples a batch may hold (beyond, the node is evaluated step by step).
 const MAX_BATCH_SAMPLES: usize = 8_000_000;
 
@@ -365,7 +369,7 @@ impl<'a> Evaluator<'a> {
         ms: &MatrixSelector,
         keep_name: bool,
         on_series: &mut dyn FnMut(&Labels),
-        value: &mut dyn FnMut(&[(i64, f64)], i64, i64, i64) -> Option<f64>,
+        value: &mut WindowValue<'_>,
     ) -> Result<Option<Batch>, PromqlError> {
         let vs = &ms.vs;
         let range = duration_ms(&ms.range)?;

@@ -206,7 +206,7 @@ struct IndexedSink<'a> {
     plans: Vec<RowPlan>,
     /// Per selected entry read from the file, for the sample cache: a plain series' first row
     /// and every sample of it read so far.
-    fill: Vec<Option<(u64, Vec<(i64, f64)>)>>,
+    fill: Vec<Option<CacheFill>>,
     /// The entries' identity columns, built when a mapped row first needs them.
     identity: Option<RecordBatch>,
 }
@@ -325,6 +325,9 @@ fn index_pairs<'a>(it: impl Iterator<Item = (&'a str, Option<&'a str>)>) -> Vec<
     it.filter_map(|(k, v)| v.map(|v| (k.to_string(), v.to_string())))
         .collect()
 }
+
+/// A plain series' first row in a segment and its samples read so far (for the sample cache).
+type CacheFill = (u64, Vec<(i64, f64)>);
 
 /// What to do with the rows of one series.
 #[derive(Clone, Copy, Debug)]

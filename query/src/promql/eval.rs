@@ -433,6 +433,66 @@ impl<'a> Evaluator<'a> {
         }))
     }
 
+    /// A range query of a plain selector: every series' points at every step, series by series
+    /// (the same points the step-by-step evaluation collects, without the per-step vectors).
+    pub fn selector_matrix(&self, vs: &VectorSelector) -> Result<Vec<Series>, PromqlError> {
+        let series = self.series_for(vs)?;
+        let refs: Vec<(i64, i64)> = self
+            .step_times()
+            .map(|t| Ok((t, self.reference_time(vs.at.as_ref(), vs.offset.as_ref(), t)?)))
+            .collect::<Result<_, PromqlError>>()?;
+        let monotonic = refs.windows(2).all(|w| w[0].1 <= w[1].1);
+        let mut out = Vec::new();
+        let mut points = 0usize;
+        for s in series.iter() {
+            self.check_deadline()?;
+            let samples = &s.all[..];
+            let mut idx = 0usize;
+            let mut values: Vec<(i64, f64)> = Vec::new();
+            for &(t, ref_t) in &refs {
+                if monotonic {
+                    while idx < samples.len() && samples[idx].0 <= ref_t {
+                        idx += 1;
+                    }
+                } else {
+                    idx = samples.partition_point(|(ts, _)| *ts <= ref_t);
+                }
+                if idx == 0 {
+                    continue;
+                }
+                let (ts, v) = samples[idx - 1];
+                if ts <= ref_t.saturating_sub(self.cfg.lookback_delta_ms) || is_stale_nan(v) {
+                    continue;
+                }
+                if values.capacity() == 0 {
+                    values.reserve_exact(refs.len());
+                }
+                values.push((t, v));
+            }
+            if values.is_empty() {
+                continue;
+            }
+            points += values.len();
+            // The result is what the query holds at the end (the limit of the step-by-step path).
+            self.count_total(points)?;
+            out.push(Series {
+                labels: s.labels.clone(),
+                samples: values,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Fails when `total` samples would exceed the limit.
+    fn count_total(&self, total: usize) -> Result<(), PromqlError> {
+        if total > self.cfg.max_samples {
+            return exec_err(
+                "query processing would load too many samples into memory in query execution",
+            );
+        }
+        Ok(())
+    }
+
     /// An instant vector selector at every step.
     fn batch_selector(&self, vs: &VectorSelector) -> Result<Option<Batch>, PromqlError> {
         let series = self.series_for(vs)?;

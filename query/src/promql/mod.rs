@@ -222,6 +222,19 @@ impl Engine {
         }
         let mut ev = Evaluator::new(&self.config, source, expr, start_ms, end_ms, true);
         ev.query_step = step_ms;
+        // A plain selector (the most common panel query) is answered series by series.
+        let mut plain = expr;
+        while let Expr::Paren(p) = plain {
+            plain = &p.expr;
+        }
+        if let Expr::VectorSelector(vs) = plain {
+            let mut out = ev.selector_matrix(vs)?;
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
+            return Ok(QueryResult {
+                value: Value::Matrix(out),
+                annotations: ev.annotations.into_inner(),
+            });
+        }
         let mut index: value::LabelsMap<usize> = value::LabelsMap::default();
         let mut out: Vec<Series> = Vec::new();
         let mut t = start_ms;

@@ -437,38 +437,19 @@ impl<'a> Evaluator<'a> {
     /// (the same points the step-by-step evaluation collects, without the per-step vectors).
     pub fn selector_matrix(&self, vs: &VectorSelector) -> Result<Vec<Series>, PromqlError> {
         let series = self.series_for(vs)?;
-        let refs: Vec<(i64, i64)> = self
-            .step_times()
-            .map(|t| Ok((t, self.reference_time(vs.at.as_ref(), vs.offset.as_ref(), t)?)))
-            .collect::<Result<_, PromqlError>>()?;
-        let monotonic = refs.windows(2).all(|w| w[0].1 <= w[1].1);
+        let times: Vec<i64> = self.step_times().collect();
+        let refs = self.selector_refs(vs, &times)?;
         let mut out = Vec::new();
         let mut points = 0usize;
         for s in series.iter() {
             self.check_deadline()?;
-            let samples = &s.all[..];
-            let mut idx = 0usize;
             let mut values: Vec<(i64, f64)> = Vec::new();
-            for &(t, ref_t) in &refs {
-                if monotonic {
-                    while idx < samples.len() && samples[idx].0 <= ref_t {
-                        idx += 1;
-                    }
-                } else {
-                    idx = samples.partition_point(|(ts, _)| *ts <= ref_t);
-                }
-                if idx == 0 {
-                    continue;
-                }
-                let (ts, v) = samples[idx - 1];
-                if ts <= ref_t.saturating_sub(self.cfg.lookback_delta_ms) || is_stale_nan(v) {
-                    continue;
-                }
+            self.walk_selector(s, &refs, |k, v| {
                 if values.capacity() == 0 {
-                    values.reserve_exact(refs.len());
+                    values.reserve_exact(times.len());
                 }
-                values.push((t, v));
-            }
+                values.push((times[k], v));
+            });
             if values.is_empty() {
                 continue;
             }
@@ -481,6 +462,43 @@ impl<'a> Evaluator<'a> {
             });
         }
         Ok(out)
+    }
+
+    /// A selector's reference time at each of `times` (`@` and `offset` applied), and whether
+    /// they never decrease.
+    fn selector_refs(&self, vs: &VectorSelector, times: &[i64]) -> Result<(Vec<i64>, bool), PromqlError> {
+        let refs: Vec<i64> = times
+            .iter()
+            .map(|&t| self.reference_time(vs.at.as_ref(), vs.offset.as_ref(), t))
+            .collect::<Result<_, _>>()?;
+        let monotonic = refs.windows(2).all(|w| w[0] <= w[1]);
+        Ok((refs, monotonic))
+    }
+
+    /// Calls `each(k, value)` for every reference time `refs.0[k]` at which the instant selector
+    /// has a sample for `s` (the newest within the lookback, not a staleness marker), walking the
+    /// samples forward once when the times never decrease.
+    fn walk_selector(&self, s: &Fetched, refs: &(Vec<i64>, bool), mut each: impl FnMut(usize, f64)) {
+        let (refs, monotonic) = (&refs.0, refs.1);
+        let samples = &s.all[..];
+        let mut idx = 0usize;
+        for (k, &ref_t) in refs.iter().enumerate() {
+            if monotonic {
+                while idx < samples.len() && samples[idx].0 <= ref_t {
+                    idx += 1;
+                }
+            } else {
+                idx = samples.partition_point(|(ts, _)| *ts <= ref_t);
+            }
+            if idx == 0 {
+                continue;
+            }
+            let (ts, v) = samples[idx - 1];
+            if ts <= ref_t.saturating_sub(self.cfg.lookback_delta_ms) || is_stale_nan(v) {
+                continue;
+            }
+            each(k, v);
+        }
     }
 
     /// Fails when `total` samples would exceed the limit.
@@ -500,32 +518,12 @@ impl<'a> Evaluator<'a> {
         if times.len().saturating_mul(series.len()) > MAX_BATCH_SAMPLES {
             return Ok(None);
         }
-        let refs: Vec<i64> = times
-            .iter()
-            .map(|&t| self.reference_time(vs.at.as_ref(), vs.offset.as_ref(), t))
-            .collect::<Result<_, _>>()?;
-        let monotonic = refs.windows(2).all(|w| w[0] <= w[1]);
+        let refs = self.selector_refs(vs, &times)?;
         let mut steps: Vec<(Option<Vec<Sample>>, usize)> =
             times.iter().map(|_| (Some(Vec::with_capacity(series.len())), 0)).collect();
         for s in series.iter() {
             self.check_deadline()?;
-            let samples = &s.all[..];
-            let mut idx = 0usize;
-            for (k, &ref_t) in refs.iter().enumerate() {
-                if monotonic {
-                    while idx < samples.len() && samples[idx].0 <= ref_t {
-                        idx += 1;
-                    }
-                } else {
-                    idx = samples.partition_point(|(ts, _)| *ts <= ref_t);
-                }
-                if idx == 0 {
-                    continue;
-                }
-                let (ts, v) = samples[idx - 1];
-                if ts <= ref_t.saturating_sub(self.cfg.lookback_delta_ms) || is_stale_nan(v) {
-                    continue;
-                }
+            self.walk_selector(s, &refs, |k, v| {
                 let (vector, loaded) = &mut steps[k];
                 *loaded += 1;
                 if let Some(vector) = vector {
@@ -534,7 +532,7 @@ impl<'a> Evaluator<'a> {
                         value: v,
                     });
                 }
-            }
+            });
         }
         Ok(Some(Batch {
             steps,

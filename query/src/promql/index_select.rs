@@ -30,7 +30,6 @@ use arrow::array::{
 };
 use arrow::compute::take;
 use lumen_storage::{AttributeColumn, Postings, RoaringBitmap, SegmentMeta, SeriesEntry, SeriesIndex};
-use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use promql_parser::label::{MatchOp, Matcher, Matchers};
 
@@ -84,7 +83,7 @@ pub(super) fn name_could_match(shape: &SeriesShape, matchers: &Matchers) -> bool
 }
 
 /// The attributes of an index entry as the mapping takes them: pairs with a value.
-fn pairs(
+pub(super) fn pairs(
     it: impl Iterator<Item = (impl AsRef<str>, Option<impl AsRef<str>>)>,
 ) -> Vec<(String, String)> {
     it.filter_map(|(k, v)| v.map(|v| (k.as_ref().to_string(), v.as_ref().to_string())))
@@ -145,16 +144,9 @@ pub(super) fn read_indexed(
             .map(|&j| (entries[j as usize].first_row(), entries[j as usize].rows())),
     );
     let (row_groups, selectors) = row_selection(&group_rows, &ranges);
-    let roots: Vec<usize> = builder
-        .parquet_schema()
-        .root_schema()
-        .get_fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| columns.contains(&f.name()) && !IDENTITY_COLUMNS.contains(&f.name()))
-        .map(|(i, _)| i)
-        .collect();
-    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let mask = super::parquet_cache::projection(&builder, |name| {
+        columns.contains(&name) && !IDENTITY_COLUMNS.contains(&name)
+    });
     let reader = builder
         .with_projection(mask)
         .with_row_groups(row_groups)

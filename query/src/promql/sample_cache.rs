@@ -5,7 +5,7 @@
 //! here — `(time ms, value)` with staleness markers as their NaN — and later queries take them
 //! from memory instead of decompressing pages again. Keyed by the segment (path, id, rows, bytes)
 //! and the series' first row; bounded by [`set_capacity`] (256 MiB by default), dropping the
-//! least recently used quarter when full.
+//! least recently used quarter when full. `lumen_sample_cache_bytes` in `/metrics` is what it holds.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -39,6 +39,7 @@ pub fn set_capacity(bytes: usize) {
     CAPACITY.store(bytes, Ordering::Relaxed);
     if let Ok(mut c) = CACHE.lock() {
         shrink(&mut c, bytes);
+        metrics::gauge!("lumen_sample_cache_bytes").set(c.bytes as f64);
     }
 }
 
@@ -89,6 +90,7 @@ pub(super) fn insert_many(segment: &SegmentMeta, series: Vec<(u64, Vec<(i64, f64
     if c.bytes > capacity {
         shrink(&mut c, capacity / 4 * 3);
     }
+    metrics::gauge!("lumen_sample_cache_bytes").set(c.bytes as f64);
 }
 
 /// Drops least recently used entries until at most `target` bytes are held.
@@ -108,7 +110,3 @@ fn shrink(c: &mut Cache, target: usize) {
     }
 }
 
-/// Bytes held now (for `/metrics`).
-pub fn held_bytes() -> usize {
-    CACHE.lock().map_or(0, |c| c.bytes)
-}

@@ -24,7 +24,6 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, MapArray, RecordBatch};
 use arrow::datatypes::{Float64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
 use lumen_storage::{MetricDescriptor, Table, TimeRange};
-use parquet::arrow::ProjectionMask;
 use promql_parser::label::Matchers;
 
 use super::index_select::{self, name_could_match};
@@ -229,8 +228,8 @@ impl index_select::IndexedRows for IndexedSink<'_> {
                     Some(shape) => self.acc.plain_plan(
                         shape,
                         &d,
-                        index_pairs(e.attributes()),
-                        index_pairs(e.resource_attributes()),
+                        index_select::pairs(e.attributes()),
+                        index_select::pairs(e.resource_attributes()),
                     ),
                     None => RowPlan::Mapped,
                 }
@@ -318,12 +317,6 @@ impl index_select::IndexedRows for IndexedSink<'_> {
         self.acc.add_batch(&full, self.start_ns, self.end_ns, None);
         Ok(())
     }
-}
-
-/// The attributes of an index entry as the mapping takes them: pairs with a value.
-fn index_pairs<'a>(it: impl Iterator<Item = (&'a str, Option<&'a str>)>) -> Vec<(String, String)> {
-    it.filter_map(|(k, v)| v.map(|v| (k.to_string(), v.to_string())))
-        .collect()
 }
 
 /// A plain series' first row in a segment and its samples read so far (for the sample cache).
@@ -526,16 +519,7 @@ fn read_segment(
 ) -> Result<(), PromqlError> {
     let err = |e: &dyn std::fmt::Display| PromqlError::Source(format!("segment {}: {e}", path.display()));
     let builder = super::parquet_cache::reader_builder(path)?;
-    let roots: Vec<usize> = builder
-        .parquet_schema()
-        .root_schema()
-        .get_fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| columns.contains(&f.name()))
-        .map(|(i, _)| i)
-        .collect();
-    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let mask = super::parquet_cache::projection(&builder, |name| columns.contains(&name));
     for batch in builder.with_projection(mask).build().map_err(|e| err(&e))? {
         each(&batch.map_err(|e| err(&e))?);
     }
@@ -908,15 +892,15 @@ impl SeriesAccumulator {
             if t_ns < start_ns || t_ns > end_ns {
                 continue;
             }
+            let descriptor = MetricDescriptor {
+                metric_name: Some(names.value(i)),
+                metric_type: str_at(c.metric_type, i),
+                unit: str_at(c.unit, i),
+                temporality: str_at(c.temporality, i),
+                is_monotonic: c.monotonic.filter(|m| m.is_valid(i)).map(|m| m.value(i)),
+                scope_name: str_at(c.scope, i),
+            };
             if let Some(matchers) = matchers {
-                let descriptor = MetricDescriptor {
-                    metric_name: Some(names.value(i)),
-                    metric_type: str_at(c.metric_type, i),
-                    unit: str_at(c.unit, i),
-                    temporality: str_at(c.temporality, i),
-                    is_monotonic: c.monotonic.filter(|m| m.is_valid(i)).map(|m| m.value(i)),
-                    scope_name: str_at(c.scope, i),
-                };
                 let wanted = *wanted
                     .entry(descriptor)
                     .or_insert_with(|| name_could_match(&SeriesShape::of(&descriptor), matchers));
@@ -926,14 +910,6 @@ impl SeriesAccumulator {
             }
             // Rows of a plain series seen before skip the attribute decoding.
             if let Some(ids) = series_ids.filter(|ids| ids.is_valid(i)) {
-                let descriptor = MetricDescriptor {
-                    metric_name: Some(names.value(i)),
-                    metric_type: str_at(c.metric_type, i),
-                    unit: str_at(c.unit, i),
-                    temporality: str_at(c.temporality, i),
-                    is_monotonic: c.monotonic.filter(|m| m.is_valid(i)).map(|m| m.value(i)),
-                    scope_name: str_at(c.scope, i),
-                };
                 let id = ids.value(i);
                 // `series_id` hashes the name and the attribute sets; the descriptor and the
                 // attributes as listed (duplicate keys, hash collisions) are checked too.

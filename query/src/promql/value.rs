@@ -471,7 +471,9 @@ mod tests {
             }
         }
         // An exact tie (the value is …562.25) rounds to the even digit.
-        assert_eq!(format_go_float(1_658_206_780_088_562.25), "1658206780088562.2");
+        let tie = 1_658_206_780_088_562.2; // stored exactly as …562.25
+        assert_eq!(tie, 1_658_206_780_088_562.0 + 0.25);
+        assert_eq!(format_go_float(tie), "1658206780088562.2");
     }
 
     #[test]

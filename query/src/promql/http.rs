@@ -14,11 +14,11 @@
 //! when there are any) or `{"status":"error","errorType":"bad_data","error":"…"}` with the status
 //! code of the error type (400 `bad_data`, 422 `execution`, 503 `timeout`, 500 `internal`).
 //!
-//! Evaluation is blocking work: it runs on tokio's blocking pool, at most
-//! [`MAX_CONCURRENT_QUERIES`] at a time, and is answered with 503 `timeout` once it has taken
-//! longer than the configured query timeout (or the request's smaller `timeout`). A timed-out
-//! evaluation is not interrupted: it finishes in the background, still holding its concurrency
-//! slot, so runaway queries cannot pile up.
+//! Evaluation is blocking work: it runs on the thread that took the request (handing that
+//! worker's other tasks to another thread, see [`Api::run`]), at most [`MAX_CONCURRENT_QUERIES`]
+//! at a time, and is answered with 503 `timeout` once it has taken longer than the configured
+//! query timeout (or the request's smaller `timeout`). The evaluator and the series reads check
+//! that deadline and stop, so a timed-out query gives back its thread and its concurrency slot.
 //!
 //! `series`, `labels`, `label/…/values` and `metadata` default to all data when `start`/`end`
 //! are absent, as Prometheus does.
@@ -39,7 +39,7 @@ use serde_json::{Map, Value as Json, json};
 use tokio::sync::Semaphore;
 
 use super::eval::selector_matchers;
-use super::source::MetricsTableSource;
+use super::source::{MetricsTableSource, QuerySource};
 use super::value::format_go_float;
 use super::{Annotations, Engine, EngineConfig, Labels, PromqlError, SeriesSource, Value};
 use crate::source::SnapshotSource;
@@ -365,40 +365,59 @@ fn write_result(out: &mut Vec<u8>, value: &Value, time_ms: i64) {
 // Running work off the async runtime
 
 impl Api {
-    /// Runs `work` on the blocking pool within the query timeout (capped by the `timeout` parameter).
+    /// Runs `work` within the query timeout (capped by the `timeout` parameter), with at most
+    /// [`MAX_CONCURRENT_QUERIES`] running at once. `work` reads through a [`QuerySource`] that
+    /// stops at the deadline, as the evaluator does.
+    ///
+    /// On the multi-threaded runtime the work runs on the thread that received the request
+    /// ([`tokio::task::block_in_place`] hands that worker's other tasks to another thread), so a
+    /// small query is answered without waking a second thread and waiting for it to wake this
+    /// one again. Whatever runs past the deadline is answered with 503 `timeout`; the reads and
+    /// the evaluator check it, so the answer is late by at most one uninterruptible step (one
+    /// decoded batch, one series). On a current-thread runtime (tests, embedding) the work goes
+    /// to the blocking pool and the answer comes at the deadline even when the work is stuck.
     async fn run<T, F>(self: &Arc<Self>, params: &Params, work: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        F: FnOnce(&Api) -> Result<T, PromqlError> + Send + 'static,
+        F: FnOnce(&QuerySource<'_>) -> Result<T, PromqlError> + Send + 'static,
     {
         let timeout = self.timeout(params)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = || ApiError {
+            error_type: "timeout",
+            message: format!(
+                "query timed out in query execution (timeout {}s)",
+                timeout.as_secs_f64()
+            ),
+        };
+        let permit = tokio::time::timeout_at(deadline, Arc::clone(&self.slots).acquire_owned())
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|_| ApiError::internal("the query limiter is closed"))?;
         let api = Arc::clone(self);
-        let job = async move {
-            let permit = Arc::clone(&api.slots)
-                .acquire_owned()
-                .await
-                .map_err(|_| ApiError::internal("the query limiter is closed"))?;
-            let task = tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                work(&api)
-            });
-            match task.await {
-                Ok(result) => result.map_err(ApiError::from),
-                Err(err) => Err(ApiError::internal(format!(
-                    "query evaluation failed: {err}"
-                ))),
+        let std_deadline = deadline.into_std();
+        let job = move || {
+            let _permit = permit;
+            work(&api.source.until(Some(std_deadline)))
+        };
+        let result = if tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            let result = tokio::task::block_in_place(job);
+            if tokio::time::Instant::now() > deadline {
+                return Err(timed_out());
+            }
+            result
+        } else {
+            match tokio::time::timeout_at(deadline, tokio::task::spawn_blocking(job)).await {
+                Err(_) => return Err(timed_out()),
+                Ok(Err(err)) => {
+                    return Err(ApiError::internal(format!("query evaluation failed: {err}")));
+                }
+                Ok(Ok(result)) => result,
             }
         };
-        match tokio::time::timeout(timeout, job).await {
-            Ok(result) => result,
-            Err(_) => Err(ApiError {
-                error_type: "timeout",
-                message: format!(
-                    "query timed out in query execution (timeout {}s)",
-                    timeout.as_secs_f64()
-                ),
-            }),
-        }
+        result.map_err(ApiError::from)
     }
 
     /// The query timeout: the configured one, capped by the request's `timeout` parameter.
@@ -466,9 +485,7 @@ async fn query(State(api): State<Shared>, uri: Uri, headers: HeaderMap, body: By
             let limit = params.limit()?;
             let engine = api.engine(&params)?;
             let mut result = api
-                .run(&params, move |api| {
-                    engine.instant(&query, time, &api.source)
-                })
+                .run(&params, move |source| engine.instant(&query, time, source))
                 .await?;
             apply_limit(&mut result.value, &mut result.annotations, limit);
             Ok(success_result(&result.value, time, &result.annotations))
@@ -514,7 +531,7 @@ async fn query_range(
             let limit = params.limit()?;
             let engine = api.engine(&params)?;
             let mut result = api
-                .run(&params, move |api| engine.range(&query, start, end, step, &api.source))
+                .run(&params, move |source| engine.range(&query, start, end, step, source))
                 .await?;
             apply_limit(&mut result.value, &mut result.annotations, limit);
             Ok(success_result(&result.value, end, &result.annotations))
@@ -607,9 +624,7 @@ async fn series(State(api): State<Shared>, uri: Uri, headers: HeaderMap, body: B
             let (start, end) = window(&params)?;
             let limit = params.limit()?;
             let sets = api
-                .run(&params, move |api| {
-                    select_label_sets(&api.source, &matchers, start, end)
-                })
+                .run(&params, move |source| select_label_sets(source, &matchers, start, end))
                 .await?;
             let (data, ann) = truncate_list(sets.iter().map(labels_json).collect(), limit);
             Ok(success(data, Some(&ann)))
@@ -626,9 +641,7 @@ async fn labels(State(api): State<Shared>, uri: Uri, headers: HeaderMap, body: B
             let (start, end) = window(&params)?;
             let limit = params.limit()?;
             let sets = api
-                .run(&params, move |api| {
-                    select_label_sets(&api.source, &matchers, start, end)
-                })
+                .run(&params, move |source| select_label_sets(source, &matchers, start, end))
                 .await?;
             let names: BTreeSet<&str> =
                 sets.iter().flat_map(|l| l.iter().map(|(k, _)| k)).collect();
@@ -653,9 +666,7 @@ async fn label_values(
             let (start, end) = window(&params)?;
             let limit = params.limit()?;
             let sets = api
-                .run(&params, move |api| {
-                    select_label_sets(&api.source, &matchers, start, end)
-                })
+                .run(&params, move |source| select_label_sets(source, &matchers, start, end))
                 .await?;
             let values: BTreeSet<&str> = sets
                 .iter()
@@ -684,7 +695,7 @@ async fn metadata(State(api): State<Shared>, uri: Uri, headers: HeaderMap) -> Re
                 })?),
                 _ => None,
             };
-            let families = api.run(&params, move |api| api.source.metadata(MIN_TIME_MS, MAX_TIME_MS)).await?;
+            let families = api.run(&params, move |source| source.metadata(MIN_TIME_MS, MAX_TIME_MS)).await?;
             let mut data = Map::new();
             for (name, entries) in families {
                 if metric.as_deref().is_some_and(|m| m != name) {
@@ -717,10 +728,10 @@ async fn exemplars(State(api): State<Shared>, uri: Uri, headers: HeaderMap, body
             }
             let selectors = selectors_of(&expr);
             let found = api
-                .run(&params, move |api| {
+                .run(&params, move |source| {
                     let mut all = std::collections::BTreeMap::new();
                     for matchers in &selectors {
-                        for series in api.source.select_exemplars(matchers, start, end)? {
+                        for series in source.select_exemplars(matchers, start, end)? {
                             all.entry(series.labels).or_insert(series.exemplars);
                         }
                     }

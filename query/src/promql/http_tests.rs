@@ -181,16 +181,20 @@ async fn post_form_bodies_are_read() {
     assert_eq!(body["data"]["result"], json!([10, "6"]));
 }
 
-#[tokio::test]
-async fn timeouts_answer_503() {
-    let api = Arc::new(Api {
+fn api_with_timeout(timeout: Duration) -> Arc<Api> {
+    Arc::new(Api {
         source: MetricsTableSource::new(Arc::new(FakeSource::default()) as Arc<dyn SnapshotSource>),
         config: PrometheusApiConfig {
-            timeout: Duration::from_millis(10),
+            timeout,
             ..Default::default()
         },
         slots: Arc::new(Semaphore::new(1)),
-    });
+    })
+}
+
+/// Work that overruns the timeout is answered 503 `timeout`; work that does not, with its value.
+async fn overrunning_work_times_out(api: &Arc<Api>) -> Duration {
+    let started = std::time::Instant::now();
     let err = api
         .run(&Params::default(), |_| {
             std::thread::sleep(Duration::from_millis(300));
@@ -198,8 +202,43 @@ async fn timeouts_answer_503() {
         })
         .await
         .unwrap_err();
+    let waited = started.elapsed();
     assert_eq!(err.error_type, "timeout");
     assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(err.message.contains("timed out"), "{}", err.message);
+    // Work still running keeps its concurrency slot (the only one here) until it ends.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let answer = api.run(&Params::default(), |_| Ok(42)).await.unwrap();
+    assert_eq!(answer, 42);
+    waited
+}
+
+#[tokio::test]
+async fn timeouts_answer_503_at_the_deadline_off_the_blocking_pool() {
+    let api = api_with_timeout(Duration::from_millis(10));
+    let waited = overrunning_work_times_out(&api).await;
+    // On a current-thread runtime the work is on the blocking pool: the answer does not wait for it.
+    assert!(waited < Duration::from_millis(250), "answered after {waited:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_answer_503_when_run_inline() {
+    let api = api_with_timeout(Duration::from_millis(10));
+    overrunning_work_times_out(&api).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_reads_stop_at_the_deadline() {
+    let api = api_with_timeout(Duration::from_secs(5));
+    let matchers = match Engine::parse("up").unwrap() {
+        Expr::VectorSelector(vs) => selector_matchers(&vs),
+        _ => unreachable!(),
+    };
+    let past = std::time::Instant::now() - Duration::from_millis(1);
+    let err = api.source.until(Some(past)).select(&matchers, 0, 1_000).unwrap_err();
+    assert_eq!(err.error_type(), "timeout", "{err}");
+    let ok = api.source.until(Some(past + Duration::from_secs(60))).select(&matchers, 0, 1_000);
+    assert!(ok.is_ok(), "{ok:?}");
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow::array::{Array, ArrayRef, AsArray, MapArray, RecordBatch};
 use arrow::datatypes::{Float64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
@@ -110,6 +111,73 @@ impl MetricsTableSource {
         self.use_series_index = false;
         self
     }
+
+    /// This source as read by one query: reads stop with a `timeout` error once `deadline` has
+    /// passed (checked before each segment and each decoded batch), so a query past its time
+    /// gives its thread back instead of reading on.
+    pub fn until(&self, deadline: Option<Instant>) -> QuerySource<'_> {
+        QuerySource { source: self, deadline }
+    }
+}
+
+/// A [`MetricsTableSource`] read on behalf of one query, with that query's deadline.
+pub struct QuerySource<'a> {
+    source: &'a MetricsTableSource,
+    deadline: Option<Instant>,
+}
+
+impl QuerySource<'_> {
+    /// See [`MetricsTableSource::select_exemplars`].
+    pub fn select_exemplars(
+        &self,
+        matchers: &Matchers,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<SeriesExemplars>, PromqlError> {
+        let mut acc = SeriesAccumulator {
+            exemplars: Some(HashMap::new()),
+            ..Default::default()
+        };
+        self.source.read(&mut acc, matchers, start_ms, end_ms, self.deadline)?;
+        Ok(acc.finish_exemplars(matchers, start_ms, end_ms))
+    }
+
+    /// See [`MetricsTableSource::metadata`].
+    pub fn metadata(
+        &self,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeSet<FamilyMetadata>>, PromqlError> {
+        check_deadline(self.deadline)?;
+        self.source.metadata(start_ms, end_ms)
+    }
+}
+
+impl SeriesSource for QuerySource<'_> {
+    fn select(
+        &self,
+        matchers: &Matchers,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Series>, PromqlError> {
+        let mut acc = SeriesAccumulator {
+            want_target_info: matchers_accept_name(matchers, TARGET_INFO),
+            reference_mapping: !self.source.use_series_index,
+            ..Default::default()
+        };
+        self.source.read(&mut acc, matchers, start_ms, end_ms, self.deadline)?;
+        Ok(acc.finish(matchers))
+    }
+}
+
+/// A `timeout` error once `deadline` has passed.
+fn check_deadline(deadline: Option<Instant>) -> Result<(), PromqlError> {
+    match deadline {
+        Some(deadline) if Instant::now() > deadline => Err(PromqlError::Timeout(
+            "query timed out in query execution (reading series)".into(),
+        )),
+        _ => Ok(()),
+    }
 }
 
 impl MetricsTableSource {
@@ -122,12 +190,7 @@ impl MetricsTableSource {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<SeriesExemplars>, PromqlError> {
-        let mut acc = SeriesAccumulator {
-            exemplars: Some(HashMap::new()),
-            ..Default::default()
-        };
-        self.read(&mut acc, matchers, start_ms, end_ms)?;
-        Ok(acc.finish_exemplars(matchers, start_ms, end_ms))
+        self.until(None).select_exemplars(matchers, start_ms, end_ms)
     }
 
     fn read(
@@ -136,7 +199,9 @@ impl MetricsTableSource {
         matchers: &Matchers,
         start_ms: i64,
         end_ms: i64,
+        deadline: Option<Instant>,
     ) -> Result<(), PromqlError> {
+        check_deadline(deadline)?;
         let columns: Vec<&str> = if acc.exemplars.is_some() {
             COLUMNS.iter().copied().chain(["exemplars"]).collect()
         } else {
@@ -157,6 +222,7 @@ impl MetricsTableSource {
             acc.add_batch(batch, start_ns, end_ns, prefilter);
         }
         for segment in &snapshot.segments {
+            check_deadline(deadline)?;
             if self.use_series_index {
                 match lumen_storage::load_series_index(segment) {
                     Ok(index) => {
@@ -183,7 +249,7 @@ impl MetricsTableSource {
                     ),
                 }
             }
-            read_segment(&segment.path, columns, &mut |batch| {
+            read_segment(&segment.path, columns, deadline, &mut |batch| {
                 acc.add_batch(batch, start_ns, end_ns, prefilter)
             })?;
         }
@@ -437,7 +503,7 @@ impl MetricsTableSource {
                 None => {
                     let columns: Vec<&str> = META_COLUMNS.iter().copied().filter(|c| *c != "time").collect();
                     let mut set = std::collections::HashSet::new();
-                    read_segment(&segment.path, &columns, &mut |batch| distinct_of(batch, &mut set, None))?;
+                    read_segment(&segment.path, &columns, None, &mut |batch| distinct_of(batch, &mut set, None))?;
                     let list = Arc::new(set.into_iter().collect::<Vec<_>>());
                     if let Ok(mut cache) = self.descriptors.lock() {
                         if cache.len() > 100_000 {
@@ -501,13 +567,7 @@ impl SeriesSource for MetricsTableSource {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<Series>, PromqlError> {
-        let mut acc = SeriesAccumulator {
-            want_target_info: matchers_accept_name(matchers, TARGET_INFO),
-            reference_mapping: !self.use_series_index,
-            ..Default::default()
-        };
-        self.read(&mut acc, matchers, start_ms, end_ms)?;
-        Ok(acc.finish(matchers))
+        self.until(None).select(matchers, start_ms, end_ms)
     }
 }
 
@@ -515,12 +575,14 @@ impl SeriesSource for MetricsTableSource {
 fn read_segment(
     path: &std::path::Path,
     columns: &[&str],
+    deadline: Option<Instant>,
     each: &mut dyn FnMut(&RecordBatch),
 ) -> Result<(), PromqlError> {
     let err = |e: &dyn std::fmt::Display| PromqlError::Source(format!("segment {}: {e}", path.display()));
     let builder = super::parquet_cache::reader_builder(path)?;
     let mask = super::parquet_cache::projection(&builder, |name| columns.contains(&name));
     for batch in builder.with_projection(mask).build().map_err(|e| err(&e))? {
+        check_deadline(deadline)?;
         each(&batch.map_err(|e| err(&e))?);
     }
     Ok(())

@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use lumen_storage::{Storage, StorageConfig};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -124,6 +125,10 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {
+        // No Nagle delay on answers written in more than one piece (Go's servers do the same).
+        let http_listener = http_listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(http_listener, boot)
             .with_graceful_shutdown(async move {
                 let _ = http_stop.wait_for(|stop| *stop).await;
@@ -175,6 +180,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         ));
 
     let _ = app_slot.set(app);
+    warm_series_indexes(storage.clone(), serving.clone());
 
     let mut grpc_stop = stop_rx.clone();
     let grpc_routes = lumen_ingest::grpc_routes(storage.clone(), ingest_config);
@@ -209,6 +215,27 @@ impl RunningServer {
         storage.shutdown().await.context("flush at shutdown failed; the WAL still holds the data and replays at the next start")?;
         tracing::info!("stopped cleanly");
         Ok(())
+    }
+}
+
+/// Loads the newest metrics segments' series indexes in the background, so the first PromQL queries
+/// after a start do not each wait for sidecars to be read (seconds at a million series). Bounded by
+/// `--series-index-cache-size`; stops when the server stops.
+fn warm_series_indexes(storage: Arc<Storage>, serving: Arc<AtomicBool>) {
+    let spawned = std::thread::Builder::new().name("lumen-index-warmup".into()).spawn(move || {
+        let started = std::time::Instant::now();
+        let done = storage.warm_series_indexes(&|| serving.load(Ordering::Acquire));
+        if done.loaded > 0 {
+            tracing::info!(
+                segments = done.loaded,
+                mib = done.bytes >> 20,
+                seconds = started.elapsed().as_secs_f64(),
+                "series indexes loaded into the cache"
+            );
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the series index warm-up; indexes load on first use");
     }
 }
 

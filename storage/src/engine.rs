@@ -259,6 +259,14 @@ impl Storage {
         result
     }
 
+    /// Loads the series indexes of the newest metrics segments into the index cache while they fit
+    /// (see [`crate::index::warm_up`]); blocking, meant for a background thread at start-up.
+    pub fn warm_series_indexes(&self, keep_going: &dyn Fn() -> bool) -> crate::index::WarmUp {
+        let mut segments: Vec<SegmentMeta> = self.state.lock().manifest.table_segments(Table::Metrics).cloned().collect();
+        segments.sort_by_key(|s| std::cmp::Reverse((s.max_time, s.id)));
+        crate::index::warm_up(&segments, keep_going)
+    }
+
     /// Head batches and segments of `table` that may hold rows in `range`.
     pub fn snapshot(&self, table: Table, range: TimeRange) -> TableSnapshot {
         let (start, end) = range.bounds();

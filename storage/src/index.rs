@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
-pub use cache::{forget, load_series_index, set_cache_capacity};
+pub use cache::{WarmUp, forget, load_series_index, set_cache_capacity, warm_up};
 pub(crate) use cache::{remember, write_sidecar};
 
 /// Marks an absent string (a null column value).

@@ -145,6 +145,8 @@ pub(crate) struct Evaluator<'a> {
     subquery_steps: RefCell<HashMap<SubqueryStepKey, Rc<Vec<Sample>>>>,
     pub annotations: RefCell<Annotations>,
     samples_loaded: Cell<usize>,
+    /// The earlier of the configuration's and the source's deadlines.
+    deadline: Option<std::time::Instant>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -173,16 +175,16 @@ impl<'a> Evaluator<'a> {
             batches: RefCell::new(HashMap::new()),
             annotations: RefCell::new(Annotations::default()),
             samples_loaded: Cell::new(0),
+            deadline: match (cfg.deadline, source.deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
         }
     }
 
     /// Evaluates `expr` at timestamp `t` (ms).
     pub fn eval(&self, expr: &Expr, t: i64) -> Result<Value, PromqlError> {
-        if let Some(deadline) = self.cfg.deadline
-            && std::time::Instant::now() > deadline
-        {
-            return Err(PromqlError::Timeout("query timed out in query execution".into()));
-        }
+        self.check_deadline()?;
         match expr {
             Expr::NumberLiteral(n) => Ok(Value::Scalar(n.val)),
             Expr::StringLiteral(s) => Ok(Value::String(s.val.clone())),
@@ -353,7 +355,7 @@ impl<'a> Evaluator<'a> {
 
     /// Checks the deadline (long batch computations check it per series).
     pub fn check_deadline(&self) -> Result<(), PromqlError> {
-        if let Some(deadline) = self.cfg.deadline
+        if let Some(deadline) = self.deadline
             && std::time::Instant::now() > deadline
         {
             return Err(PromqlError::Timeout("query timed out in query execution".into()));

@@ -78,7 +78,14 @@ struct Api {
     source: MetricsTableSource,
     config: PrometheusApiConfig,
     slots: Arc<Semaphore>,
+    /// Query shapes (see [`Api::run`]) that lately ran past [`INLINE_BUDGET`].
+    heavy: std::sync::Mutex<std::collections::HashSet<u64>>,
 }
+
+/// How long a query may run on the HTTP worker itself before it is moved off it (see [`Api::run`]).
+const INLINE_BUDGET: Duration = Duration::from_micros(500);
+/// Heavy query shapes remembered; the set is cleared when it would hold more.
+const HEAVY_SHAPES: usize = 4096;
 
 type Shared = Arc<Api>;
 
@@ -91,6 +98,7 @@ pub fn prometheus_router(
         source: MetricsTableSource::new(snapshots),
         config,
         slots: Arc::new(Semaphore::new(MAX_CONCURRENT_QUERIES)),
+        heavy: Default::default(),
     });
     Router::new()
         .route("/api/v1/query", get(query).post(query))
@@ -367,19 +375,25 @@ fn write_result(out: &mut Vec<u8>, value: &Value, time_ms: i64) {
 impl Api {
     /// Runs `work` within the query timeout (capped by the `timeout` parameter), with at most
     /// [`MAX_CONCURRENT_QUERIES`] running at once. `work` reads through a [`QuerySource`] that
-    /// stops at the deadline, as the evaluator does.
+    /// stops at its deadline, and the evaluator stops there too.
     ///
-    /// On the multi-threaded runtime the work runs on the thread that received the request
-    /// ([`tokio::task::block_in_place`] hands that worker's other tasks to another thread), so a
-    /// small query is answered without waking a second thread and waiting for it to wake this
-    /// one again. Whatever runs past the deadline is answered with 503 `timeout`; the reads and
-    /// the evaluator check it, so the answer is late by at most one uninterruptible step (one
-    /// decoded batch, one series). On a current-thread runtime (tests, embedding) the work goes
-    /// to the blocking pool and the answer comes at the deadline even when the work is stuck.
-    async fn run<T, F>(self: &Arc<Self>, params: &Params, work: F) -> Result<T, ApiError>
+    /// Where the work runs, on the multi-threaded runtime (Lumen's):
+    /// - A query with a `shape` (a hash of its text and range) not seen to be heavy first runs on
+    ///   the HTTP worker itself with [`INLINE_BUDGET`] as its deadline. Most dashboard and rule
+    ///   queries are small: they are answered without waking any other thread, as Prometheus does.
+    /// - If that budget runs out, the shape is remembered as heavy and the query starts again
+    ///   under [`tokio::task::block_in_place`], which hands the worker's other tasks to another
+    ///   thread first, so ingest and other requests are not held up by it. Heavy shapes and
+    ///   requests without a shape (series, labels, metadata) go there at once.
+    ///
+    /// Whatever runs past the deadline is answered with 503 `timeout`, late by at most one
+    /// uninterruptible step (one decoded batch, one series). On a current-thread runtime (tests,
+    /// embedding) the work goes to the blocking pool and the answer comes at the deadline even
+    /// when the work is stuck.
+    async fn run<T, F>(self: &Arc<Self>, params: &Params, shape: Option<u64>, work: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        F: FnOnce(&QuerySource<'_>) -> Result<T, PromqlError> + Send + 'static,
+        F: Fn(&QuerySource<'_>) -> Result<T, PromqlError> + Send + 'static,
     {
         let timeout = self.timeout(params)?;
         let deadline = tokio::time::Instant::now() + timeout;
@@ -394,21 +408,38 @@ impl Api {
             .await
             .map_err(|_| timed_out())?
             .map_err(|_| ApiError::internal("the query limiter is closed"))?;
-        let api = Arc::clone(self);
         let std_deadline = deadline.into_std();
-        let job = move || {
-            let _permit = permit;
-            work(&api.source.until(Some(std_deadline)))
-        };
         let result = if tokio::runtime::Handle::current().runtime_flavor()
             == tokio::runtime::RuntimeFlavor::MultiThread
         {
-            let result = tokio::task::block_in_place(job);
+            let run_until = |until| work(&self.source.until(Some(until)));
+            let mut inline = None;
+            if let Some(shape) = shape.filter(|s| !self.is_heavy(*s)) {
+                let budget = std::time::Instant::now() + INLINE_BUDGET;
+                if budget < std_deadline {
+                    match run_until(budget) {
+                        Err(PromqlError::Timeout(_)) if std::time::Instant::now() < std_deadline => {
+                            self.mark_heavy(shape)
+                        }
+                        done => inline = Some(done),
+                    }
+                }
+            }
+            let result = match inline {
+                Some(done) => done,
+                None => tokio::task::block_in_place(|| run_until(std_deadline)),
+            };
+            drop(permit);
             if tokio::time::Instant::now() > deadline {
                 return Err(timed_out());
             }
             result
         } else {
+            let api = Arc::clone(self);
+            let job = move || {
+                let _permit = permit;
+                work(&api.source.until(Some(std_deadline)))
+            };
             match tokio::time::timeout_at(deadline, tokio::task::spawn_blocking(job)).await {
                 Err(_) => return Err(timed_out()),
                 Ok(Err(err)) => {
@@ -418,6 +449,19 @@ impl Api {
             }
         };
         result.map_err(ApiError::from)
+    }
+
+    fn is_heavy(&self, shape: u64) -> bool {
+        self.heavy.lock().map(|h| h.contains(&shape)).unwrap_or(true)
+    }
+
+    fn mark_heavy(&self, shape: u64) {
+        if let Ok(mut heavy) = self.heavy.lock() {
+            if heavy.len() >= HEAVY_SHAPES {
+                heavy.clear();
+            }
+            heavy.insert(shape);
+        }
     }
 
     /// The query timeout: the configured one, capped by the request's `timeout` parameter.
@@ -473,6 +517,16 @@ fn apply_limit(value: &mut Value, annotations: &mut Annotations, limit: Option<u
     }
 }
 
+/// What [`Api::run`] remembers a query by: its text and, for range queries, its range and step.
+fn query_shape(parts: &[&[u8]]) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for part in parts {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    hasher.digest()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
@@ -485,7 +539,9 @@ async fn query(State(api): State<Shared>, uri: Uri, headers: HeaderMap, body: By
             let limit = params.limit()?;
             let engine = api.engine(&params)?;
             let mut result = api
-                .run(&params, move |source| engine.instant(&query, time, source))
+                .run(&params, Some(query_shape(&[query.as_bytes()])), move |source| {
+                    engine.instant(&query, time, source)
+                })
                 .await?;
             apply_limit(&mut result.value, &mut result.annotations, limit);
             Ok(success_result(&result.value, time, &result.annotations))
@@ -531,7 +587,11 @@ async fn query_range(
             let limit = params.limit()?;
             let engine = api.engine(&params)?;
             let mut result = api
-                .run(&params, move |source| engine.range(&query, start, end, step, source))
+                .run(
+                    &params,
+                    Some(query_shape(&[query.as_bytes(), &(end - start).to_le_bytes(), &step.to_le_bytes()])),
+                    move |source| engine.range(&query, start, end, step, source),
+                )
                 .await?;
             apply_limit(&mut result.value, &mut result.annotations, limit);
             Ok(success_result(&result.value, end, &result.annotations))
@@ -624,7 +684,7 @@ async fn series(State(api): State<Shared>, uri: Uri, headers: HeaderMap, body: B
             let (start, end) = window(&params)?;
             let limit = params.limit()?;
             let sets = api
-                .run(&params, move |source| select_label_sets(source, &matchers, start, end))
+                .run(&params, None, move |source| select_label_sets(source, &matchers, start, end))
                 .await?;
             let (data, ann) = truncate_list(sets.iter().map(labels_json).collect(), limit);
             Ok(success(data, Some(&ann)))
@@ -641,7 +701,7 @@ async fn labels(State(api): State<Shared>, uri: Uri, headers: HeaderMap, body: B
             let (start, end) = window(&params)?;
             let limit = params.limit()?;
             let sets = api
-                .run(&params, move |source| select_label_sets(source, &matchers, start, end))
+                .run(&params, None, move |source| select_label_sets(source, &matchers, start, end))
                 .await?;
             let names: BTreeSet<&str> =
                 sets.iter().flat_map(|l| l.iter().map(|(k, _)| k)).collect();
@@ -666,7 +726,7 @@ async fn label_values(
             let (start, end) = window(&params)?;
             let limit = params.limit()?;
             let sets = api
-                .run(&params, move |source| select_label_sets(source, &matchers, start, end))
+                .run(&params, None, move |source| select_label_sets(source, &matchers, start, end))
                 .await?;
             let values: BTreeSet<&str> = sets
                 .iter()
@@ -695,7 +755,7 @@ async fn metadata(State(api): State<Shared>, uri: Uri, headers: HeaderMap) -> Re
                 })?),
                 _ => None,
             };
-            let families = api.run(&params, move |source| source.metadata(MIN_TIME_MS, MAX_TIME_MS)).await?;
+            let families = api.run(&params, None, move |source| source.metadata(MIN_TIME_MS, MAX_TIME_MS)).await?;
             let mut data = Map::new();
             for (name, entries) in families {
                 if metric.as_deref().is_some_and(|m| m != name) {
@@ -728,7 +788,7 @@ async fn exemplars(State(api): State<Shared>, uri: Uri, headers: HeaderMap, body
             }
             let selectors = selectors_of(&expr);
             let found = api
-                .run(&params, move |source| {
+                .run(&params, None, move |source| {
                     let mut all = std::collections::BTreeMap::new();
                     for matchers in &selectors {
                         for series in source.select_exemplars(matchers, start, end)? {

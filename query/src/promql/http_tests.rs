@@ -8,6 +8,7 @@ fn api() -> Shared {
         source: MetricsTableSource::new(Arc::new(FakeSource::default()) as Arc<dyn SnapshotSource>),
         config: PrometheusApiConfig::default(),
         slots: Arc::new(Semaphore::new(MAX_CONCURRENT_QUERIES)),
+        heavy: Default::default(),
     })
 }
 
@@ -189,6 +190,7 @@ fn api_with_timeout(timeout: Duration) -> Arc<Api> {
             ..Default::default()
         },
         slots: Arc::new(Semaphore::new(1)),
+        heavy: Default::default(),
     })
 }
 
@@ -196,7 +198,7 @@ fn api_with_timeout(timeout: Duration) -> Arc<Api> {
 async fn overrunning_work_times_out(api: &Arc<Api>) -> Duration {
     let started = std::time::Instant::now();
     let err = api
-        .run(&Params::default(), |_| {
+        .run(&Params::default(), None, |_| {
             std::thread::sleep(Duration::from_millis(300));
             Ok(())
         })
@@ -208,7 +210,7 @@ async fn overrunning_work_times_out(api: &Arc<Api>) -> Duration {
     assert!(err.message.contains("timed out"), "{}", err.message);
     // Work still running keeps its concurrency slot (the only one here) until it ends.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let answer = api.run(&Params::default(), |_| Ok(42)).await.unwrap();
+    let answer = api.run(&Params::default(), None, |_| Ok(42)).await.unwrap();
     assert_eq!(answer, 42);
     waited
 }
@@ -225,6 +227,43 @@ async fn timeouts_answer_503_at_the_deadline_off_the_blocking_pool() {
 async fn timeouts_answer_503_when_run_inline() {
     let api = api_with_timeout(Duration::from_millis(10));
     overrunning_work_times_out(&api).await;
+}
+
+/// Small queries run inline within a budget; one that overruns it is run again off the worker, and
+/// its shape goes straight there afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_over_the_inline_budget_move_off_the_worker() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let api = api_with_timeout(Duration::from_secs(10));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let slow = |calls: Arc<AtomicUsize>| {
+        move |source: &QuerySource<'_>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let deadline = source.deadline().expect("a query source has a deadline");
+            std::thread::sleep(INLINE_BUDGET * 4);
+            if std::time::Instant::now() > deadline {
+                return Err(PromqlError::Timeout("past the deadline".into()));
+            }
+            Ok(deadline.saturating_duration_since(std::time::Instant::now()))
+        }
+    };
+    let left = api.run(&Params::default(), Some(7), slow(calls.clone())).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "tried inline, then again with the query's deadline");
+    assert!(left > Duration::from_secs(5), "the second run had the query's own deadline: {left:?}");
+    assert!(api.is_heavy(7));
+
+    calls.store(0, Ordering::SeqCst);
+    api.run(&Params::default(), Some(7), slow(calls.clone())).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "a heavy shape is not tried inline again");
+
+    let quick = api
+        .run(&Params::default(), Some(8), |source| {
+            Ok(source.deadline().unwrap().saturating_duration_since(std::time::Instant::now()))
+        })
+        .await
+        .unwrap();
+    assert!(quick <= INLINE_BUDGET, "a small query runs within the inline budget: {quick:?}");
+    assert!(!api.is_heavy(8));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

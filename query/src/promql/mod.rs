@@ -47,6 +47,7 @@ mod tests;
 pub mod value;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use promql_parser::label::Matchers;
 use promql_parser::parser::{self, Expr};
@@ -66,6 +67,12 @@ pub trait SeriesSource {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<Series>, PromqlError>;
+
+    /// When the query reading this source must stop (the evaluator stops at the earlier of this
+    /// and [`EngineConfig::deadline`]).
+    fn deadline(&self) -> Option<std::time::Instant> {
+        None
+    }
 }
 
 /// Evaluation limits and defaults.
@@ -95,6 +102,47 @@ impl Default for EngineConfig {
             deadline: None,
         }
     }
+}
+
+/// Query texts parsed lately: dashboards and rules ask the same texts again and again, and
+/// parsing one costs tens of microseconds, as much as answering a selective query.
+struct ParseCache {
+    entries: HashMap<String, (Arc<Expr>, u64)>,
+    tick: u64,
+}
+
+/// Texts [`parse_cached`] keeps (the least recently used goes first).
+const PARSE_CACHE_ENTRIES: usize = 512;
+/// Longer texts are parsed every time.
+const PARSE_CACHE_MAX_TEXT: usize = 4096;
+
+static PARSE_CACHE: std::sync::LazyLock<std::sync::Mutex<ParseCache>> =
+    std::sync::LazyLock::new(|| std::sync::Mutex::new(ParseCache { entries: HashMap::new(), tick: 0 }));
+
+/// [`Engine::parse`] through [`ParseCache`] (errors are not cached).
+fn parse_cached(query: &str) -> Result<Arc<Expr>, PromqlError> {
+    if query.len() > PARSE_CACHE_MAX_TEXT {
+        return Engine::parse(query).map(Arc::new);
+    }
+    if let Ok(mut cache) = PARSE_CACHE.lock() {
+        cache.tick += 1;
+        let tick = cache.tick;
+        if let Some((expr, used)) = cache.entries.get_mut(query) {
+            *used = tick;
+            return Ok(expr.clone());
+        }
+    }
+    let expr = Arc::new(Engine::parse(query)?);
+    if let Ok(mut cache) = PARSE_CACHE.lock() {
+        if cache.entries.len() >= PARSE_CACHE_ENTRIES
+            && let Some(oldest) = cache.entries.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone())
+        {
+            cache.entries.remove(&oldest);
+        }
+        let tick = cache.tick;
+        cache.entries.insert(query.to_string(), (expr.clone(), tick));
+    }
+    Ok(expr)
 }
 
 /// A query's value and the annotations raised while computing it.
@@ -142,7 +190,7 @@ impl Engine {
         time_ms: i64,
         source: &dyn SeriesSource,
     ) -> Result<QueryResult, PromqlError> {
-        let expr = Self::parse(query)?;
+        let expr = parse_cached(query)?;
         self.instant_expr(&expr, time_ms, source)
     }
 
@@ -178,7 +226,7 @@ impl Engine {
         step_ms: i64,
         source: &dyn SeriesSource,
     ) -> Result<QueryResult, PromqlError> {
-        let expr = Self::parse(query)?;
+        let expr = parse_cached(query)?;
         self.range_expr(&expr, start_ms, end_ms, step_ms, source)
     }
 

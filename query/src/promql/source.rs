@@ -168,6 +168,10 @@ impl SeriesSource for QuerySource<'_> {
         self.source.read(&mut acc, matchers, start_ms, end_ms, self.deadline)?;
         Ok(acc.finish(matchers))
     }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
 }
 
 /// A `timeout` error once `deadline` has passed.

@@ -111,6 +111,13 @@ pub fn load_series_index(meta: &SegmentMeta) -> Result<Arc<SeriesIndex>> {
     if let Some(hit) = CACHE.lock().get(meta) {
         return Ok(hit);
     }
+    let index = Arc::new(read_or_rebuild(meta)?);
+    CACHE.lock().insert(meta, index.clone());
+    Ok(index)
+}
+
+/// The index of `meta` from its sidecar, else rebuilt from the segment (and the sidecar rewritten).
+fn read_or_rebuild(meta: &SegmentMeta) -> Result<SeriesIndex> {
     let sidecar = sidecar_path(&meta.path);
     let index = match read_sidecar(&sidecar, meta) {
         Ok(index) => index,
@@ -130,9 +137,52 @@ pub fn load_series_index(meta: &SegmentMeta) -> Result<Arc<SeriesIndex>> {
             index
         }
     };
-    let index = Arc::new(index);
-    CACHE.lock().insert(meta, index.clone());
     Ok(index)
+}
+
+/// What [`warm_up`] loaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WarmUp {
+    /// Indexes read (or rebuilt) into the cache.
+    pub loaded: usize,
+    /// Their approximate memory (bytes).
+    pub bytes: usize,
+    /// Indexes that were already cached.
+    pub cached: usize,
+}
+
+/// Loads the indexes of `segments`, in the given order (newest first is what queries want), into
+/// the cache while they fit: it stops before an index that would evict another, when
+/// `keep_going` says so. A missing or unusable sidecar is rebuilt, as a query would do; a segment
+/// whose index cannot be had at all (removed meanwhile, unreadable) is logged and skipped. Runs at start-up, so the first queries
+/// after a restart find their indexes in memory.
+pub fn warm_up(segments: &[SegmentMeta], keep_going: &dyn Fn() -> bool) -> WarmUp {
+    let mut done = WarmUp::default();
+    for meta in segments.iter().filter(|m| m.table == Table::Metrics) {
+        if !keep_going() {
+            break;
+        }
+        if CACHE.lock().get(meta).is_some() {
+            done.cached += 1;
+            continue;
+        }
+        let index = match read_or_rebuild(meta) {
+            Ok(index) => index,
+            Err(e) => {
+                tracing::warn!(segment = %meta.path.display(), error = %e, "series index warm-up skipped the segment");
+                continue;
+            }
+        };
+        let bytes = index.approx_bytes();
+        let mut cache = CACHE.lock();
+        if cache.bytes + bytes > cache.capacity {
+            break;
+        }
+        cache.insert(meta, Arc::new(index));
+        done.loaded += 1;
+        done.bytes += bytes;
+    }
+    done
 }
 
 struct Unusable {

@@ -179,6 +179,30 @@ async fn a_missing_or_corrupt_sidecar_is_rebuilt_and_never_stops_start_up() {
 }
 
 #[tokio::test]
+async fn start_up_warm_up_loads_the_indexes_and_rebuilds_missing_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, segments) = flushed_store(dir.path()).await;
+    let expected: Vec<_> = segments.iter().map(runs_in_index).collect();
+    storage.shutdown().await.unwrap();
+    drop(storage);
+    std::fs::remove_file(sidecar_path(&segments[1].path)).unwrap();
+    for meta in &segments {
+        index::forget(&meta.path);
+    }
+
+    let storage = Storage::open(config(dir.path())).unwrap();
+    assert_eq!(storage.warm_series_indexes(&|| false), index::WarmUp::default(), "told to stop at once");
+    let done = storage.warm_series_indexes(&|| true);
+    assert_eq!((done.loaded, done.cached), (2, 0), "{done:?}");
+    assert!(done.bytes > 0);
+    assert!(sidecar_path(&segments[1].path).exists(), "the missing sidecar was rebuilt");
+    let again = storage.warm_series_indexes(&|| true);
+    assert_eq!((again.loaded, again.cached, again.bytes), (0, 2, 0), "{again:?}");
+    assert_eq!(segments.iter().map(runs_in_index).collect::<Vec<_>>(), expected);
+    storage.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn recovery_keeps_live_sidecars_and_removes_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let (storage, segments) = flushed_store(dir.path()).await;

@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
-pub use cache::{WarmUp, forget, load_series_index, set_cache_capacity, warm_up};
+pub use cache::{WarmUp, forget, is_cached, load_series_index, set_cache_capacity, warm_up};
 pub(crate) use cache::{remember, write_sidecar};
 
 /// Marks an absent string (a null column value).
@@ -194,6 +194,8 @@ pub struct SeriesIndex {
     /// Series with a key twice in `attributes` / `resource_attributes`.
     repeated_keys: [RoaringBitmap; 2],
     approx_bytes: usize,
+    /// See [`SeriesIndex::derived`].
+    derived: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// One entry of a [`SeriesIndex`]: a series and where its rows are.
@@ -315,6 +317,14 @@ impl SeriesIndex {
             AttributeColumn::Point => &self.repeated_keys[0],
             AttributeColumn::Resource => &self.repeated_keys[1],
         }
+    }
+
+    /// A value a reader computes once from this index and keeps with it, for as long as the index
+    /// is cached (the query layer keeps the Prometheus names of the descriptors here, so a query
+    /// does not rebuild them per segment). One type per index: `None` when another type took the
+    /// slot first (compute it yourself then).
+    pub fn derived<T: std::any::Any + Send + Sync>(&self, make: impl FnOnce(&SeriesIndex) -> T) -> Option<&T> {
+        self.derived.get_or_init(|| Box::new(make(self))).downcast_ref::<T>()
     }
 
     /// Approximate memory held, in bytes (what the cache budgets by).
@@ -440,6 +450,7 @@ impl SeriesIndex {
             by_resource,
             repeated_keys,
             approx_bytes,
+            derived: std::sync::OnceLock::new(),
         }
     }
 }

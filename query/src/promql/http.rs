@@ -14,10 +14,10 @@
 //! when there are any) or `{"status":"error","errorType":"bad_data","error":"…"}` with the status
 //! code of the error type (400 `bad_data`, 422 `execution`, 503 `timeout`, 500 `internal`).
 //!
-//! Evaluation is blocking work: it runs on the thread that took the request (handing that
-//! worker's other tasks to another thread, see [`Api::run`]), at most [`MAX_CONCURRENT_QUERIES`]
-//! at a time, and is answered with 503 `timeout` once it has taken longer than the configured
-//! query timeout (or the request's smaller `timeout`). The evaluator and the series reads check
+//! Evaluation is blocking work: it runs on the thread that took the request (small queries right
+//! there, others after handing that worker's other tasks to another thread; see [`Api::run`]), at
+//! most [`MAX_CONCURRENT_QUERIES`] at a time, and is answered with 503 `timeout` once it has taken
+//! longer than the configured query timeout (or the request's smaller `timeout`). The evaluator and the series reads check
 //! that deadline and stop, so a timed-out query gives back its thread and its concurrency slot.
 //!
 //! `series`, `labels`, `label/…/values` and `metadata` default to all data when `start`/`end`
@@ -384,7 +384,8 @@ impl Api {
     /// - If that budget runs out, the shape is remembered as heavy and the query starts again
     ///   under [`tokio::task::block_in_place`], which hands the worker's other tasks to another
     ///   thread first, so ingest and other requests are not held up by it. Heavy shapes and
-    ///   requests without a shape (series, labels, metadata) go there at once.
+    ///   requests without a shape (series, labels, metadata) go there at once. So does a query
+    ///   that would read a series index from disk ([`MetricsTableSource::within_budget`]).
     ///
     /// Whatever runs past the deadline is answered with 503 `timeout`, late by at most one
     /// uninterruptible step (one decoded batch, one series). On a current-thread runtime (tests,
@@ -412,12 +413,11 @@ impl Api {
         let result = if tokio::runtime::Handle::current().runtime_flavor()
             == tokio::runtime::RuntimeFlavor::MultiThread
         {
-            let run_until = |until| work(&self.source.until(Some(until)));
             let mut inline = None;
             if let Some(shape) = shape.filter(|s| !self.is_heavy(*s)) {
                 let budget = std::time::Instant::now() + INLINE_BUDGET;
                 if budget < std_deadline {
-                    match run_until(budget) {
+                    match work(&self.source.within_budget(budget)) {
                         Err(PromqlError::Timeout(_)) if std::time::Instant::now() < std_deadline => {
                             self.mark_heavy(shape)
                         }
@@ -427,7 +427,7 @@ impl Api {
             }
             let result = match inline {
                 Some(done) => done,
-                None => tokio::task::block_in_place(|| run_until(std_deadline)),
+                None => tokio::task::block_in_place(|| work(&self.source.until(Some(std_deadline)))),
             };
             drop(permit);
             if tokio::time::Instant::now() > deadline {

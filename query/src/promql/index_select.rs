@@ -230,13 +230,23 @@ impl IndexedRows for MappedRows<'_> {
     }
 }
 
+/// The shapes of the descriptors of `index`, by descriptor ordinal: made once per loaded index and
+/// kept with it (a query would otherwise rebuild every descriptor's names in every segment).
+pub(super) fn descriptor_shapes(index: &SeriesIndex) -> std::borrow::Cow<'_, [SeriesShape]> {
+    let make = |index: &SeriesIndex| index.descriptors().map(|(d, _)| SeriesShape::of(&d)).collect::<Vec<_>>();
+    match index.derived(make) {
+        Some(shapes) => std::borrow::Cow::Borrowed(shapes.as_slice()),
+        None => std::borrow::Cow::Owned(make(index)),
+    }
+}
+
 /// The ordinals of the series of `index` that may satisfy `matchers` (steps 1–3 of the module docs).
 pub(super) fn select_series(index: &SeriesIndex, matchers: &Matchers) -> RoaringBitmap {
-    let mut shapes: Vec<Option<SeriesShape>> = Vec::new();
+    let all_shapes = descriptor_shapes(index);
+    let mut shapes: Vec<Option<&SeriesShape>> = Vec::with_capacity(all_shapes.len());
     let mut named: Vec<&RoaringBitmap> = Vec::new();
-    for (descriptor, series) in index.descriptors() {
-        let shape = SeriesShape::of(&descriptor);
-        if name_could_match(&shape, matchers) {
+    for ((_, series), shape) in index.descriptors().zip(all_shapes.iter()) {
+        if name_could_match(shape, matchers) {
             named.push(series);
             shapes.push(Some(shape));
         } else {

@@ -116,14 +116,29 @@ impl MetricsTableSource {
     /// passed (checked before each segment and each decoded batch), so a query past its time
     /// gives its thread back instead of reading on.
     pub fn until(&self, deadline: Option<Instant>) -> QuerySource<'_> {
-        QuerySource { source: self, deadline }
+        QuerySource { source: self, limits: ReadLimits { deadline, small_only: false } }
+    }
+
+    /// Like [`MetricsTableSource::until`], for a query tried within a small time budget on a
+    /// thread that must not block long: a read that would load a series index from disk (a
+    /// long step with no deadline check inside) stops at once with a `timeout` error instead.
+    pub fn within_budget(&self, budget: Instant) -> QuerySource<'_> {
+        QuerySource { source: self, limits: ReadLimits { deadline: Some(budget), small_only: true } }
     }
 }
 
 /// A [`MetricsTableSource`] read on behalf of one query, with that query's deadline.
 pub struct QuerySource<'a> {
     source: &'a MetricsTableSource,
+    limits: ReadLimits,
+}
+
+/// When a read stops (see [`QuerySource`]).
+#[derive(Clone, Copy)]
+struct ReadLimits {
     deadline: Option<Instant>,
+    /// See [`MetricsTableSource::within_budget`].
+    small_only: bool,
 }
 
 impl QuerySource<'_> {
@@ -138,7 +153,7 @@ impl QuerySource<'_> {
             exemplars: Some(HashMap::new()),
             ..Default::default()
         };
-        self.source.read(&mut acc, matchers, start_ms, end_ms, self.deadline)?;
+        self.source.read(&mut acc, matchers, start_ms, end_ms, self.limits)?;
         Ok(acc.finish_exemplars(matchers, start_ms, end_ms))
     }
 
@@ -148,7 +163,7 @@ impl QuerySource<'_> {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeSet<FamilyMetadata>>, PromqlError> {
-        check_deadline(self.deadline)?;
+        check_deadline(self.limits.deadline)?;
         self.source.metadata(start_ms, end_ms)
     }
 }
@@ -165,12 +180,12 @@ impl SeriesSource for QuerySource<'_> {
             reference_mapping: !self.source.use_series_index,
             ..Default::default()
         };
-        self.source.read(&mut acc, matchers, start_ms, end_ms, self.deadline)?;
+        self.source.read(&mut acc, matchers, start_ms, end_ms, self.limits)?;
         Ok(acc.finish(matchers))
     }
 
     fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.limits.deadline
     }
 }
 
@@ -203,8 +218,9 @@ impl MetricsTableSource {
         matchers: &Matchers,
         start_ms: i64,
         end_ms: i64,
-        deadline: Option<Instant>,
+        limits: ReadLimits,
     ) -> Result<(), PromqlError> {
+        let deadline = limits.deadline;
         check_deadline(deadline)?;
         let columns: Vec<&str> = if acc.exemplars.is_some() {
             COLUMNS.iter().copied().chain(["exemplars"]).collect()
@@ -227,6 +243,11 @@ impl MetricsTableSource {
         }
         for segment in &snapshot.segments {
             check_deadline(deadline)?;
+            if limits.small_only && (!self.use_series_index || !lumen_storage::index::is_cached(segment)) {
+                return Err(PromqlError::Timeout(
+                    "over the inline budget: a series index (or a whole segment) to read from disk".into(),
+                ));
+            }
             if self.use_series_index {
                 match lumen_storage::load_series_index(segment) {
                     Ok(index) => {
@@ -239,6 +260,7 @@ impl MetricsTableSource {
                             plans: Vec::new(),
                             fill: Vec::new(),
                             identity: None,
+                            shapes: index_select::descriptor_shapes(&index),
                         };
                         index_select::read_indexed(&index, segment, matchers, &mut sink)?;
                         let fill: Vec<(u64, Vec<(i64, f64)>)> =
@@ -278,6 +300,8 @@ struct IndexedSink<'a> {
     fill: Vec<Option<CacheFill>>,
     /// The entries' identity columns, built when a mapped row first needs them.
     identity: Option<RecordBatch>,
+    /// The shapes of the segment's descriptors ([`index_select::descriptor_shapes`]).
+    shapes: std::borrow::Cow<'a, [SeriesShape]>,
 }
 
 /// The columns plain series need.
@@ -286,14 +310,12 @@ const PLAIN_COLUMNS: &[&str] = &["time", "flags", "value"];
 impl index_select::IndexedRows for IndexedSink<'_> {
     fn plan(&mut self, entries: &[lumen_storage::SeriesEntry<'_>]) -> (Vec<&'static str>, Vec<bool>) {
         self.identity = None;
-        let mut shapes: HashMap<usize, Option<SeriesShape>> = HashMap::new();
+        let shapes = &self.shapes;
         self.plans = entries
             .iter()
             .map(|e| {
                 let d = e.descriptor();
-                let shape = shapes
-                    .entry(e.descriptor_ordinal())
-                    .or_insert_with(|| self.acc.plain_shape(&d));
+                let shape = shapes.get(e.descriptor_ordinal()).filter(|_| self.acc.is_plain(&d));
                 match shape {
                     Some(shape) => self.acc.plain_plan(
                         shape,
@@ -791,17 +813,16 @@ impl SeriesAccumulator {
         self.series[i].1.push((t_ms, v));
     }
 
-    /// The shape of series with descriptor `d` when their rows are plain (one sample per row:
-    /// remote-written rows, OTLP gauges and sums) and samples are wanted; `None` otherwise.
+    /// Whether rows of series with descriptor `d` are plain (one sample per row: remote-written
+    /// rows, OTLP gauges and sums) and samples are wanted.
+    fn is_plain(&self, d: &MetricDescriptor<'_>) -> bool {
+        self.exemplars.is_none()
+            && (d.scope_name == Some(REMOTE_WRITE_SCOPE) || matches!(d.metric_type, Some("gauge" | "sum")))
+    }
+
+    /// The shape of series with descriptor `d` when their rows are plain ([`Self::is_plain`]).
     fn plain_shape(&self, d: &MetricDescriptor<'_>) -> Option<SeriesShape> {
-        if self.exemplars.is_some() {
-            return None;
-        }
-        let remote = d.scope_name == Some(REMOTE_WRITE_SCOPE);
-        if !remote && !matches!(d.metric_type, Some("gauge" | "sum")) {
-            return None;
-        }
-        Some(SeriesShape::of(d))
+        self.is_plain(d).then(|| SeriesShape::of(d))
     }
 
     /// The plan of a plain series (exactly the series `add_batch` would push its rows to).
@@ -1266,11 +1287,13 @@ fn family_name(name: &str, unit: &str, metric_type: &str, monotonic: bool) -> St
 /// (and, for label sets, its attributes). The series index path ([`super::index_select`]) prunes
 /// with it and the row path skips rows with it, so it must cover everything
 /// [`SeriesAccumulator::add_otlp_row`] emits (`tests/promql_conformance/series_index.rs` compares both paths).
+#[derive(Clone)]
 pub(super) struct SeriesShape {
     kind: ShapeKind,
     names: Vec<String>,
 }
 
+#[derive(Clone)]
 enum ShapeKind {
     /// Remote-written: labels = attributes + `__name__` (the metric name as is).
     RemoteWrite(String),

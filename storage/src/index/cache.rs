@@ -98,6 +98,11 @@ pub fn forget(segment_path: &Path) {
     CACHE.lock().remove(segment_path);
 }
 
+/// Whether the index of `meta` is in the cache, so [`load_series_index`] returns at once.
+pub fn is_cached(meta: &SegmentMeta) -> bool {
+    CACHE.lock().entries.get(&meta.path).is_some_and(|c| c.key == key_of(meta))
+}
+
 /// The series index of a `metrics` segment: from the cache, else its sidecar, else rebuilt from the
 /// segment's identity columns (logged and counted in `lumen_series_index_rebuilds_total`, and the
 /// sidecar rewritten so the next start finds it).

@@ -23,6 +23,7 @@
 //! Steps 1–3 only ever drop series that cannot match, so the final filter by the matchers (in the
 //! caller) sees a subset of the full scan's rows that contains every matching one.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -230,19 +231,59 @@ impl IndexedRows for MappedRows<'_> {
     }
 }
 
-/// The shapes of the descriptors of `index`, by descriptor ordinal: made once per loaded index and
-/// kept with it (a query would otherwise rebuild every descriptor's names in every segment).
-pub(super) fn descriptor_shapes(index: &SeriesIndex) -> std::borrow::Cow<'_, [SeriesShape]> {
-    let make = |index: &SeriesIndex| index.descriptors().map(|(d, _)| SeriesShape::of(&d)).collect::<Vec<_>>();
-    match index.derived(make) {
-        Some(shapes) => std::borrow::Cow::Borrowed(shapes.as_slice()),
-        None => std::borrow::Cow::Owned(make(index)),
+/// What PromQL derives from a loaded series index, made once and kept with it
+/// ([`SeriesIndex::derived`]): without it every query would rebuild, in every segment, the names
+/// of every descriptor and the label name of every attribute key.
+#[derive(Clone)]
+pub(super) struct IndexExtras {
+    /// The shapes of the descriptors, by descriptor ordinal.
+    pub(super) shapes: Vec<SeriesShape>,
+    /// Per attribute column (point, resource): label name → the attribute keys that make it (a
+    /// key as it is, for remote-written series, and sanitised, for OTLP ones).
+    keys_by_label: [HashMap<String, Vec<String>>; 2],
+}
+
+impl IndexExtras {
+    fn of(index: &SeriesIndex) -> IndexExtras {
+        let keys = |column| {
+            let mut by_label: HashMap<String, Vec<String>> = HashMap::new();
+            for key in index.attribute_keys(column) {
+                let sanitized = sanitize_label_name(key);
+                if sanitized != key {
+                    by_label.entry(sanitized).or_default().push(key.to_string());
+                }
+                by_label.entry(key.to_string()).or_default().push(key.to_string());
+            }
+            by_label
+        };
+        IndexExtras {
+            shapes: index.descriptors().map(|(d, _)| SeriesShape::of(&d)).collect(),
+            keys_by_label: [keys(AttributeColumn::Point), keys(AttributeColumn::Resource)],
+        }
+    }
+
+    /// The attribute keys of `column` that make label `name`.
+    fn keys_for(&self, column: AttributeColumn, name: &str) -> &[String] {
+        let map = match column {
+            AttributeColumn::Point => &self.keys_by_label[0],
+            AttributeColumn::Resource => &self.keys_by_label[1],
+        };
+        map.get(name).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The [`IndexExtras`] of `index`.
+pub(super) fn extras(index: &SeriesIndex) -> std::borrow::Cow<'_, IndexExtras> {
+    match index.derived(IndexExtras::of) {
+        Some(extras) => std::borrow::Cow::Borrowed(extras),
+        None => std::borrow::Cow::Owned(IndexExtras::of(index)),
     }
 }
 
 /// The ordinals of the series of `index` that may satisfy `matchers` (steps 1–3 of the module docs).
 pub(super) fn select_series(index: &SeriesIndex, matchers: &Matchers) -> RoaringBitmap {
-    let all_shapes = descriptor_shapes(index);
+    let extras = extras(index);
+    let all_shapes = &extras.shapes;
     let mut shapes: Vec<Option<&SeriesShape>> = Vec::with_capacity(all_shapes.len());
     let mut named: Vec<&RoaringBitmap> = Vec::new();
     for ((_, series), shape) in index.descriptors().zip(all_shapes.iter()) {
@@ -258,7 +299,7 @@ pub(super) fn select_series(index: &SeriesIndex, matchers: &Matchers) -> Roaring
     }
     // The label matchers usually narrow far more than the names: start from them, and let the
     // per-series check below drop series of other metrics.
-    let candidates = match label_candidates(index, matchers) {
+    let candidates = match label_candidates(index, &extras, matchers) {
         Some(narrowed) => narrowed,
         None => {
             let mut all = RoaringBitmap::new();
@@ -339,9 +380,9 @@ impl Union<'_> {
 }
 
 /// The series the label matchers allow, from the bitmaps; `None` when they do not narrow anything.
-fn label_candidates(index: &SeriesIndex, matchers: &Matchers) -> Option<RoaringBitmap> {
+fn label_candidates(index: &SeriesIndex, extras: &IndexExtras, matchers: &Matchers) -> Option<RoaringBitmap> {
     let conjunction = |ms: &[Matcher]| -> Option<RoaringBitmap> {
-        let mut sets: Vec<Union<'_>> = ms.iter().filter_map(|m| matcher_candidates(index, m)).collect();
+        let mut sets: Vec<Union<'_>> = ms.iter().filter_map(|m| matcher_candidates(index, extras, m)).collect();
         if sets.is_empty() {
             return None;
         }
@@ -372,14 +413,14 @@ fn label_candidates(index: &SeriesIndex, matchers: &Matchers) -> Option<RoaringB
 
 /// A superset of the series whose label `m.name` satisfies `m`, or `None` when `m` accepts a
 /// missing label (or the label is made per point).
-fn matcher_candidates<'a>(index: &'a SeriesIndex, m: &Matcher) -> Option<Union<'a>> {
+fn matcher_candidates<'a>(index: &'a SeriesIndex, extras: &IndexExtras, m: &Matcher) -> Option<Union<'a>> {
     if m.name == METRIC_NAME || m.name == "le" || m.name == "quantile" || m.is_match("") {
         return None;
     }
     let mut out = Union::default();
     // Point attributes make the labels of samples; resource attributes those of `target_info`.
     for column in [AttributeColumn::Point, AttributeColumn::Resource] {
-        add_attribute_label(index, column, m, &mut out);
+        add_attribute_label(index, extras.keys_for(column, &m.name), column, m, &mut out);
     }
     match m.name.as_str() {
         "job" => {
@@ -431,18 +472,16 @@ fn add_bitmap<'a>(out: &mut Union<'a>, bitmap: &'a RoaringBitmap) {
 }
 
 /// Adds the series whose label `m.name`, made from attributes of `column`, may satisfy `m`.
+/// `keys` are the attribute keys that make that label ([`IndexExtras::keys_for`]): remote-written
+/// series use keys as they are, OTLP series sanitise them.
 fn add_attribute_label<'a>(
     index: &'a SeriesIndex,
+    keys: &[String],
     column: AttributeColumn,
     m: &Matcher,
     out: &mut Union<'a>,
 ) {
-    // Remote-written series use attribute keys as they are; OTLP series sanitise them.
-    let keys: Vec<&str> = index
-        .attribute_keys(column)
-        .filter(|k| *k == m.name || sanitize_label_name(k) == m.name)
-        .collect();
-    for key in &keys {
+    for key in keys {
         add_matching(index, column, key, m, out);
     }
     // Values of keys that sanitise to the same label are joined with `;`: keep such series.

@@ -260,7 +260,7 @@ impl MetricsTableSource {
                             plans: Vec::new(),
                             fill: Vec::new(),
                             identity: None,
-                            shapes: index_select::descriptor_shapes(&index),
+                            extras: index_select::extras(&index),
                         };
                         index_select::read_indexed(&index, segment, matchers, &mut sink)?;
                         let fill: Vec<(u64, Vec<(i64, f64)>)> =
@@ -300,8 +300,8 @@ struct IndexedSink<'a> {
     fill: Vec<Option<CacheFill>>,
     /// The entries' identity columns, built when a mapped row first needs them.
     identity: Option<RecordBatch>,
-    /// The shapes of the segment's descriptors ([`index_select::descriptor_shapes`]).
-    shapes: std::borrow::Cow<'a, [SeriesShape]>,
+    /// What the segment's index tells of its descriptors ([`index_select::extras`]).
+    extras: std::borrow::Cow<'a, index_select::IndexExtras>,
 }
 
 /// The columns plain series need.
@@ -310,7 +310,7 @@ const PLAIN_COLUMNS: &[&str] = &["time", "flags", "value"];
 impl index_select::IndexedRows for IndexedSink<'_> {
     fn plan(&mut self, entries: &[lumen_storage::SeriesEntry<'_>]) -> (Vec<&'static str>, Vec<bool>) {
         self.identity = None;
-        let shapes = &self.shapes;
+        let shapes = &self.extras.shapes;
         self.plans = entries
             .iter()
             .map(|e| {

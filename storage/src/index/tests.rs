@@ -114,6 +114,21 @@ fn one_entry_per_series_with_its_row_range_and_bitmaps() {
 }
 
 #[test]
+fn a_derived_value_is_made_once_and_kept_with_the_index() {
+    let index = SeriesIndex::from_batches([&metrics_batch(&[row(1, "m", &[("k", "v")]), row(2, "n", &[])])], 1).unwrap();
+    let made = std::cell::Cell::new(0);
+    let names = |i: &SeriesIndex| {
+        made.set(made.get() + 1);
+        i.descriptors().filter_map(|(d, _)| d.metric_name.map(str::to_string)).collect::<Vec<String>>()
+    };
+    assert_eq!(index.derived(names).unwrap(), &["m", "n"]);
+    assert_eq!(index.derived(names).unwrap(), &["m", "n"]);
+    assert_eq!(made.get(), 1);
+    // The slot holds one type: another one is not kept.
+    assert!(index.derived(|_| 7u32).is_none());
+}
+
+#[test]
 fn rows_of_one_id_with_another_identity_get_their_own_entry() {
     // series_id hashes the name and attributes only: a unit or scope change keeps the id.
     let mut other_unit = row(1, "m", &[("k", "v")]);

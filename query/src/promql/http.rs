@@ -417,7 +417,7 @@ impl Api {
             if let Some(shape) = shape.filter(|s| !self.is_heavy(*s)) {
                 let budget = std::time::Instant::now() + INLINE_BUDGET;
                 if budget < std_deadline {
-                    match work(&self.source.within_budget(budget)) {
+                    match contain_panic(|| work(&self.source.within_budget(budget))) {
                         Err(PromqlError::Timeout(_)) if std::time::Instant::now() < std_deadline => {
                             self.mark_heavy(shape)
                         }
@@ -427,7 +427,7 @@ impl Api {
             }
             let result = match inline {
                 Some(done) => done,
-                None => tokio::task::block_in_place(|| work(&self.source.until(Some(std_deadline)))),
+                None => tokio::task::block_in_place(|| contain_panic(|| work(&self.source.until(Some(std_deadline))))),
             };
             drop(permit);
             if tokio::time::Instant::now() > deadline {
@@ -515,6 +515,19 @@ fn apply_limit(value: &mut Value, annotations: &mut Annotations, limit: Option<u
             .warnings
             .push("results truncated due to limit".into());
     }
+}
+
+/// Runs `work`, turning a panic (a bug) into an `internal` error for this request alone, as the
+/// blocking pool's join handle did.
+fn contain_panic<T>(work: impl FnOnce() -> Result<T, PromqlError>) -> Result<T, PromqlError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        Err(PromqlError::Source(format!("query evaluation failed: {what}")))
+    })
 }
 
 /// What [`Api::run`] remembers a query by: its text and, for range queries, its range and step.

@@ -267,6 +267,20 @@ async fn queries_over_the_inline_budget_move_off_the_worker() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_evaluation_answers_500_and_the_api_goes_on() {
+    let api = api_with_timeout(Duration::from_secs(5));
+    for shape in [Some(9), None] {
+        let err = api
+            .run(&Params::default(), shape, |_| -> Result<(), PromqlError> { panic!("a bug") })
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(err.message.contains("a bug"), "{}", err.message);
+    }
+    assert_eq!(api.run(&Params::default(), Some(9), |_| Ok(1)).await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn series_reads_stop_at_the_deadline() {
     let api = api_with_timeout(Duration::from_secs(5));
     let matchers = match Engine::parse("up").unwrap() {

@@ -113,7 +113,7 @@ impl MetricsTableSource {
     }
 
     /// This source as read by one query: reads stop with a `timeout` error once `deadline` has
-    /// passed (checked before each segment and each decoded batch), so a query past its time
+    /// passed (checked before each segment and each head or decoded batch), so a query past its time
     /// gives its thread back instead of reading on.
     pub fn until(&self, deadline: Option<Instant>) -> QuerySource<'_> {
         QuerySource { source: self, limits: ReadLimits { deadline, small_only: false } }
@@ -239,6 +239,7 @@ impl MetricsTableSource {
         );
         let prefilter = self.use_series_index.then_some(matchers);
         for batch in &snapshot.head {
+            check_deadline(deadline)?;
             acc.add_batch(batch, start_ns, end_ns, prefilter);
         }
         for segment in &snapshot.segments {
@@ -261,6 +262,7 @@ impl MetricsTableSource {
                             fill: Vec::new(),
                             identity: None,
                             extras: index_select::extras(&index),
+                            deadline,
                         };
                         index_select::read_indexed(&index, segment, matchers, &mut sink)?;
                         let fill: Vec<(u64, Vec<(i64, f64)>)> =
@@ -302,6 +304,8 @@ struct IndexedSink<'a> {
     identity: Option<RecordBatch>,
     /// What the segment's index tells of its descriptors ([`index_select::extras`]).
     extras: std::borrow::Cow<'a, index_select::IndexExtras>,
+    /// The read stops with a `timeout` error at the first batch past it.
+    deadline: Option<Instant>,
 }
 
 /// The columns plain series need.
@@ -374,6 +378,7 @@ impl index_select::IndexedRows for IndexedSink<'_> {
         owners: &arrow::array::UInt32Array,
         entries: &[lumen_storage::SeriesEntry<'_>],
     ) -> Result<(), PromqlError> {
+        check_deadline(self.deadline)?;
         let c = PlainColumns::of(batch);
         let mut mapped: Vec<u32> = Vec::new();
         for (i, owner) in owners.values().iter().enumerate() {

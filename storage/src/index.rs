@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
-pub use cache::{WarmUp, forget, is_cached, load_series_index, set_cache_capacity, warm_up};
+pub use cache::{WarmUp, cached, forget, load_series_index, set_cache_capacity, warm_up};
 pub(crate) use cache::{remember, write_sidecar};
 
 /// Marks an absent string (a null column value).
@@ -327,7 +327,13 @@ impl SeriesIndex {
         self.derived.get_or_init(|| Box::new(make(self))).downcast_ref::<T>()
     }
 
-    /// Approximate memory held, in bytes (what the cache budgets by).
+    /// The value [`SeriesIndex::derived`] keeps, if it was made already and is a `T`.
+    pub fn derived_if_made<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
+        self.derived.get().and_then(|d| d.downcast_ref::<T>())
+    }
+
+    /// Approximate memory held, in bytes (what the cache budgets by; not counting
+    /// [`SeriesIndex::derived`]).
     pub fn approx_bytes(&self) -> usize {
         self.approx_bytes
     }

@@ -419,7 +419,10 @@ impl Api {
                 if budget < std_deadline {
                     match contain_panic(|| work(&self.source.within_budget(budget))) {
                         Err(PromqlError::Timeout(_)) if std::time::Instant::now() < std_deadline => {
-                            self.mark_heavy(shape)
+                            // Heavy only if it ran out of time, not if it just met something to load.
+                            if std::time::Instant::now() >= budget {
+                                self.mark_heavy(shape);
+                            }
                         }
                         done => inline = Some(done),
                     }

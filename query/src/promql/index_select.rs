@@ -105,7 +105,21 @@ pub(super) trait IndexedRows {
         owners: &UInt32Array,
         entries: &[SeriesEntry<'_>],
     ) -> Result<(), PromqlError>;
+
+    /// Whether the read must stop now (past its deadline: a `timeout` error).
+    fn check(&self) -> Result<(), PromqlError> {
+        Ok(())
+    }
+
+    /// Whether the read may only use what is in memory (a segment footer not cached stops it
+    /// with a `timeout` error, see `MetricsTableSource::within_budget`).
+    fn in_memory_only(&self) -> bool {
+        false
+    }
 }
+
+/// Candidates tested between two deadline checks in [`select_series`].
+const CHECK_EVERY: u64 = 1024;
 
 /// Reads the rows of `segment` that may belong to a series `matchers` selects into `sink`.
 pub(super) fn read_indexed(
@@ -114,12 +128,13 @@ pub(super) fn read_indexed(
     matchers: &Matchers,
     sink: &mut dyn IndexedRows,
 ) -> Result<IndexedRead, PromqlError> {
-    let selected = select_series(index, matchers);
+    let selected = select_series(index, matchers, &|| sink.check())?;
     if selected.is_empty() {
         return Ok(IndexedRead::default());
     }
     let entries: Vec<SeriesEntry<'_>> = selected.iter().filter_map(|o| index.series(o)).collect();
     let (columns, read_entry) = sink.plan(&entries);
+    sink.check()?;
     let to_read: Vec<u32> = (0..entries.len() as u32)
         .filter(|&j| read_entry.get(j as usize).copied().unwrap_or(true))
         .collect();
@@ -132,7 +147,7 @@ pub(super) fn read_indexed(
     let err = |e: &dyn std::fmt::Display| {
         PromqlError::Source(format!("segment {}: {e}", segment.path.display()))
     };
-    let builder = super::parquet_cache::reader_builder(&segment.path)?;
+    let builder = super::parquet_cache::reader_builder_if(&segment.path, sink.in_memory_only())?;
     let group_rows: Vec<u64> = builder
         .metadata()
         .row_groups()
@@ -272,6 +287,11 @@ impl IndexExtras {
     }
 }
 
+/// Whether the [`IndexExtras`] of `index` are made already (so [`extras`] returns at once).
+pub(super) fn extras_made(index: &SeriesIndex) -> bool {
+    index.derived_if_made::<IndexExtras>().is_some()
+}
+
 /// The [`IndexExtras`] of `index`.
 pub(super) fn extras(index: &SeriesIndex) -> std::borrow::Cow<'_, IndexExtras> {
     match index.derived(IndexExtras::of) {
@@ -281,7 +301,13 @@ pub(super) fn extras(index: &SeriesIndex) -> std::borrow::Cow<'_, IndexExtras> {
 }
 
 /// The ordinals of the series of `index` that may satisfy `matchers` (steps 1–3 of the module docs).
-pub(super) fn select_series(index: &SeriesIndex, matchers: &Matchers) -> RoaringBitmap {
+///
+/// `check` is called every [`CHECK_EVERY`] candidates; its error stops the selection.
+pub(super) fn select_series(
+    index: &SeriesIndex,
+    matchers: &Matchers,
+    check: &dyn Fn() -> Result<(), PromqlError>,
+) -> Result<RoaringBitmap, PromqlError> {
     let extras = extras(index);
     let all_shapes = &extras.shapes;
     let mut shapes: Vec<Option<&SeriesShape>> = Vec::with_capacity(all_shapes.len());
@@ -295,8 +321,9 @@ pub(super) fn select_series(index: &SeriesIndex, matchers: &Matchers) -> Roaring
         }
     }
     if named.iter().all(|b| b.is_empty()) {
-        return RoaringBitmap::new();
+        return Ok(RoaringBitmap::new());
     }
+    check()?;
     // The label matchers usually narrow far more than the names: start from them, and let the
     // per-series check below drop series of other metrics.
     let candidates = match label_candidates(index, &extras, matchers) {
@@ -312,8 +339,12 @@ pub(super) fn select_series(index: &SeriesIndex, matchers: &Matchers) -> Roaring
     let with_target_info = could_match(matchers, &|label| {
         (label == METRIC_NAME).then_some(TARGET_INFO)
     });
+    check()?;
     let mut selected = RoaringBitmap::new();
-    for ordinal in &candidates {
+    for (n, ordinal) in candidates.iter().enumerate() {
+        if n as u64 % CHECK_EVERY == CHECK_EVERY - 1 {
+            check()?;
+        }
         let Some(entry) = index.series(ordinal) else {
             continue;
         };
@@ -338,7 +369,7 @@ pub(super) fn select_series(index: &SeriesIndex, matchers: &Matchers) -> Roaring
             selected.insert(ordinal);
         }
     }
-    selected
+    Ok(selected)
 }
 
 /// A set of series as the union of parts of the index, not materialised until needed: an

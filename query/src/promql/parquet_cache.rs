@@ -36,6 +36,15 @@ static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(|| Mutex::new(Cache::defaul
 
 /// A reader of the segment file at `path`, its footer parsed once and then shared.
 pub(super) fn reader_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, PromqlError> {
+    reader_builder_if(path, false)
+}
+
+/// [`reader_builder`]; with `cached_only`, a footer not cached yet is not read but answered with
+/// a `timeout` error (for queries that may only use what is in memory).
+pub(super) fn reader_builder_if(
+    path: &Path,
+    cached_only: bool,
+) -> Result<ParquetRecordBatchReaderBuilder<File>, PromqlError> {
     let file = File::open(path).map_err(|e| {
         PromqlError::Source(format!("segment {} unavailable, retry the query: {e}", path.display()))
     })?;
@@ -53,6 +62,9 @@ pub(super) fn reader_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuil
     });
     let meta = match cached {
         Some(meta) => meta,
+        None if cached_only => {
+            return Err(PromqlError::Timeout(format!("the footer of {} is not in memory", path.display())));
+        }
         None => {
             let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
             let meta = ArrowReaderMetadata::load(&file, options)

@@ -163,8 +163,7 @@ impl QuerySource<'_> {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeSet<FamilyMetadata>>, PromqlError> {
-        check_deadline(self.limits.deadline)?;
-        self.source.metadata(start_ms, end_ms)
+        self.source.metadata_until(start_ms, end_ms, self.limits.deadline)
     }
 }
 
@@ -242,15 +241,20 @@ impl MetricsTableSource {
             check_deadline(deadline)?;
             acc.add_batch(batch, start_ns, end_ns, prefilter);
         }
+        let too_big = || PromqlError::Timeout("over the inline budget: more to load than a small query reads".into());
         for segment in &snapshot.segments {
             check_deadline(deadline)?;
-            if limits.small_only && (!self.use_series_index || !lumen_storage::index::is_cached(segment)) {
-                return Err(PromqlError::Timeout(
-                    "over the inline budget: a series index (or a whole segment) to read from disk".into(),
-                ));
-            }
-            if self.use_series_index {
-                match lumen_storage::load_series_index(segment) {
+            let loaded = if !limits.small_only {
+                self.use_series_index.then(|| lumen_storage::load_series_index(segment))
+            } else {
+                // A small query only reads what is in memory: the index, and what is derived from it.
+                match lumen_storage::index::cached(segment) {
+                    Some(index) if self.use_series_index && index_select::extras_made(&index) => Some(Ok(index)),
+                    _ => return Err(too_big()),
+                }
+            };
+            if let Some(loaded) = loaded {
+                match loaded {
                     Ok(index) => {
                         let mut sink = IndexedSink {
                             acc: &mut *acc,
@@ -262,12 +266,15 @@ impl MetricsTableSource {
                             fill: Vec::new(),
                             identity: None,
                             extras: index_select::extras(&index),
-                            deadline,
+                            limits,
                         };
                         index_select::read_indexed(&index, segment, matchers, &mut sink)?;
                         let fill: Vec<(u64, Vec<(i64, f64)>)> =
                             sink.fill.into_iter().flatten().collect();
-                        super::sample_cache::insert_many(segment, fill);
+                        if !limits.small_only {
+                            // (Making room in the sample cache can take a while: not on a small query's budget.)
+                            super::sample_cache::insert_many(segment, fill);
+                        }
                         continue;
                     }
                     Err(e) => tracing::warn!(
@@ -304,14 +311,23 @@ struct IndexedSink<'a> {
     identity: Option<RecordBatch>,
     /// What the segment's index tells of its descriptors ([`index_select::extras`]).
     extras: std::borrow::Cow<'a, index_select::IndexExtras>,
-    /// The read stops with a `timeout` error at the first batch past it.
-    deadline: Option<Instant>,
+    /// The read's deadline (a `timeout` error at the first check past it), and whether it may
+    /// only use what is in memory.
+    limits: ReadLimits,
 }
 
 /// The columns plain series need.
 const PLAIN_COLUMNS: &[&str] = &["time", "flags", "value"];
 
 impl index_select::IndexedRows for IndexedSink<'_> {
+    fn check(&self) -> Result<(), PromqlError> {
+        check_deadline(self.limits.deadline)
+    }
+
+    fn in_memory_only(&self) -> bool {
+        self.limits.small_only
+    }
+
     fn plan(&mut self, entries: &[lumen_storage::SeriesEntry<'_>]) -> (Vec<&'static str>, Vec<bool>) {
         self.identity = None;
         let shapes = &self.extras.shapes;
@@ -378,7 +394,7 @@ impl index_select::IndexedRows for IndexedSink<'_> {
         owners: &arrow::array::UInt32Array,
         entries: &[lumen_storage::SeriesEntry<'_>],
     ) -> Result<(), PromqlError> {
-        check_deadline(self.deadline)?;
+        check_deadline(self.limits.deadline)?;
         let c = PlainColumns::of(batch);
         let mut mapped: Vec<u32> = Vec::new();
         for (i, owner) in owners.values().iter().enumerate() {
@@ -487,6 +503,17 @@ impl MetricsTableSource {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeSet<FamilyMetadata>>, PromqlError> {
+        self.metadata_until(start_ms, end_ms, None)
+    }
+
+    /// [`MetricsTableSource::metadata`], stopping with a `timeout` error once `deadline` has passed.
+    fn metadata_until(
+        &self,
+        start_ms: i64,
+        end_ms: i64,
+        deadline: Option<Instant>,
+    ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeSet<FamilyMetadata>>, PromqlError> {
+        check_deadline(deadline)?;
         const META_COLUMNS: &[&str] =
             &["time", "metric_name", "metric_type", "unit", "description", "is_monotonic", "scope_name"];
         let start_ns = start_ms.saturating_mul(1_000_000);
@@ -528,13 +555,14 @@ impl MetricsTableSource {
             distinct_of(batch, &mut distinct, Some((start_ns, end_ns)));
         }
         for segment in &snapshot.segments {
+            check_deadline(deadline)?;
             let cached = self.descriptors.lock().ok().and_then(|c| c.get(&segment.path).cloned());
             let list = match cached {
                 Some(list) => list,
                 None => {
                     let columns: Vec<&str> = META_COLUMNS.iter().copied().filter(|c| *c != "time").collect();
                     let mut set = std::collections::HashSet::new();
-                    read_segment(&segment.path, &columns, None, &mut |batch| distinct_of(batch, &mut set, None))?;
+                    read_segment(&segment.path, &columns, deadline, &mut |batch| distinct_of(batch, &mut set, None))?;
                     let list = Arc::new(set.into_iter().collect::<Vec<_>>());
                     if let Ok(mut cache) = self.descriptors.lock() {
                         if cache.len() > 100_000 {

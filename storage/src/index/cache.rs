@@ -98,9 +98,9 @@ pub fn forget(segment_path: &Path) {
     CACHE.lock().remove(segment_path);
 }
 
-/// Whether the index of `meta` is in the cache, so [`load_series_index`] returns at once.
-pub fn is_cached(meta: &SegmentMeta) -> bool {
-    CACHE.lock().entries.get(&meta.path).is_some_and(|c| c.key == key_of(meta))
+/// The index of `meta` if it is in the cache (never reads the disk).
+pub fn cached(meta: &SegmentMeta) -> Option<Arc<SeriesIndex>> {
+    CACHE.lock().get(meta)
 }
 
 /// The series index of a `metrics` segment: from the cache, else its sidecar, else rebuilt from the
@@ -163,6 +163,7 @@ pub struct WarmUp {
 /// after a restart find their indexes in memory.
 pub fn warm_up(segments: &[SegmentMeta], keep_going: &dyn Fn() -> bool) -> WarmUp {
     let mut done = WarmUp::default();
+    let mut fitting: Vec<(&SegmentMeta, Arc<SeriesIndex>)> = Vec::new();
     for meta in segments.iter().filter(|m| m.table == Table::Metrics) {
         if !keep_going() {
             break;
@@ -179,13 +180,20 @@ pub fn warm_up(segments: &[SegmentMeta], keep_going: &dyn Fn() -> bool) -> WarmU
             }
         };
         let bytes = index.approx_bytes();
-        let mut cache = CACHE.lock();
-        if cache.bytes + bytes > cache.capacity {
-            break;
+        {
+            let cache = CACHE.lock();
+            if cache.bytes + done.bytes + bytes > cache.capacity {
+                break;
+            }
         }
-        cache.insert(meta, Arc::new(index));
         done.loaded += 1;
         done.bytes += bytes;
+        fitting.push((meta, Arc::new(index)));
+    }
+    // Oldest first, so the newest indexes are the most recently used and the last to be evicted.
+    let mut cache = CACHE.lock();
+    for (meta, index) in fitting.into_iter().rev() {
+        cache.insert(meta, index);
     }
     done
 }

@@ -98,6 +98,12 @@ fn time_column(batch: &RecordBatch) -> Result<&TimestampNanosecondArray> {
         .ok_or_else(|| StorageError::SchemaMismatch { table: "?", message: "no nanosecond `time` column".into() })
 }
 
+/// The projection of a file with `schema` onto its top-level columns whose names `keep` accepts.
+pub fn root_projection(schema: &parquet::schema::types::SchemaDescriptor, keep: impl Fn(&str) -> bool) -> parquet::arrow::ProjectionMask {
+    let roots = schema.root_schema().get_fields().iter().enumerate().filter(|(_, f)| keep(f.name())).map(|(i, _)| i);
+    parquet::arrow::ProjectionMask::roots(schema, roots)
+}
+
 /// Start of the partition holding `time_ns`.
 pub fn partition_start(time_ns: i64) -> i64 {
     time_ns.div_euclid(PARTITION_NANOS) * PARTITION_NANOS

@@ -478,9 +478,9 @@ impl Api {
         Ok(timeout)
     }
 
+    /// The engine for one query (its deadline comes with the source [`Api::run`] gives it).
     fn engine(&self, params: &Params) -> Result<Engine, ApiError> {
         let mut config = self.config.engine.clone();
-        config.deadline = Some(std::time::Instant::now() + self.timeout(params)?);
         if let Some(ms) = params.duration("lookback_delta")? {
             if ms < 0 {
                 return Err(ApiError::bad_data(

@@ -160,7 +160,7 @@ pub(super) fn read_indexed(
             .map(|&j| (entries[j as usize].first_row(), entries[j as usize].rows())),
     );
     let (row_groups, selectors) = row_selection(&group_rows, &ranges);
-    let mask = super::parquet_cache::projection(&builder, |name| {
+    let mask = lumen_storage::segment::root_projection(builder.parquet_schema(), |name| {
         columns.contains(&name) && !IDENTITY_COLUMNS.contains(&name)
     });
     let reader = builder

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex};
 use std::time::SystemTime;
 
-use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
@@ -76,22 +75,6 @@ pub(super) fn reader_builder_if(
     Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta))
 }
 
-/// The projection of `builder`'s file onto the top-level columns whose names `keep` accepts.
-pub(super) fn projection(
-    builder: &ParquetRecordBatchReaderBuilder<File>,
-    keep: impl Fn(&str) -> bool,
-) -> ProjectionMask {
-    let roots: Vec<usize> = builder
-        .parquet_schema()
-        .root_schema()
-        .get_fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| keep(f.name()))
-        .map(|(i, _)| i)
-        .collect();
-    ProjectionMask::roots(builder.parquet_schema(), roots)
-}
 
 fn insert(key: Key, meta: ArrowReaderMetadata) {
     let size = meta.metadata().memory_size();

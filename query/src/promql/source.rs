@@ -639,7 +639,7 @@ fn read_segment(
 ) -> Result<(), PromqlError> {
     let err = |e: &dyn std::fmt::Display| PromqlError::Source(format!("segment {}: {e}", path.display()));
     let builder = super::parquet_cache::reader_builder(path)?;
-    let mask = super::parquet_cache::projection(&builder, |name| columns.contains(&name));
+    let mask = lumen_storage::segment::root_projection(builder.parquet_schema(), |name| columns.contains(&name));
     for batch in builder.with_projection(mask).build().map_err(|e| err(&e))? {
         check_deadline(deadline)?;
         each(&batch.map_err(|e| err(&e))?);

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, BooleanArray, MapArray, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::UInt64Type;
-use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::{DescriptorIds, Entry, NONE, SeriesIndex};
@@ -235,16 +234,7 @@ impl SeriesIndex {
         let file = File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
         let bytes = file.metadata().map_err(|e| format!("reading {}: {e}", path.display()))?.len();
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| format!("{}: {e}", path.display()))?;
-        let roots: Vec<usize> = builder
-            .parquet_schema()
-            .root_schema()
-            .get_fields()
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| IDENTITY_COLUMNS.contains(&f.name()))
-            .map(|(i, _)| i)
-            .collect();
-        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        let mask = crate::segment::root_projection(builder.parquet_schema(), |name| IDENTITY_COLUMNS.contains(&name));
         let reader = builder
             .with_projection(mask)
             .with_batch_size(65_536)

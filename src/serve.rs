@@ -144,6 +144,11 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         max_head_bytes: args.max_head_size,
         flush_bytes: args.flush_size,
         flush_interval: args.flush_interval,
+        compaction: lumen_storage::CompactionConfig {
+            // Merged segments stay on disk while a query that listed them may still read them.
+            retire_grace: args.query_timeout.saturating_mul(2).max(Duration::from_secs(300)),
+            ..Default::default()
+        },
     };
     tracing::info!(data_dir = %args.data_dir.display(), "opening the store");
     let storage = tokio::task::spawn_blocking(move || Storage::open(storage_config))
@@ -170,6 +175,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         .route("/ready", get(ready))
         .route("/metrics", get(render_metrics))
         .route("/api/v1/admin/flush", post(flush))
+        .route("/api/v1/admin/compact", post(compact))
         .with_state(ops)
         .merge(lumen_ingest::http_router(storage.clone(), ingest_config.clone()))
         .merge(lumen_query::http_router(engine))
@@ -269,6 +275,9 @@ fn install_metrics_recorder() -> anyhow::Result<PrometheusHandle> {
     metrics::describe_histogram!("lumen_flush_duration_seconds", "Duration of one head flush.");
     metrics::describe_gauge!("lumen_segments", "Parquet segments, by table.");
     metrics::describe_gauge!("lumen_segment_bytes", "Bytes of Parquet segments on disk, by table.");
+    metrics::describe_counter!("lumen_compactions_total", "Merges of a partition's segments into one, by table and outcome.");
+    metrics::describe_counter!("lumen_compacted_rows_total", "Rows rewritten by compaction, by table.");
+    metrics::describe_histogram!("lumen_compaction_duration_seconds", "Duration of one merge.");
     metrics::describe_counter!("lumen_queries_total", "SQL queries, by outcome.");
     metrics::describe_histogram!("lumen_query_duration_seconds", "SQL query latency.");
     Ok(handle)
@@ -340,6 +349,22 @@ async fn flush(State(ops): State<Ops>) -> Response {
         Ok(report) => axum::Json(serde_json::json!({
             "segments": report.segments.len(),
             "rows": report.rows,
+        }))
+        .into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "error": e.to_string() }))).into_response(),
+    }
+}
+
+/// Merges every partition's segments now (see `lumen_storage::compaction`); answers when done.
+async fn compact(State(ops): State<Ops>) -> Response {
+    match ops.storage.compact().await {
+        Ok(report) => axum::Json(serde_json::json!({
+            "merges": report.merges,
+            "input_segments": report.input_segments,
+            "rows": report.rows,
+            "bytes_before": report.bytes_before,
+            "bytes_after": report.bytes_after,
+            "failed": report.failed,
         }))
         .into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "error": e.to_string() }))).into_response(),

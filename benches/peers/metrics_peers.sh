@@ -136,10 +136,25 @@ persist_and_measure() {
   case $system in
     lumen)
       curl -sf -X POST "$BASE/api/v1/admin/flush" > "$dir/flush.json"
+      # Merge each hour's segments (as VictoriaMetrics' force_merge below): the state data settles in.
+      curl -sf -X POST "$BASE/api/v1/admin/compact" > "$dir/compact.json"
       t1=$(date +%s.%N)
-      primary=$(bytes_of "$dir/data/segments")
+      # The manifest's segments and their sidecars (merged-away files wait out a grace period).
+      primary=$(python3 - "$dir/data" <<'PY'
+import json, os, sys
+root = sys.argv[1]
+total = 0
+for s in json.load(open(os.path.join(root, "manifest.json")))["segments"]:
+    path = os.path.join(root, s["path"])
+    total += s["bytes"]
+    sidecar = path[: -len(".parquet")] + ".series"
+    if os.path.exists(sidecar):
+        total += os.path.getsize(sidecar)
+print(total)
+PY
+)
       extra=$(bytes_of "$dir/data/wal")
-      note="segments after POST /api/v1/admin/flush; extra = WAL left"
+      note="segments (Parquet + series index sidecars) in the manifest after POST /api/v1/admin/flush and /api/v1/admin/compact ($(python3 -c 'import json, sys; print(", ".join(f"{k} {v}" for k, v in json.load(open(sys.argv[1])).items()))' "$dir/compact.json")); extra = WAL left"
       ;;
     prometheus)
       local wal head snap name

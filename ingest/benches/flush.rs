@@ -34,9 +34,9 @@ fn write_segments(c: &mut Criterion, tables: &[(Table, Vec<RecordBatch>)]) {
         group.throughput(Throughput::Elements(common::rows(batches) as u64));
         group.bench_function(table.name(), |b| {
             let dir = tempfile::tempdir().expect("temporary directory");
-            let mut next_id = 1;
+            let next_id = std::sync::atomic::AtomicU64::new(1);
             b.iter(|| {
-                let segments = segment::write_segments(dir.path(), *table, batches, &mut next_id, 1).expect("writes segments");
+                let segments = segment::write_segments(dir.path(), *table, batches, &next_id, 1).expect("writes segments");
                 for s in &segments {
                     std::fs::remove_file(&s.path).expect("removes the segment");
                 }
@@ -103,11 +103,11 @@ fn benches(c: &mut Criterion) {
     let requests = common::requests(REQUESTS);
     let tables: Vec<(Table, Vec<RecordBatch>)> = Table::ALL.into_iter().map(|t| (t, common::batches(t, &requests))).collect();
     let dir = tempfile::tempdir().expect("temporary directory");
-    let mut next_id = 1;
+    let next_id = std::sync::atomic::AtomicU64::new(1);
     for (table, batches) in &tables {
         let rows = common::rows(batches);
         let memory: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
-        let segments = segment::write_segments(dir.path(), *table, batches, &mut next_id, 1).expect("writes segments");
+        let segments = segment::write_segments(dir.path(), *table, batches, &next_id, 1).expect("writes segments");
         let on_disk: u64 = segments.iter().map(|s| s.bytes).sum();
         eprintln!(
             "flush: {}: {} batches, {rows} rows, {:.0} MB in Arrow, {} segment(s), {:.1} B/row on disk",

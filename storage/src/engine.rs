@@ -6,11 +6,18 @@
 //!   writers. Freezing the head happens on this thread too, between two groups, so a frozen buffer
 //!   holds exactly the WAL records up to its `max_seq`;
 //! - the flusher thread wakes every second (or when a writer finds the head over `flush_bytes`) and
-//!   flushes when the head is big or old enough, retrying failed flushes.
+//!   flushes when the head is big or old enough, retrying failed flushes;
+//! - the compactor thread wakes after each flush (and every 30 s at most) and merges segments of one
+//!   partition as [`crate::compaction`] plans, then deletes merged segments' files once no query
+//!   can still be reading them.
+//!
+//! Flushes and compactions both change the manifest; [`Storage::commit_manifest`] takes their
+//! changes one at a time, and segment ids come from one counter.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Weak};
 use std::thread::JoinHandle;
@@ -19,6 +26,7 @@ use std::time::{Duration, Instant};
 use arrow::record_batch::RecordBatch;
 use parking_lot::Mutex;
 
+use crate::compaction::{self, CompactionConfig};
 use crate::error::{Result, StorageError};
 use crate::head::{FrozenBuffer, Head};
 use crate::manifest::{Manifest, SegmentMeta};
@@ -37,6 +45,8 @@ pub struct StorageConfig {
     pub flush_bytes: usize,
     /// ...or when its oldest data is older than this.
     pub flush_interval: Duration,
+    /// Merging the segments of a partition (see [`crate::compaction`]).
+    pub compaction: CompactionConfig,
 }
 
 impl StorageConfig {
@@ -47,6 +57,7 @@ impl StorageConfig {
             max_head_bytes: 1 << 30,
             flush_bytes: 256 << 20,
             flush_interval: Duration::from_secs(600),
+            compaction: CompactionConfig::default(),
         }
     }
 }
@@ -84,6 +95,23 @@ pub struct FlushReport {
     pub rows: u64,
 }
 
+/// What a compaction pass did.
+#[derive(Debug, Clone, Default)]
+pub struct CompactionReport {
+    /// Merges done (each wrote one segment).
+    pub merges: usize,
+    /// Segments merged away.
+    pub input_segments: usize,
+    /// Rows rewritten.
+    pub rows: u64,
+    /// Bytes of the merged segments.
+    pub bytes_before: u64,
+    /// Bytes of the segments they became.
+    pub bytes_after: u64,
+    /// Merges that failed (their segments are not tried again until a restart).
+    pub failed: usize,
+}
+
 /// What recovery found when the store was opened.
 #[derive(Debug, Clone, Default)]
 pub struct RecoveryReport {
@@ -104,6 +132,13 @@ struct State {
     manifest: Manifest,
 }
 
+/// Why a manifest change did not take effect.
+struct CommitFailed {
+    error: StorageError,
+    /// The new manifest may have reached the disk: files it names must not be deleted.
+    may_be_on_disk: bool,
+}
+
 enum WalCommand {
     Append { table: Table, batch: RecordBatch, ipc: Vec<u8>, reply: tokio::sync::oneshot::Sender<Result<()>> },
     Freeze { reply: Sender<Result<Option<Arc<FrozenBuffer>>>> },
@@ -120,6 +155,20 @@ pub struct Storage {
     flusher: Mutex<Option<JoinHandle<()>>>,
     flush_signal: Arc<(std::sync::Mutex<FlusherWake>, Condvar)>,
     flush_lock: Mutex<()>,
+    /// The next segment id (flushes and compactions both take from it).
+    next_segment_id: AtomicU64,
+    /// Held while the manifest is read, changed, persisted and installed.
+    manifest_lock: Mutex<()>,
+    compactor: Mutex<Option<JoinHandle<()>>>,
+    compact_signal: Arc<(std::sync::Mutex<FlusherWake>, Condvar)>,
+    /// One compaction pass at a time (background or forced).
+    compact_lock: Mutex<()>,
+    /// Segments whose merge failed, with when: not tried again for [`RETRY_FAILED_MERGE_AFTER`].
+    compaction_failed: Mutex<std::collections::HashMap<u64, Instant>>,
+    /// Merged segments out of the manifest, with when they left it; their files go after the grace.
+    retired: Mutex<Vec<(Instant, SegmentMeta)>>,
+    /// When a flush last wrote into each `(table, partition)` (since start).
+    flushed_into: Mutex<std::collections::HashMap<(Table, i64), Instant>>,
     shutting_down: AtomicBool,
     recovery: RecoveryReport,
     /// Held (with an OS lock) from open until shutdown so two processes never share a directory.
@@ -131,6 +180,9 @@ struct FlusherWake {
     requested: bool,
     stop: bool,
 }
+
+/// How long the segments of a failed merge are left alone before they are tried again.
+const RETRY_FAILED_MERGE_AFTER: Duration = Duration::from_secs(600);
 
 /// Largest amount of WAL payload one group commit takes before it fsyncs.
 const GROUP_COMMIT_BYTES: usize = 8 << 20;
@@ -177,6 +229,7 @@ impl Storage {
         );
 
         let head_bytes = Arc::new(AtomicUsize::new(head.bytes()));
+        let next_segment_id = AtomicU64::new(manifest.next_segment_id);
         let state = Arc::new(Mutex::new(State { head, manifest }));
         let (wal_tx, wal_rx) = mpsc::channel();
         let wal_thread = {
@@ -196,6 +249,14 @@ impl Storage {
             flusher: Mutex::new(None),
             flush_signal: Arc::new((std::sync::Mutex::new(FlusherWake::default()), Condvar::new())),
             flush_lock: Mutex::new(()),
+            next_segment_id,
+            manifest_lock: Mutex::new(()),
+            compactor: Mutex::new(None),
+            compact_signal: Arc::new((std::sync::Mutex::new(FlusherWake::default()), Condvar::new())),
+            compact_lock: Mutex::new(()),
+            compaction_failed: Mutex::new(std::collections::HashMap::new()),
+            retired: Mutex::new(Vec::new()),
+            flushed_into: Mutex::new(std::collections::HashMap::new()),
             shutting_down: AtomicBool::new(false),
             recovery,
             lock_file: Mutex::new(Some(lock_file)),
@@ -207,6 +268,16 @@ impl Storage {
             .spawn(move || flusher_loop(weak, signal))
             .map_err(|e| StorageError::io("starting the flusher thread", e))?;
         *storage.flusher.lock() = Some(flusher);
+        if storage.config.compaction.enabled {
+            let weak = Arc::downgrade(&storage);
+            let signal = storage.compact_signal.clone();
+            let tick = storage.config.compaction.settle_after.clamp(Duration::from_millis(100), Duration::from_secs(30));
+            let compactor = std::thread::Builder::new()
+                .name("lumen-compactor".into())
+                .spawn(move || compactor_loop(weak, signal, tick))
+                .map_err(|e| StorageError::io("starting the compaction thread", e))?;
+            *storage.compactor.lock() = Some(compactor);
+        }
         storage.publish_gauges();
         Ok(storage)
     }
@@ -311,18 +382,23 @@ impl Storage {
         if let Some(handle) = self.wal_thread.lock().take() {
             let _ = handle.join();
         }
-        {
-            let (lock, cvar) = &*self.flush_signal;
-            if let Ok(mut wake) = lock.lock() {
-                wake.stop = true;
-            }
-            cvar.notify_all();
-        }
+        wake(&self.flush_signal, true);
         if let Some(handle) = self.flusher.lock().take()
             && handle.thread().id() != std::thread::current().id()
         {
             let _ = handle.join();
         }
+        wake(&self.compact_signal, true);
+        if let Some(handle) = self.compactor.lock().take()
+            && handle.thread().id() != std::thread::current().id()
+        {
+            let _ = handle.join();
+        }
+        // A forced pass (the admin API) stops at its next batch; wait for it before letting go of
+        // the directory. Merged-away files whose grace has not ended stay: a query may still read
+        // them, and the next start removes them (they are no longer in the manifest).
+        let _no_compaction = self.compact_lock.lock();
+        self.delete_retired();
         self.lock_file.lock().take();
         flushed.map(|_| ())
     }
@@ -339,11 +415,7 @@ impl Storage {
     }
 
     fn request_flush(&self) {
-        let (lock, cvar) = &*self.flush_signal;
-        if let Ok(mut wake) = lock.lock() {
-            wake.requested = true;
-        }
-        cvar.notify_one();
+        wake(&self.flush_signal, false);
     }
 
     fn freeze_active(&self) -> Result<()> {
@@ -385,17 +457,175 @@ impl Storage {
             }
         }
         self.publish_gauges();
+        if !report.segments.is_empty() {
+            wake(&self.compact_signal, false);
+        }
         Ok(report)
+    }
+
+    /// Merges segments now: every partition with two or more segments under the size cap when
+    /// `force`, else what the background policy calls for (see [`crate::compaction`]). Blocking;
+    /// returns early (with what it did) when shutdown begins.
+    pub fn compact_blocking(&self, force: bool) -> Result<CompactionReport> {
+        let _one_at_a_time = self.compact_lock.lock();
+        let mut report = CompactionReport::default();
+        loop {
+            let segments = self.state.lock().manifest.segments.clone();
+            let settle = self.config.compaction.settle_after;
+            let when = compaction::Conditions {
+                now_ns: chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX),
+                force,
+                busy: self.flushed_into.lock().iter().filter(|(_, at)| at.elapsed() < settle).map(|(p, _)| *p).collect(),
+                skip: {
+                    let mut failed = self.compaction_failed.lock();
+                    failed.retain(|_, at| at.elapsed() < RETRY_FAILED_MERGE_AFTER);
+                    failed.keys().copied().collect()
+                },
+            };
+            let plans = compaction::plan(&segments, &self.config.compaction, &when);
+            if plans.is_empty() {
+                break;
+            }
+            let mut merged_any = false;
+            for plan in plans {
+                if self.is_shutting_down() {
+                    return Ok(report);
+                }
+                match self.merge_and_commit(&plan) {
+                    Ok(output) => {
+                        merged_any = true;
+                        report.merges += 1;
+                        report.input_segments += plan.inputs.len();
+                        report.rows += output.rows;
+                        report.bytes_before += plan.inputs.iter().map(|s| s.bytes).sum::<u64>();
+                        report.bytes_after += output.bytes;
+                    }
+                    Err(StorageError::ShuttingDown) => return Ok(report),
+                    Err(e) => {
+                        metrics::counter!("lumen_compactions_total", "table" => plan.table.name(), "outcome" => "error").increment(1);
+                        tracing::error!(
+                            table = plan.table.name(),
+                            segments = plan.inputs.len(),
+                            error = %e,
+                            "compaction failed; the segments stay as they are (and queryable) and are tried again in 10 minutes"
+                        );
+                        report.failed += 1;
+                        let now = Instant::now();
+                        self.compaction_failed.lock().extend(plan.inputs.iter().map(|s| (s.id, now)));
+                    }
+                }
+            }
+            if !merged_any {
+                break;
+            }
+        }
+        self.delete_retired();
+        Ok(report)
+    }
+
+    /// Forced compaction ([`Storage::compact_blocking`] with `force`) on a blocking thread.
+    pub async fn compact(self: &Arc<Self>) -> Result<CompactionReport> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.compact_blocking(true))
+            .await
+            .map_err(|e| StorageError::io("compaction task", std::io::Error::other(e.to_string())))?
+    }
+
+    fn merge_and_commit(&self, plan: &compaction::Plan) -> Result<SegmentMeta> {
+        let started = Instant::now();
+        let id = self.next_segment_id.fetch_add(1, Ordering::AcqRel);
+        let output = compaction::merge(plan, id, &|| !self.is_shutting_down())?;
+        let inputs: HashSet<u64> = plan.inputs.iter().map(|s| s.id).collect();
+        let committed = self.commit_manifest(
+            |manifest| {
+                if self.is_shutting_down() {
+                    return Err(StorageError::ShuttingDown);
+                }
+                if manifest.segments.iter().filter(|s| inputs.contains(&s.id)).count() != inputs.len() {
+                    return Err(StorageError::io("compacting", std::io::Error::other("a segment to merge left the manifest meanwhile")));
+                }
+                let at = manifest.segments.iter().position(|s| inputs.contains(&s.id)).unwrap_or(manifest.segments.len());
+                manifest.segments.retain(|s| !inputs.contains(&s.id));
+                manifest.segments.insert(at.min(manifest.segments.len()), output.clone());
+                Ok(())
+            },
+            |_| {},
+        );
+        if let Err(failed) = committed {
+            if !failed.may_be_on_disk {
+                let _ = crate::segment::remove_segment_files(&output);
+            }
+            return Err(failed.error);
+        }
+        let now = Instant::now();
+        {
+            let mut retired = self.retired.lock();
+            for input in &plan.inputs {
+                // Queries from now on use the merged segment's index.
+                crate::index::forget(&input.path);
+                retired.push((now, input.clone()));
+            }
+        }
+        let bytes_before: u64 = plan.inputs.iter().map(|s| s.bytes).sum();
+        metrics::counter!("lumen_compactions_total", "table" => plan.table.name(), "outcome" => "ok").increment(1);
+        metrics::counter!("lumen_compacted_rows_total", "table" => plan.table.name()).increment(output.rows);
+        metrics::histogram!("lumen_compaction_duration_seconds").record(started.elapsed().as_secs_f64());
+        tracing::info!(
+            table = plan.table.name(),
+            partition = %chrono::DateTime::from_timestamp_nanos(plan.partition).format("%Y-%m-%dT%H"),
+            segments = plan.inputs.len(),
+            rows = output.rows,
+            bytes_before,
+            bytes_after = output.bytes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "merged segments"
+        );
+        self.publish_gauges();
+        Ok(output)
+    }
+
+    /// Deletes the files of merged segments that left the manifest more than the grace period ago.
+    /// A failure only leaves files that the next start removes.
+    fn delete_retired(&self) {
+        let grace = self.config.compaction.retire_grace;
+        let due: Vec<SegmentMeta> = {
+            let mut retired = self.retired.lock();
+            if retired.is_empty() {
+                return;
+            }
+            let (due, keep): (Vec<_>, Vec<_>) = retired.drain(..).partition(|(at, _)| at.elapsed() >= grace);
+            *retired = keep;
+            due.into_iter().map(|(_, s)| s).collect()
+        };
+        for segment in due {
+            if let Err(e) = crate::segment::remove_segment_files(&segment) {
+                tracing::warn!(segment = %segment.path.display(), error = %e, "could not delete a merged segment; the next start removes it");
+            }
+        }
+    }
+
+    /// Applies `change` to the manifest, persists it and installs it (with `installed`, under the
+    /// state lock, so queries see both at once). Changes are applied one at a time.
+    fn commit_manifest(&self, change: impl FnOnce(&mut Manifest) -> Result<()>, installed: impl FnOnce(&mut State)) -> std::result::Result<Manifest, CommitFailed> {
+        let _one_at_a_time = self.manifest_lock.lock();
+        let mut manifest = self.state.lock().manifest.clone();
+        change(&mut manifest).map_err(|error| CommitFailed { error, may_be_on_disk: false })?;
+        manifest.next_segment_id = manifest.next_segment_id.max(self.next_segment_id.load(Ordering::Acquire));
+        // A failure may come after the rename (the directory fsync): the manifest on disk may then
+        // name the new files, so the caller must keep them; the next start removes them if not.
+        manifest.persist().map_err(|error| CommitFailed { error, may_be_on_disk: true })?;
+        let mut state = self.state.lock();
+        state.manifest = manifest.clone();
+        installed(&mut state);
+        Ok(manifest)
     }
 
     fn flush_buffer(&self, buffer: &FrozenBuffer) -> Result<Vec<SegmentMeta>> {
         let dir = &self.config.data_dir;
-        let mut manifest = self.state.lock().manifest.clone();
-        let mut next_id = manifest.next_segment_id;
         let mut written = Vec::new();
         for table in Table::ALL {
             let batches: Vec<RecordBatch> = buffer.buffer.batches(table).iter().map(|b| b.batch.clone()).collect();
-            match segment::write_segments(dir, table, &batches, &mut next_id, buffer.buffer.max_seq) {
+            match segment::write_segments(dir, table, &batches, &self.next_segment_id, buffer.buffer.max_seq) {
                 Ok(segments) => written.extend(segments),
                 Err(e) => {
                     for s in &written {
@@ -405,21 +635,36 @@ impl Storage {
                 }
             }
         }
-        manifest.segments.extend(written.iter().cloned());
-        manifest.next_segment_id = next_id;
-        manifest.flushed_wal_seq = manifest.flushed_wal_seq.max(buffer.buffer.max_seq);
-        if let Err(e) = manifest.persist() {
-            for s in &written {
-                let _ = segment::remove_segment_files(s);
+        let committed = self.commit_manifest(
+            |manifest| {
+                manifest.segments.extend(written.iter().cloned());
+                manifest.flushed_wal_seq = manifest.flushed_wal_seq.max(buffer.buffer.max_seq);
+                Ok(())
+            },
+            |state| {
+                state.head.release(buffer.id);
+                self.head_bytes.store(state.head.bytes(), Ordering::Release);
+            },
+        );
+        let flushed_seq = match committed {
+            Ok(manifest) => manifest.flushed_wal_seq,
+            Err(failed) => {
+                if !failed.may_be_on_disk {
+                    for s in &written {
+                        let _ = segment::remove_segment_files(s);
+                    }
+                }
+                return Err(failed.error);
             }
-            return Err(e);
-        }
-        let flushed_seq = manifest.flushed_wal_seq;
+        };
         {
-            let mut state = self.state.lock();
-            state.manifest = manifest;
-            state.head.release(buffer.id);
-            self.head_bytes.store(state.head.bytes(), Ordering::Release);
+            // Compaction leaves the hours flushes are writing into to its size tiers for a while.
+            let now = Instant::now();
+            let mut flushed_into = self.flushed_into.lock();
+            flushed_into.retain(|_, at| at.elapsed() < self.config.compaction.settle_after);
+            for s in &written {
+                flushed_into.insert((s.table, segment::partition_start(s.min_time)), now);
+            }
         }
         // The manifest now covers these records: their WAL files may go. A failure here only leaves
         // files that the next flush or start removes.
@@ -465,22 +710,12 @@ impl Drop for Storage {
 
 fn flusher_loop(storage: Weak<Storage>, signal: Arc<(std::sync::Mutex<FlusherWake>, Condvar)>) {
     let mut backoff = Duration::from_secs(1);
-    loop {
-        let requested = {
-            let (lock, cvar) = &*signal;
-            let Ok(guard) = lock.lock() else { return };
-            let Ok((mut guard, _)) = cvar.wait_timeout_while(guard, Duration::from_secs(1), |w| !w.requested && !w.stop) else {
-                return;
-            };
-            if guard.stop {
-                return;
-            }
-            std::mem::take(&mut guard.requested)
-        };
+    while let Some(requested) = wait_for_wake(&signal, Duration::from_secs(1)) {
         let Some(storage) = storage.upgrade() else { return };
         if storage.is_shutting_down() {
             return;
         }
+        storage.delete_retired();
         if requested || storage.flush_due() {
             match storage.flush_blocking() {
                 Ok(_) => backoff = Duration::from_secs(1),
@@ -491,6 +726,39 @@ fn flusher_loop(storage: Weak<Storage>, signal: Arc<(std::sync::Mutex<FlusherWak
                 }
             }
         }
+    }
+}
+
+/// Sets a background thread's wake-up flag (`stop` for good) and wakes it.
+fn wake(signal: &(std::sync::Mutex<FlusherWake>, Condvar), stop: bool) {
+    let (lock, cvar) = signal;
+    if let Ok(mut wake) = lock.lock() {
+        wake.requested = true;
+        wake.stop |= stop;
+    }
+    cvar.notify_all();
+}
+
+/// Waits up to `timeout` for a wake-up; `None` when told to stop.
+fn wait_for_wake(signal: &(std::sync::Mutex<FlusherWake>, Condvar), timeout: Duration) -> Option<bool> {
+    let (lock, cvar) = signal;
+    let guard = lock.lock().ok()?;
+    let (mut guard, _) = cvar.wait_timeout_while(guard, timeout, |w| !w.requested && !w.stop).ok()?;
+    if guard.stop {
+        return None;
+    }
+    Some(std::mem::take(&mut guard.requested))
+}
+
+fn compactor_loop(storage: Weak<Storage>, signal: Arc<(std::sync::Mutex<FlusherWake>, Condvar)>, tick: Duration) {
+    // Woken after each flush, and every `tick` to notice partitions that have settled.
+    while wait_for_wake(&signal, tick).is_some() {
+        let Some(storage) = storage.upgrade() else { return };
+        if storage.is_shutting_down() {
+            return;
+        }
+        // Failures are logged and counted per merge inside.
+        let _ = storage.compact_blocking(false);
     }
 }
 

@@ -27,7 +27,7 @@ mod build;
 mod cache;
 pub mod format;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,7 @@ use std::sync::Arc;
 use roaring::RoaringBitmap;
 
 pub use cache::{WarmUp, cached, forget, load_series_index, set_cache_capacity, warm_up};
+pub(crate) use build::Builder;
 pub(crate) use cache::{remember, write_sidecar};
 
 /// Marks an absent string (a null column value).

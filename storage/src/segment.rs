@@ -14,6 +14,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{Array, ArrayRef, TimestampNanosecondArray, UInt32Array};
 use arrow::compute::kernels::aggregate::{max, min};
@@ -44,7 +45,7 @@ const FLOAT_COLUMNS: &[&str] = &["value", "sum", "min", "max"];
 /// Rows per data page of metrics segments.
 const METRICS_PAGE_ROWS: usize = 8192;
 
-fn writer_properties(table: Table, max_wal_seq: u64) -> Result<WriterProperties> {
+pub(crate) fn writer_properties(table: Table, max_wal_seq: u64) -> Result<WriterProperties> {
     let schema = table.schema();
     let zstd = ZstdLevel::try_new(3)?;
     let mut builder = WriterProperties::builder()
@@ -161,12 +162,12 @@ fn string_ranks(col: &ArrayRef) -> Option<ArrayRef> {
 }
 
 /// Writes `batches` of `table` as one sorted segment per hour partition under `data_dir`. Segment ids
-/// are taken from `next_id`. Returns the segments, durable on disk but not yet in the manifest.
+/// are taken from `ids`. Returns the segments, durable on disk but not yet in the manifest.
 pub fn write_segments(
     data_dir: &Path,
     table: Table,
     batches: &[RecordBatch],
-    next_id: &mut u64,
+    ids: &AtomicU64,
     max_wal_seq: u64,
 ) -> Result<Vec<SegmentMeta>> {
     let batches: Vec<&RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).collect();
@@ -185,51 +186,136 @@ pub fn write_segments(
         let indices = UInt32Array::from(rows);
         let part = if indices.len() == all.num_rows() { all.clone() } else { take_record_batch(&all, &indices)? };
         let sorted = sort_batch(table, &part)?;
-        let id = *next_id;
-        *next_id += 1;
-        let dir = data_dir.join("segments").join(table.name()).join(partition_dir_name(start));
-        let meta = write_file(&dir, id, table, &sorted, props.clone())?;
-        written.push(meta);
+        let id = ids.fetch_add(1, Ordering::AcqRel);
+        let dir = partition_dir(data_dir, table, start);
+        let written_one = SegmentWriter::create(&dir, id, table, &sorted.schema(), props.clone()).and_then(|mut w| {
+            w.write(&sorted)?;
+            w.finish()
+        });
+        match written_one {
+            Ok(meta) => written.push(meta),
+            Err(e) => {
+                for meta in &written {
+                    let _ = remove_segment_files(meta);
+                }
+                return Err(e);
+            }
+        }
     }
     Ok(written)
 }
 
-fn write_file(dir: &Path, id: u64, table: Table, batch: &RecordBatch, props: WriterProperties) -> Result<SegmentMeta> {
-    fs::create_dir_all(dir).map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
-    let path = dir.join(format!("{id:012}.parquet"));
-    let tmp = dir.join(format!("{id:012}.parquet.tmp"));
-    let io = |e| StorageError::io(format!("writing {}", tmp.display()), e);
-    let file = File::create(&tmp).map_err(io)?;
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
-    writer.write(batch)?;
-    let file = writer.into_inner()?;
-    file.sync_all().map_err(io)?;
-    let bytes = file.metadata().map_err(io)?.len();
-    drop(file);
-    fs::rename(&tmp, &path).map_err(|e| StorageError::io(format!("renaming {}", tmp.display()), e))?;
-    let index = if table == Table::Metrics { write_series_index(&path, batch, bytes) } else { None };
-    sync_dir(dir)?;
-    let times = time_column(batch)?;
-    let meta = SegmentMeta {
-        id,
-        table,
-        path,
-        min_time: min(times).unwrap_or(0),
-        max_time: max(times).unwrap_or(0),
-        rows: batch.num_rows() as u64,
-        bytes,
-    };
-    if let Some(index) = index {
-        // Queries of the new segment find its index without reading the sidecar back.
-        index::remember(&meta, index);
+/// The directory of `table`'s partition starting at `start_ns`.
+pub fn partition_dir(data_dir: &Path, table: Table, start_ns: i64) -> PathBuf {
+    data_dir.join("segments").join(table.name()).join(partition_dir_name(start_ns))
+}
+
+/// Writes one segment file batch by batch, in segment order: under a temporary name, fsync'd and
+/// renamed by [`SegmentWriter::finish`]; a metrics segment's series index is built from the same
+/// batches and written as its sidecar. Dropped unfinished, it removes its temporary file.
+pub(crate) struct SegmentWriter {
+    dir: PathBuf,
+    id: u64,
+    table: Table,
+    tmp: PathBuf,
+    writer: Option<ArrowWriter<File>>,
+    /// The series index being built (metrics only); an error stops it, not the segment.
+    index: Option<std::result::Result<index::Builder, String>>,
+    min_time: i64,
+    max_time: i64,
+    rows: u64,
+}
+
+impl SegmentWriter {
+    /// Starts segment `id` of `table` in `dir`, with rows of `schema`.
+    pub(crate) fn create(dir: &Path, id: u64, table: Table, schema: &arrow::datatypes::SchemaRef, props: WriterProperties) -> Result<SegmentWriter> {
+        fs::create_dir_all(dir).map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
+        let tmp = dir.join(format!("{id:012}.parquet.tmp"));
+        let file = File::create(&tmp).map_err(|e| StorageError::io(format!("writing {}", tmp.display()), e))?;
+        let mut this = SegmentWriter {
+            dir: dir.to_path_buf(),
+            id,
+            table,
+            tmp,
+            writer: None,
+            index: (table == Table::Metrics).then(|| Ok(index::Builder::default())),
+            min_time: i64::MAX,
+            max_time: i64::MIN,
+            rows: 0,
+        };
+        match ArrowWriter::try_new(file, schema.clone(), Some(props)) {
+            Ok(writer) => this.writer = Some(writer),
+            Err(e) => {
+                let _ = fs::remove_file(&this.tmp);
+                return Err(e.into());
+            }
+        }
+        Ok(this)
     }
-    Ok(meta)
+
+    /// Appends the next rows of the segment.
+    pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let times = time_column(batch)?;
+        self.min_time = self.min_time.min(min(times).unwrap_or(i64::MAX));
+        self.max_time = self.max_time.max(max(times).unwrap_or(i64::MIN));
+        self.rows += batch.num_rows() as u64;
+        if let Some(Ok(builder)) = &mut self.index
+            && let Err(e) = builder.add_batch(batch)
+        {
+            self.index = Some(Err(e));
+        }
+        self.writer.as_mut().ok_or_else(|| StorageError::io("writing a segment", std::io::Error::other("already finished")))?.write(batch)?;
+        Ok(())
+    }
+
+    /// Makes the segment durable under its final name and returns it (not yet in the manifest).
+    pub(crate) fn finish(mut self) -> Result<SegmentMeta> {
+        let tmp = self.tmp.clone();
+        let io = |e| StorageError::io(format!("writing {}", tmp.display()), e);
+        let writer = self.writer.take().ok_or_else(|| io(std::io::Error::other("already finished")))?;
+        let file = writer.into_inner()?;
+        file.sync_all().map_err(io)?;
+        let bytes = file.metadata().map_err(io)?.len();
+        drop(file);
+        let path = self.dir.join(format!("{:012}.parquet", self.id));
+        fs::rename(&self.tmp, &path).map_err(|e| StorageError::io(format!("renaming {}", self.tmp.display()), e))?;
+        let index = match self.index.take() {
+            Some(built) => write_series_index(&path, built.map(|b| b.finish(bytes))),
+            None => None,
+        };
+        sync_dir(&self.dir)?;
+        let meta = SegmentMeta {
+            id: self.id,
+            table: self.table,
+            path,
+            min_time: if self.rows == 0 { 0 } else { self.min_time },
+            max_time: if self.rows == 0 { 0 } else { self.max_time },
+            rows: self.rows,
+            bytes,
+        };
+        if let Some(index) = index {
+            // Queries of the new segment find its index without reading the sidecar back.
+            index::remember(&meta, index);
+        }
+        Ok(meta)
+    }
+}
+
+impl Drop for SegmentWriter {
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// Writes the series index sidecar of a metrics segment (see [`crate::index`]). A failure is logged,
 /// not returned: the index is rebuilt from the segment when a query first needs it.
-fn write_series_index(path: &Path, sorted: &RecordBatch, bytes: u64) -> Option<SeriesIndex> {
-    let written = SeriesIndex::from_batches([sorted], bytes)
+fn write_series_index(path: &Path, built: std::result::Result<SeriesIndex, String>) -> Option<SeriesIndex> {
+    let written = built
         .map_err(|e| StorageError::io("building the series index", std::io::Error::other(e)))
         .and_then(|index| index::write_sidecar(path, &index).map(|()| index));
     match written {

@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "engine/compaction.rs"]
+mod compaction;
 #[path = "engine/series_index.rs"]
 mod series_index;
 
@@ -60,6 +62,8 @@ fn batch(table: Table, ids: &[i64]) -> RecordBatch {
 fn config(dir: &std::path::Path) -> StorageConfig {
     let mut config = StorageConfig::new(dir);
     config.flush_interval = Duration::from_secs(3600);
+    // These tests count segments per flush; compaction has its own tests.
+    config.compaction.enabled = false;
     config
 }
 

@@ -247,8 +247,9 @@ async fn load(
         .iter()
         .map(|s| s.samples.iter().filter(|(v, _)| !stale(*v)).count())
         .sum();
-    for base in [lumen, prometheus] {
-        let timeseries = generated
+    // The samples of [from, to) of every series.
+    let part = |from: i64, to: i64| -> Vec<TimeSeries> {
+        generated
             .iter()
             .map(|g| {
                 let l: Vec<(&str, &str)> = g
@@ -256,11 +257,28 @@ async fn load(
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
-                series(&l, &g.samples)
+                let samples: Vec<(f64, i64)> =
+                    g.samples.iter().copied().filter(|(_, t)| (from..to).contains(t)).collect();
+                series(&l, &samples)
             })
-            .collect();
-        remote_write(client, base, timeseries).await;
+            .collect()
+    };
+    remote_write(client, prometheus, part(i64::MIN, i64::MAX)).await;
+    // Lumen gets the data in three flushes (three segments per hour the data touches), which are
+    // then merged: the answers come from a compacted segment, the state most data is kept in.
+    let third = (end - start) / 3;
+    for (from, to) in [(i64::MIN, start + third), (start + third, start + 2 * third), (start + 2 * third, i64::MAX)] {
+        remote_write(client, lumen, part(from, to)).await;
+        let flushed = client.post(format!("{lumen}/api/v1/admin/flush")).send().await.unwrap();
+        assert_eq!(flushed.status().as_u16(), 200, "flush: {}", flushed.text().await.unwrap_or_default());
     }
+    let compacted = client.post(format!("{lumen}/api/v1/admin/compact")).send().await.unwrap();
+    assert_eq!(compacted.status().as_u16(), 200);
+    let compacted: serde_json::Value = compacted.json().await.unwrap();
+    // The background compactor may have merged some already; together every segment is merged.
+    let segments = lumen_segments(client, lumen).await;
+    assert!(segments <= 2.0, "after compaction at most one metrics segment per hour, found {segments} ({compacted})");
+    println!("promql_diff: Lumen's data flushed three times, then compacted: {compacted}; metrics segments now {segments}");
     // Counted per metric name: without their names, `_sum` and `_count` series would collide.
     for (who, base) in [("Lumen", lumen), ("Prometheus", prometheus)] {
         let mut count = 0usize;
@@ -278,6 +296,15 @@ async fn load(
         );
     }
     (generated.len(), expected)
+}
+
+/// `lumen_segments{table="metrics"}` from Lumen's /metrics.
+async fn lumen_segments(client: &reqwest::Client, lumen: &str) -> f64 {
+    let text = client.get(format!("{lumen}/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("lumen_segments{table=\"metrics\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no lumen_segments{{table=\"metrics\"}} in /metrics"))
 }
 
 /// Asks both servers every (query, evaluation) pair, [`PARALLEL`] pairs at a time; the answers

@@ -22,6 +22,7 @@ const SERIES: usize = 1200;
 async fn store(dir: &std::path::Path) -> Arc<Storage> {
     let mut config = StorageConfig::new(dir);
     config.flush_interval = Duration::from_secs(3600);
+    config.compaction.enabled = false; // two segments in one hour, on purpose
     let storage = Storage::open(config).unwrap();
     for point in 0..6 {
         let t = T0 + point as i64 * 1200 * SECOND;

@@ -19,12 +19,14 @@ const T0: i64 = 1_764_000_000_000_000_000; // an hour boundary
 fn config(dir: &Path) -> StorageConfig {
     let mut config = StorageConfig::new(dir);
     config.flush_interval = Duration::from_secs(3600);
+    // These tests count segments per flush; compaction has its own tests.
+    config.compaction.enabled = false;
     config
 }
 
 /// `series` series (`host` = `h<i>`, `dc` = `dc<i % 3>`) of metric `m<i % 4>`, `points` points
 /// each, spread over two hours; rows in arrival order (by time), not by series.
-fn metrics(series: u64, points: i64) -> RecordBatch {
+pub(crate) fn metrics(series: u64, points: i64) -> RecordBatch {
     let schema = Table::Metrics.schema();
     let mut rows = Vec::new();
     for p in 0..points {
@@ -76,7 +78,7 @@ async fn flushed_store(dir: &Path) -> (Arc<Storage>, Vec<SegmentMeta>) {
 }
 
 /// `(series_id, first row, rows)` of every run of equal `series_id` in the segment file.
-fn runs_in_file(path: &Path) -> Vec<(u64, u64, u64)> {
+pub(crate) fn runs_in_file(path: &Path) -> Vec<(u64, u64, u64)> {
     let mut runs: Vec<(u64, u64, u64)> = Vec::new();
     let mut row = 0u64;
     for batch in lumen_storage::segment::read_all(path).unwrap() {
@@ -92,12 +94,12 @@ fn runs_in_file(path: &Path) -> Vec<(u64, u64, u64)> {
     runs
 }
 
-fn runs_in_index(meta: &SegmentMeta) -> Vec<(u64, u64, u64)> {
+pub(crate) fn runs_in_index(meta: &SegmentMeta) -> Vec<(u64, u64, u64)> {
     let index = load_series_index(meta).unwrap();
     (0..index.len()).map(|o| index.series(o).unwrap()).map(|e| (e.series_id(), e.first_row(), e.rows())).collect()
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = lumen_storage::segment::list_files(dir).unwrap();
     out.sort();
     out

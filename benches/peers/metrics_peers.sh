@@ -9,14 +9,16 @@
 # `lumen-rwbench write` (SERIES series scraped every INTERVAL over WINDOW, ending at END_MS; the
 # requests are encoded before the timed phase; CONNECTIONS connections, SAMPLES_PER_REQUEST samples per
 # request), then the data is made durable and measured on disk:
-#   lumen            POST /api/v1/admin/flush; bytes of data-dir/segments (Parquet) and of the WAL
+#   lumen            POST /api/v1/admin/flush and /api/v1/admin/compact; bytes of the manifest's
+#                    segments (Parquet + series index sidecars) and of the WAL
 #   prometheus       WAL and chunks_head as they stand (the head is cut into a block only after 2-3 h
 #                    of data), then POST /api/v1/admin/tsdb/snapshot, which writes the head as a block
 #                    (chunks + index): the bytes a 2 h block of this data takes
 #   victoriametrics  /internal/force_flush; data/ + indexdb/; then /internal/force_merge and again
 # and, on the first run, `lumen-rwbench query` (QUERY_RUNS timed runs per query, 1 h at 15 s steps).
 # Then, when BIG_SERIES > 0, one more fresh instance per system loaded with BIG_SERIES series over
-# BIG_WINDOW, and the selective query timed against it.
+# BIG_WINDOW (one system at a time); all of them stay up, and the selective query is timed in
+# BIG_ROUNDS rounds that alternate between the systems (QUERY_RUNS runs per system in all).
 #
 # Every system gets the same samples (same END_MS and seed). Reports go to OUT as JSON;
 # benches/peers/metrics_summary.py turns them into the tables of docs/benchmarks.md.
@@ -36,6 +38,7 @@ SAMPLES_PER_REQUEST=${SAMPLES_PER_REQUEST:-2000}
 QUERY_RUNS=${QUERY_RUNS:-5}
 BIG_SERIES=${BIG_SERIES:-1000000}
 BIG_WINDOW=${BIG_WINDOW:-1m}
+BIG_ROUNDS=${BIG_ROUNDS:-10}            # the big selective query's runs are split into rounds alternating between systems
 IDLE_SHARE=${IDLE_SHARE:-0}            # share of series constant over the window (lumen-rwbench --idle-share)
 LUMEN_FLAGS=${LUMEN_FLAGS:-}            # extra `lumen serve` flags (default: none, Lumen's defaults)
 LUMEN_HTTP_PORT=${LUMEN_HTTP_PORT:-14318}
@@ -217,6 +220,15 @@ for system in "${systems[@]}"; do
 done
 
 if [ "$BIG_SERIES" != 0 ]; then
+  # Each system is loaded alone (the ingest figures are its own), then stays up with its data; the
+  # selective query is then asked in rounds that alternate between the systems, so every system
+  # meets the same moments of this shared machine (one system after another, minutes apart, the
+  # machine's state moved medians by more than the systems differ).
+  declare -A big_pid big_base
+  stop_big() {
+    for s in "${!big_pid[@]}"; do PID=${big_pid[$s]}; stop_system; done
+  }
+  trap 'stop_system; stop_big' EXIT
   for system in "${systems[@]}"; do
     echo "=== $system: $BIG_SERIES series × $BIG_WINDOW at $INTERVAL"
     dir=$WORK/$system-big
@@ -227,11 +239,38 @@ if [ "$BIG_SERIES" != 0 ]; then
       --connections "$CONNECTIONS" --samples-per-request "$SAMPLES_PER_REQUEST" --pid "$PID" --lumen-http "$lumen_http" \
       --label "$system" --json-out "$OUT/write-big-$system.json" 2> "$OUT/write-big-$system.progress"
     persist_and_measure "$system" "$dir" "$OUT/disk-big-$system.json"
-    "$BIN/lumen-rwbench" query --url "$BASE" --series "$BIG_SERIES" --interval "$INTERVAL" --window "$BIG_WINDOW" --end-ms "$END_MS" \
-      --only selective --runs "$QUERY_RUNS" --label "$system" --json-out "$OUT/query-big-$system.json" 2> "$OUT/query-big-$system.progress"
-    stop_system
-    rm -rf "$dir"
+    big_pid[$system]=$PID
+    big_base[$system]=$BASE
+    PID=
   done
+  per_round=$(( (QUERY_RUNS + BIG_ROUNDS - 1) / BIG_ROUNDS ))
+  echo "=== selective query over $BIG_SERIES series: $BIG_ROUNDS rounds × $per_round runs, alternating ${systems[*]}"
+  for round in $(seq 1 "$BIG_ROUNDS"); do
+    for system in "${systems[@]}"; do
+      "$BIN/lumen-rwbench" query --url "${big_base[$system]}" --series "$BIG_SERIES" --interval "$INTERVAL" --window "$BIG_WINDOW" --end-ms "$END_MS" \
+        --only selective --runs "$per_round" --label "$system" --json-out "$OUT/query-big-$system-round$round.json" 2>> "$OUT/query-big-$system.progress"
+    done
+  done
+  for system in "${systems[@]}"; do
+    # One report per system: every round's timed runs; "first" is round 1's warm-up.
+    python3 - "$OUT" "$system" "$BIG_ROUNDS" <<'PY'
+import json, statistics, sys
+out, system, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+parts = [json.load(open(f"{out}/query-big-{system}-round{r}.json")) for r in range(1, rounds + 1)]
+report = parts[0]
+q = report["queries"][0]
+q["runs_ms"] = [t for p in parts for t in p["queries"][0]["runs_ms"]]
+q["error"] = next((p["queries"][0]["error"] for p in parts if p["queries"][0]["error"]), None)
+if q["runs_ms"]:
+    q["median_ms"], q["min_ms"], q["max_ms"] = statistics.median(q["runs_ms"]), min(q["runs_ms"]), max(q["runs_ms"])
+q["round_medians_ms"] = [p["queries"][0]["median_ms"] for p in parts]
+report["runs"] = len(q["runs_ms"])
+report["rounds"] = rounds
+json.dump(report, open(f"{out}/query-big-{system}.json", "w"), indent=2)
+PY
+  done
+  stop_big
+  for system in "${systems[@]}"; do rm -rf "$WORK/$system-big"; done
 fi
 
 python3 "$ROOT/benches/peers/metrics_summary.py" "$OUT" | tee "$OUT/summary.md"

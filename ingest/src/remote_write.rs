@@ -155,11 +155,23 @@ async fn handle(exporter: &Exporter, headers: &HeaderMap, body: Body) -> Result<
     let limit = exporter.config().max_body_bytes;
     let body = crate::http::read_body(headers, body, limit).await?;
     telemetry::record_bytes("metrics", Protocol::RemoteWrite, body.len());
-    let (request, problems) = decode(&body, limit)?;
-    let pre_rejected = problems.rejected;
     let size_hint = body.len().saturating_mul(4);
+    // Decoding goes with the conversion (off the HTTP workers for all but small requests); the
+    // problems it finds come back through `found`.
+    let found: Arc<std::sync::Mutex<Option<Problems>>> = Arc::default();
+    let report = found.clone();
+    let outcome = exporter
+        .export::<Metrics>(Protocol::RemoteWrite, size_hint, move || {
+            let (request, problems) = decode(&body, limit)?;
+            if let Ok(mut slot) = report.lock() {
+                *slot = Some(problems);
+            }
+            Ok(request)
+        })
+        .await?;
+    let problems = found.lock().ok().and_then(|mut slot| slot.take()).unwrap_or_default();
+    let pre_rejected = problems.rejected;
     let mut messages = problems.messages;
-    let outcome = exporter.export::<Metrics>(Protocol::RemoteWrite, size_hint, move || Ok(request)).await?;
     if pre_rejected > 0 {
         telemetry::record_items("metrics", Protocol::RemoteWrite, 0, pre_rejected);
     }

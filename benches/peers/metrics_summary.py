@@ -48,7 +48,10 @@ def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "/tmp/lumen-bench/results/metrics"
     present = [s for s in SYSTEMS if glob.glob(os.path.join(out, f"write-{s}-*.json"))]
     if not present:
-        sys.exit(f"no write-*.json reports in {out}")
+        # A big-series-only run (RW_RUNS=0): just its table.
+        if not big_table(out):
+            sys.exit(f"no write-*.json reports in {out}")
+        return
     first = load(sorted(glob.glob(os.path.join(out, f"write-{present[0]}-*.json")))[0])
     print(f"Data: {first['series']:,} series ({first['targets']} targets × 100) scraped every {first['interval_secs']:g} s, "
           f"{first['scrapes_per_series']} samples per series = {first['pool_samples']:,} samples; "
@@ -107,23 +110,38 @@ def main():
             ratio = lambda peer: f"{by['lumen'] / by[peer]:.2f}" if by.get("lumen") and by.get(peer) else "–"
             print(f"| {q['name']} `{q['promql']}` | " + " | ".join(cells) + f" | {ratio('prometheus')} | {ratio('victoriametrics')} |")
 
-    big = [s for s in present if os.path.exists(os.path.join(out, f"write-big-{s}.json"))]
-    if big:
-        w0 = load(os.path.join(out, f"write-big-{big[0]}.json"))
-        print(f"\nLarge series count: {w0['series']:,} series × {w0['scrapes_per_series']} samples = {w0['pool_samples']:,} samples, one load per system.\n")
-        print("| system | samples/s | peak RSS | bytes/sample on disk | selective query ms, median (min–max) [series] |")
-        print("|---|---|---|---|---|")
-        for s in big:
-            w = load(os.path.join(out, f"write-big-{s}.json"))
-            d = load(os.path.join(out, f"disk-big-{s}.json")) if os.path.exists(os.path.join(out, f"disk-big-{s}.json")) else None
-            qpath = os.path.join(out, f"query-big-{s}.json")
-            q = load(qpath)["queries"][0] if os.path.exists(qpath) else None
-            hwm = max(x for x in [w["receiver"].get("rss_hwm_mib"), (d or {}).get("rss_hwm_kib", 0) / 1024] if x is not None)
-            first = f"; first {fmt(q['first_ms'], 1)}" if q and q.get("first_ms") is not None else ""
-            qcell = "–" if not q else (f"error: {q['error'][:80]}" if q.get("error") else f"{fmt(q['median_ms'], 1)} ({fmt(q['min_ms'], 1)}–{fmt(q['max_ms'], 1)}) [{q['series']}]{first}")
-            bps = d["bytes"] / w["accepted_samples"] if d and w["accepted_samples"] else None
-            print(f"| {NAMES[s]} | {fmt(w['samples_per_sec'])} | {fmt(hwm)} MiB | {fmt(bps, 2)} | {qcell} |")
+    big_table(out)
 
+
+def big_table(out):
+    """The large-series table (and the side-by-side ratio); False when there is no big-series report."""
+    big = [s for s in SYSTEMS if os.path.exists(os.path.join(out, f"write-big-{s}.json"))]
+    if not big:
+        return False
+    w0 = load(os.path.join(out, f"write-big-{big[0]}.json"))
+    print(f"\nLarge series count: {w0['series']:,} series × {w0['scrapes_per_series']} samples = {w0['pool_samples']:,} samples, one load per system.\n")
+    print("| system | samples/s | peak RSS | bytes/sample on disk | selective query ms, median (min–max) [series] |")
+    print("|---|---|---|---|---|")
+    answers = {}
+    for s in big:
+        w = load(os.path.join(out, f"write-big-{s}.json"))
+        d = load(os.path.join(out, f"disk-big-{s}.json")) if os.path.exists(os.path.join(out, f"disk-big-{s}.json")) else None
+        qpath = os.path.join(out, f"query-big-{s}.json")
+        q = load(qpath)["queries"][0] if os.path.exists(qpath) else None
+        answers[s] = q if q and not q.get("error") else None
+        hwm = max(x for x in [w["receiver"].get("rss_hwm_mib"), (d or {}).get("rss_hwm_kib", 0) / 1024] if x is not None)
+        first = f"; first {fmt(q['first_ms'], 1)}" if q and q.get("first_ms") is not None else ""
+        qcell = "–" if not q else (f"error: {q['error'][:80]}" if q.get("error") else f"{fmt(q['median_ms'], 3)} ({fmt(q['min_ms'], 3)}–{fmt(q['max_ms'], 3)}) [{q['series']}]{first}")
+        bps = d["bytes"] / w["accepted_samples"] if d and w["accepted_samples"] else None
+        print(f"| {NAMES[s]} | {fmt(w['samples_per_sec'])} | {fmt(hwm)} MiB | {fmt(bps, 2)} | {qcell} |")
+    lumen, prom = answers.get("lumen"), answers.get("prometheus")
+    if lumen and prom:
+        line = f"\nSelective query, Lumen ÷ Prometheus: {lumen['median_ms'] / prom['median_ms']:.2f}"
+        rounds = list(zip(lumen.get("round_medians_ms", []), prom.get("round_medians_ms", [])))
+        if rounds:
+            line += f"; rounds (alternating) in which Lumen was faster: {sum(l < p for l, p in rounds)} of {len(rounds)}"
+        print(line + ".")
+    return True
 
 if __name__ == "__main__":
     main()

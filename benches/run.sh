@@ -10,7 +10,7 @@
 #           signal, INGEST_RUNS timed runs of DURATION at maximum rate over PROTOCOL with CONNECTIONS
 #           connections and BATCH items per request (lumen-loadgen; Lumen's RSS and CPU sampled).
 #   query   another fresh Lumen loaded with SPANS spans, LOGS log records and POINTS data points,
-#           flushed; then lumen-querybench (RUNS timed runs per query, bytes on disk per row) and the
+#           flushed and compacted; then lumen-querybench (RUNS timed runs per query, bytes on disk per row) and the
 #           DuckDB peer over the same Parquet segment files (benches/peers/duckdb_queries.py).
 #   metrics Prometheus remote write: Lumen vs Prometheus vs VictoriaMetrics on the same samples (ingest
 #           rate, resident memory, bytes per sample on disk, PromQL latency), one fresh instance at a
@@ -126,7 +126,9 @@ if [[ ",$PHASES," == *",query,"* ]]; then
   load logs "$LOGS"
   load metrics "$POINTS"
   echo "flush: $(flush)" | tee -a "$OUT/summary.txt"
-  echo "lumen after loading and flushing: $(rss)" | tee -a "$OUT/summary.txt"
+  # Each hour's segments merged into one, as the background compactor leaves them once an hour settles.
+  echo "compact: $(curl -sf -X POST "$HTTP/api/v1/admin/compact")" | tee -a "$OUT/summary.txt"
+  echo "lumen after loading, flushing and compacting: $(rss)" | tee -a "$OUT/summary.txt"
   du -sb "$DATA_ROOT/query/segments"/* | tee -a "$OUT/summary.txt"
 
   say "query benchmark: Lumen ($RUNS timed runs per query)"

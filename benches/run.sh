@@ -127,9 +127,11 @@ if [[ ",$PHASES," == *",query,"* ]]; then
   load metrics "$POINTS"
   echo "flush: $(flush)" | tee -a "$OUT/summary.txt"
   # Each hour's segments merged into one, as the background compactor leaves them once an hour settles.
-  echo "compact: $(curl -sf -X POST "$HTTP/api/v1/admin/compact")" | tee -a "$OUT/summary.txt"
+  compacted=$(curl -sf -X POST "$HTTP/api/v1/admin/compact") || { echo "compaction failed; see $OUT/lumen-query.log" >&2; exit 1; }
+  echo "compact: $compacted" | tee -a "$OUT/summary.txt"
   echo "lumen after loading, flushing and compacting: $(rss)" | tee -a "$OUT/summary.txt"
-  du -sb "$DATA_ROOT/query/segments"/* | tee -a "$OUT/summary.txt"
+  # (Sizes per table: lumen-querybench below, from the manifest; segments/ also holds merged-away
+  # files until their grace period ends.)
 
   say "query benchmark: Lumen ($RUNS timed runs per query)"
   "$BIN/lumen-querybench" --server "$HTTP" --runs "$RUNS" --data-dir "$DATA_ROOT/query" \

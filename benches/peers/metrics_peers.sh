@@ -17,8 +17,9 @@
 #   victoriametrics  /internal/force_flush; data/ + indexdb/; then /internal/force_merge and again
 # and, on the first run, `lumen-rwbench query` (QUERY_RUNS timed runs per query, 1 h at 15 s steps).
 # Then, when BIG_SERIES > 0, one more fresh instance per system loaded with BIG_SERIES series over
-# BIG_WINDOW (one system at a time); all of them stay up, and the selective query is timed in
-# BIG_ROUNDS rounds that alternate between the systems (QUERY_RUNS runs per system in all).
+# BIG_WINDOW (one system at a time, the ones loaded before staying up, idle); all of them stay up,
+# and the selective query is timed in BIG_ROUNDS rounds that alternate between the systems, each
+# round a warm-up and ceil(QUERY_RUNS / BIG_ROUNDS) timed runs per system.
 #
 # Every system gets the same samples (same END_MS and seed). Reports go to OUT as JSON;
 # benches/peers/metrics_summary.py turns them into the tables of docs/benchmarks.md.
@@ -226,7 +227,7 @@ if [ "$BIG_SERIES" != 0 ]; then
   # machine's state moved medians by more than the systems differ).
   declare -A big_pid big_base
   stop_big() {
-    for s in "${!big_pid[@]}"; do PID=${big_pid[$s]}; stop_system; done
+    for s in "${!big_pid[@]}"; do PID=${big_pid[$s]}; stop_system; unset 'big_pid[$s]'; done
   }
   trap 'stop_system; stop_big' EXIT
   for system in "${systems[@]}"; do
@@ -243,6 +244,7 @@ if [ "$BIG_SERIES" != 0 ]; then
     big_base[$system]=$BASE
     PID=
   done
+  if [ "$BIG_ROUNDS" -lt 1 ]; then echo "BIG_ROUNDS must be at least 1" >&2; exit 1; fi
   per_round=$(( (QUERY_RUNS + BIG_ROUNDS - 1) / BIG_ROUNDS ))
   echo "=== selective query over $BIG_SERIES series: $BIG_ROUNDS rounds × $per_round runs, alternating ${systems[*]}"
   for round in $(seq 1 "$BIG_ROUNDS"); do

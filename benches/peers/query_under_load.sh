@@ -16,35 +16,53 @@ RUNS=${RUNS:-400}
 REPEAT=${REPEAT:-1}
 WORK=${WORK:-/tmp/lumen-bench/under-load}
 END_MS=${END_MS:-$(( $(date +%s) / 15 * 15000 ))}
-# The queried data: 10 minutes of the same fleet, two hours before the load's window.
+# The queried data: 10 minutes of the same fleet, ending where the load's 2-hour window starts.
 QUERY_END_MS=$(( END_MS - 7200000 ))
 
 PID=
-stop() { if [ -n "$PID" ]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=; fi; }
+load=
+stop() {
+  if [ -n "$load" ]; then kill "$load" 2>/dev/null || true; wait "$load" 2>/dev/null || true; load=; fi
+  if [ -n "$PID" ]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=; fi
+}
 trap stop EXIT
 
 for n in $(seq 1 "$REPEAT"); do
   rm -rf "$WORK"; mkdir -p "$WORK"
   "$BIN/lumen" serve --data-dir "$WORK/data" --http-addr "127.0.0.1:$PORT" --grpc-addr "127.0.0.1:$((PORT + 1))" > "$WORK/stdout.log" 2> "$WORK/stderr.log" &
   PID=$!
-  for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$PORT/ready" > /dev/null && break; sleep 0.5; done
+  ready=0
+  for _ in $(seq 1 120); do
+    if curl -sf "http://127.0.0.1:$PORT/ready" > /dev/null; then ready=1; break; fi
+    sleep 0.5
+  done
+  if [ "$ready" != 1 ]; then echo "Lumen did not become ready; see $WORK/stderr.log" >&2; exit 1; fi
   "$BIN/lumen-rwbench" write --url "http://127.0.0.1:$PORT/api/v1/write" --series "$SERIES" --interval 15s --window 10m \
     --end-ms "$QUERY_END_MS" --connections 4 --samples-per-request 2000 > /dev/null 2> "$WORK/preload.log"
   "$BIN/lumen-rwbench" write --url "http://127.0.0.1:$PORT/api/v1/write" --series "$SERIES" --interval 15s --window "$WINDOW" \
-    --end-ms "$END_MS" --connections 4 --samples-per-request 2000 > "$WORK/load.txt" 2> "$WORK/load.progress" &
+    --end-ms "$END_MS" --connections 4 --samples-per-request 2000 --json-out "$WORK/load.json" > /dev/null 2> "$WORK/load.progress" &
   load=$!
-  sleep 2   # the load is under way
+  # The load encodes its requests first; ask once it is sending.
+  for _ in $(seq 1 600); do
+    if grep -q "samples/s" "$WORK/load.progress" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
   "$BIN/lumen-rwbench" query --url "http://127.0.0.1:$PORT" --series "$SERIES" --interval 15s --window 10m --end-ms "$QUERY_END_MS" \
     --only selective --runs "$RUNS" --label under-load --json-out "$WORK/query.json" > /dev/null 2> "$WORK/query.progress"
   wait "$load"
-  python3 - "$WORK/query.json" "$WORK/load.txt" "$n" <<'PY'
+  load=
+  python3 - "$WORK/query.json" "$WORK/load.json" "$n" <<'PY'
 import json, statistics, sys
-runs = json.load(open(sys.argv[1]))["queries"][0]["runs_ms"]
+query = json.load(open(sys.argv[1]))["queries"][0]
+load = json.load(open(sys.argv[2]))
+if query.get("error") or len(query["runs_ms"]) < 2:
+    sys.exit(f"the query failed: {query.get('error')}")
+if load.get("failures"):
+    sys.exit(f"the load had {load['failures']} failed requests: {load.get('first_error')}")
+runs = query["runs_ms"]
 q = statistics.quantiles(runs, n=20)
-load = open(sys.argv[2]).read().strip().splitlines()[-1]
-rate = load.split(" = ")[1].split(" samples/s")[0] if " = " in load else "?"
 print(f"run {sys.argv[3]}: selective query during the load: median {statistics.median(runs):.3f} ms "
-      f"(quartiles {q[4]:.3f}–{q[14]:.3f}, p95 {q[18]:.3f}); load {rate} samples/s")
+      f"(quartiles {q[4]:.3f}–{q[14]:.3f}, p95 {q[18]:.3f}); load {load['samples_per_sec']:,.0f} samples/s")
 PY
   stop
 done

@@ -53,11 +53,15 @@ impl BatchSink for Storage {
 pub(crate) struct Exporter {
     sink: Arc<dyn BatchSink>,
     config: IngestConfig,
+    /// Conversions on the blocking pool at once: one per core. Requests beyond wait here, holding
+    /// only their body, rather than each taking a thread and its decoded copies.
+    conversions: Arc<tokio::sync::Semaphore>,
 }
 
 impl Exporter {
     pub(crate) fn new(sink: Arc<dyn BatchSink>, config: IngestConfig) -> Self {
-        Exporter { sink, config }
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Exporter { sink, config, conversions: Arc::new(tokio::sync::Semaphore::new(cores)) }
     }
 
     pub(crate) fn config(&self) -> &IngestConfig {
@@ -84,9 +88,18 @@ impl Exporter {
         let converted = if size_hint <= INLINE_CONVERSION_BYTES {
             work()?
         } else {
-            tokio::task::spawn_blocking(work)
+            let permit = self
+                .conversions
+                .clone()
+                .acquire_owned()
                 .await
-                .map_err(|e| IngestError::Internal(format!("conversion task failed: {e}")))??
+                .map_err(|e| IngestError::Internal(format!("conversion slots closed: {e}")))?;
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                work()
+            })
+            .await
+            .map_err(|e| IngestError::Internal(format!("conversion task failed: {e}")))??
         };
         let message = converted.message();
         let Converted {

@@ -155,7 +155,7 @@ async fn handle(exporter: &Exporter, headers: &HeaderMap, body: Body) -> Result<
     let limit = exporter.config().max_body_bytes;
     let body = crate::http::read_body(headers, body, limit).await?;
     telemetry::record_bytes("metrics", Protocol::RemoteWrite, body.len());
-    let size_hint = body.len().saturating_mul(4);
+    let size_hint = snap::raw::decompress_len(&body).unwrap_or(body.len().saturating_mul(4)).saturating_mul(2);
     // Decoding goes with the conversion (off the HTTP workers for all but small requests); the
     // problems it finds come back through `found`.
     let found: Arc<std::sync::Mutex<Option<Problems>>> = Arc::default();
@@ -163,13 +163,11 @@ async fn handle(exporter: &Exporter, headers: &HeaderMap, body: Body) -> Result<
     let outcome = exporter
         .export::<Metrics>(Protocol::RemoteWrite, size_hint, move || {
             let (request, problems) = decode(&body, limit)?;
-            if let Ok(mut slot) = report.lock() {
-                *slot = Some(problems);
-            }
+            *report.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(problems);
             Ok(request)
         })
         .await?;
-    let problems = found.lock().ok().and_then(|mut slot| slot.take()).unwrap_or_default();
+    let problems = found.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().unwrap_or_default();
     let pre_rejected = problems.rejected;
     let mut messages = problems.messages;
     if pre_rejected > 0 {
@@ -234,7 +232,7 @@ fn decode(body: &[u8], limit: usize) -> Result<(ExportMetricsServiceRequest, Pro
         .map_err(|e| IngestError::InvalidSnappy(format!("not Snappy block format: {e}")))?;
     let request = prompb::WriteRequest::decode(raw.as_slice())?;
     let mut problems = Problems::default();
-    let otlp = to_otlp(request, &mut problems);
+    let otlp = to_otlp(request, &mut problems, limit.saturating_mul(EXPANSION_FACTOR));
     if problems.unreported > 0 {
         problems.messages.push(format!("and {} more", problems.unreported));
     }
@@ -276,7 +274,18 @@ fn ms_to_ns(ms: i64) -> Option<u64> {
     ms.checked_mul(1_000_000).and_then(|ns| u64::try_from(ns).ok())
 }
 
-fn to_otlp(request: prompb::WriteRequest, problems: &mut Problems) -> ExportMetricsServiceRequest {
+/// A request may expand into OTLP points of at most this many times its decompressed size limit:
+/// every sample carries its series' labels, so a few kilobytes of labels on a series of many
+/// samples would otherwise expand into gigabytes.
+const EXPANSION_FACTOR: usize = 8;
+/// Estimated memory of one OTLP point and of one attribute beyond its strings.
+const POINT_BYTES: usize = 96;
+const ATTRIBUTE_BYTES: usize = 80;
+
+/// Converts a write request to OTLP; series whose points would take the request past `budget`
+/// estimated bytes are rejected (with the reason) instead of converted.
+fn to_otlp(request: prompb::WriteRequest, problems: &mut Problems, budget: usize) -> ExportMetricsServiceRequest {
+    let mut spent = 0usize;
     let metadata: HashMap<&str, &prompb::MetricMetadata> =
         request.metadata.iter().map(|m| (m.metric_family_name.as_str(), m)).collect();
     let types: HashMap<&str, i32> = request.metadata.iter().map(|m| (m.metric_family_name.as_str(), m.r#type)).collect();
@@ -303,6 +312,20 @@ fn to_otlp(request: prompb::WriteRequest, problems: &mut Problems) -> ExportMetr
             problems.reject(series.samples.len(), || format!("series {name}: duplicate label names"));
             continue;
         }
+        let per_point = POINT_BYTES + labels.iter().map(|l| ATTRIBUTE_BYTES + l.name.len() + l.value.len()).sum::<usize>();
+        let cost = per_point.saturating_mul(series.samples.len());
+        if spent.saturating_add(cost) > budget {
+            problems.reject(series.samples.len(), || {
+                format!(
+                    "series {name}: its {} samples × {} labels take the request past {} MiB of points; send fewer samples or labels per request",
+                    series.samples.len(),
+                    labels.len(),
+                    budget >> 20
+                )
+            });
+            continue;
+        }
+        spent += cost;
         let attributes: Vec<KeyValue> = labels.iter().map(|l| string_kv(l.name.clone(), l.value.clone())).collect();
         let mut points = Vec::with_capacity(series.samples.len());
         for sample in &series.samples {
@@ -455,6 +478,28 @@ mod tests {
     }
 
     #[test]
+    fn a_series_whose_labels_times_samples_would_blow_up_is_refused_and_the_rest_kept() {
+        // 2,000 labels of 1 KiB on 500 identical samples: a few KiB compressed, ~1 GB as points.
+        let mut labels = vec![label("__name__", "wide")];
+        labels.extend((0..2000).map(|i| label(&format!("l{i}"), &"v".repeat(1024))));
+        let samples: Vec<Sample> = (1..=500).map(|t| Sample { value: 1.0, timestamp: t }).collect();
+        let request = WriteRequest {
+            timeseries: vec![
+                TimeSeries { labels, samples, ..Default::default() },
+                TimeSeries { labels: vec![label("__name__", "ok")], samples: vec![Sample { value: 1.0, timestamp: 5 }], ..Default::default() },
+            ],
+            metadata: vec![],
+        };
+        let body = compress(&request);
+        assert!(body.len() < 1 << 20, "{} bytes compressed", body.len());
+        let (otlp, problems) = decode(&body, 4 << 20).unwrap();
+        assert_eq!(problems.rejected, 500);
+        assert!(problems.messages[0].contains("series wide") && problems.messages[0].contains("fewer samples"), "{:?}", problems.messages);
+        let metrics = &otlp.resource_metrics[0].scope_metrics[0].metrics;
+        assert_eq!(metrics.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), vec!["ok"]);
+    }
+
+    #[test]
     fn bad_bodies_are_errors() {
         assert!(decode(b"definitely not snappy", 1 << 20).is_err());
         let big = snap::raw::Encoder::new().compress_vec(&vec![0u8; 4096]).unwrap();
@@ -518,7 +563,8 @@ impl SampleWriter {
             })
             .collect();
         let mut problems = Problems { rejected: 0, messages: Vec::new(), unreported: 0 };
-        let request = to_otlp(prompb::WriteRequest { timeseries, ..Default::default() }, &mut problems);
+        // Lumen's own samples (rule results, ALERTS): no outside input to bound.
+        let request = to_otlp(prompb::WriteRequest { timeseries, ..Default::default() }, &mut problems, usize::MAX);
         let outcome = self.exporter.export::<Metrics>(Protocol::Internal, 0, move || Ok(request)).await?;
         if problems.rejected > 0 || outcome.rejected > 0 {
             let mut messages = problems.messages;

@@ -10,7 +10,8 @@
 //!   (decoding: prost, or OTLP/JSON in json.rs)             │
 //!        └──────────────────────┬──────────────────────────┘
 //!                               ▼
-//!            export.rs (on the blocking pool for large requests): decode (HTTP), then
+//!            export.rs (over 16 KiB: on the blocking pool, one per core): decode (HTTP,
+//!              remote write), then
 //!            convert::{spans,logs,metrics}: validate every item (bad ones are rejected and
 //!              reported, the rest kept) and append straight into Arrow builders
 //!              (one row per span / log record / data point)

@@ -55,6 +55,8 @@ VICTORIA=${VICTORIA:-victoria-metrics}
 END_MS=${END_MS:-$(( $(date +%s) / 15 * 15000 ))}
 
 mkdir -p "$OUT"
+# Reports of an earlier run in the same OUT would mix into this run's summary.
+rm -f "$OUT"/write-*.json "$OUT"/disk-*.json "$OUT"/query-*.json "$OUT"/*.progress
 WORK=$DATA_ROOT/metrics
 mkdir -p "$WORK"
 

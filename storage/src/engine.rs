@@ -153,14 +153,14 @@ pub struct Storage {
     wal_tx: Mutex<Option<Sender<WalCommand>>>,
     wal_thread: Mutex<Option<JoinHandle<()>>>,
     flusher: Mutex<Option<JoinHandle<()>>>,
-    flush_signal: Arc<(std::sync::Mutex<FlusherWake>, Condvar)>,
+    flush_signal: Arc<Signal>,
     flush_lock: Mutex<()>,
     /// The next segment id (flushes and compactions both take from it).
     next_segment_id: AtomicU64,
     /// Held while the manifest is read, changed, persisted and installed.
     manifest_lock: Mutex<()>,
     compactor: Mutex<Option<JoinHandle<()>>>,
-    compact_signal: Arc<(std::sync::Mutex<FlusherWake>, Condvar)>,
+    compact_signal: Arc<Signal>,
     /// One compaction pass at a time (background or forced).
     compact_lock: Mutex<()>,
     /// Segments whose merge failed, with when: not tried again for [`RETRY_FAILED_MERGE_AFTER`].
@@ -176,10 +176,13 @@ pub struct Storage {
 }
 
 #[derive(Default)]
-struct FlusherWake {
+struct Wake {
     requested: bool,
     stop: bool,
 }
+
+/// A background thread's wake-up flags and the condition variable it waits on.
+type Signal = (std::sync::Mutex<Wake>, Condvar);
 
 /// How long the segments of a failed merge are left alone before they are tried again.
 const RETRY_FAILED_MERGE_AFTER: Duration = Duration::from_secs(600);
@@ -247,12 +250,12 @@ impl Storage {
             wal_tx: Mutex::new(Some(wal_tx)),
             wal_thread: Mutex::new(Some(wal_thread)),
             flusher: Mutex::new(None),
-            flush_signal: Arc::new((std::sync::Mutex::new(FlusherWake::default()), Condvar::new())),
+            flush_signal: Arc::new((std::sync::Mutex::new(Wake::default()), Condvar::new())),
             flush_lock: Mutex::new(()),
             next_segment_id,
             manifest_lock: Mutex::new(()),
             compactor: Mutex::new(None),
-            compact_signal: Arc::new((std::sync::Mutex::new(FlusherWake::default()), Condvar::new())),
+            compact_signal: Arc::new((std::sync::Mutex::new(Wake::default()), Condvar::new())),
             compact_lock: Mutex::new(()),
             compaction_failed: Mutex::new(std::collections::HashMap::new()),
             retired: Mutex::new(Vec::new()),
@@ -708,7 +711,7 @@ impl Drop for Storage {
     }
 }
 
-fn flusher_loop(storage: Weak<Storage>, signal: Arc<(std::sync::Mutex<FlusherWake>, Condvar)>) {
+fn flusher_loop(storage: Weak<Storage>, signal: Arc<Signal>) {
     let mut backoff = Duration::from_secs(1);
     while let Some(requested) = wait_for_wake(&signal, Duration::from_secs(1)) {
         let Some(storage) = storage.upgrade() else { return };
@@ -730,7 +733,7 @@ fn flusher_loop(storage: Weak<Storage>, signal: Arc<(std::sync::Mutex<FlusherWak
 }
 
 /// Sets a background thread's wake-up flag (`stop` for good) and wakes it.
-fn wake(signal: &(std::sync::Mutex<FlusherWake>, Condvar), stop: bool) {
+fn wake(signal: &Signal, stop: bool) {
     let (lock, cvar) = signal;
     if let Ok(mut wake) = lock.lock() {
         wake.requested = true;
@@ -740,7 +743,7 @@ fn wake(signal: &(std::sync::Mutex<FlusherWake>, Condvar), stop: bool) {
 }
 
 /// Waits up to `timeout` for a wake-up; `None` when told to stop.
-fn wait_for_wake(signal: &(std::sync::Mutex<FlusherWake>, Condvar), timeout: Duration) -> Option<bool> {
+fn wait_for_wake(signal: &Signal, timeout: Duration) -> Option<bool> {
     let (lock, cvar) = signal;
     let guard = lock.lock().ok()?;
     let (mut guard, _) = cvar.wait_timeout_while(guard, timeout, |w| !w.requested && !w.stop).ok()?;
@@ -750,7 +753,7 @@ fn wait_for_wake(signal: &(std::sync::Mutex<FlusherWake>, Condvar), timeout: Dur
     Some(std::mem::take(&mut guard.requested))
 }
 
-fn compactor_loop(storage: Weak<Storage>, signal: Arc<(std::sync::Mutex<FlusherWake>, Condvar)>, tick: Duration) {
+fn compactor_loop(storage: Weak<Storage>, signal: Arc<Signal>, tick: Duration) {
     // Woken after each flush, and every `tick` to notice partitions that have settled.
     while wait_for_wake(&signal, tick).is_some() {
         let Some(storage) = storage.upgrade() else { return };

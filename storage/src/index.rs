@@ -9,7 +9,8 @@
 //! `(attribute key, value)` of the point and of the resource attributes.
 //!
 //! ```text
-//! flush: sorted batch ─► SeriesIndex::from_batches ─► <id>.series (tmp, fsync, rename) ─► manifest
+//! flush / compaction: rows in segment order ─► SegmentWriter (index Builder beside the Parquet
+//!        writer) ─► <id>.series (tmp, fsync, rename) ─► manifest
 //! query: load_series_index(&SegmentMeta) ─► cache hit? ─► sidecar ─► (missing / corrupt) rebuild
 //!        from the segment's identity columns, log, rewrite the sidecar
 //! ```

@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use arrow::record_batch::RecordBatch;
 use lumen_alerting::notify::{Notifier, NotifyConfig};
-use lumen_alerting::{AlertingConfig, BoxFuture, EvalSettings, InstantResult, Manager, Querier, WriteSample};
+use lumen_alerting::{
+    AlertingConfig, BoxFuture, EvalSettings, InstantResult, Manager, Querier, WriteSample,
+};
 use lumen_ingest::{PromSample, SampleWriter};
 use lumen_query::QueryEngine;
 use lumen_query::promql::source::MetricsTableSource;
@@ -53,16 +55,18 @@ impl Querier for LumenQuerier {
         config.deadline = Some(std::time::Instant::now() + timeout);
         let engine = Engine::new(config);
         Box::pin(async move {
-            let task = tokio::task::spawn_blocking(move || engine.instant(&expr, time_ms, source.as_ref()));
+            let task = tokio::task::spawn_blocking(move || {
+                engine.instant(&expr, time_ms, source.as_ref())
+            });
             let result = tokio::time::timeout(timeout, task)
                 .await
                 .map_err(|_| format!("query timed out after {timeout:?}"))?
                 .map_err(|err| format!("query task failed: {err}"))?
                 .map_err(|err| err.to_string())?;
             match result.value {
-                Value::Vector(samples) => {
-                    Ok(InstantResult::Vector(samples.into_iter().map(|s| (s.labels, s.value)).collect()))
-                }
+                Value::Vector(samples) => Ok(InstantResult::Vector(
+                    samples.into_iter().map(|s| (s.labels, s.value)).collect(),
+                )),
                 Value::Scalar(value) => Ok(InstantResult::Scalar(value)),
                 other => Err(format!(
                     "a rule's query must return an instant vector or a scalar, not a {}",
@@ -75,7 +79,11 @@ impl Querier for LumenQuerier {
     fn sql(&self, query: &str) -> BoxFuture<'_, Result<Vec<RecordBatch>, String>> {
         let query = query.to_owned();
         Box::pin(async move {
-            self.sql.sql(&query).await.map(|output| output.batches).map_err(|err| err.to_string())
+            self.sql
+                .sql(&query)
+                .await
+                .map(|output| output.batches)
+                .map_err(|err| err.to_string())
         })
     }
 
@@ -84,12 +92,19 @@ impl Querier for LumenQuerier {
             let samples = samples
                 .into_iter()
                 .map(|s| PromSample {
-                    labels: s.labels.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+                    labels: s
+                        .labels
+                        .iter()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect(),
                     time_ms: s.time_ms,
                     value: s.value,
                 })
                 .collect();
-            self.writer.write(samples).await.map_err(|err| err.to_string())
+            self.writer
+                .write(samples)
+                .await
+                .map_err(|err| err.to_string())
         })
     }
 }
@@ -104,10 +119,16 @@ pub async fn start(
     ingest: lumen_ingest::IngestConfig,
 ) -> anyhow::Result<Arc<Manager>> {
     let dir = args.data_dir.join("alerting");
-    let external_url = config.external_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
+    let external_url = config
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{http_addr}"));
     let notifier = Notifier::start(
         &dir.join("notify"),
-        NotifyConfig { receivers: config.receivers.clone(), external_url: external_url.clone() },
+        NotifyConfig {
+            receivers: config.receivers.clone(),
+            external_url: external_url.clone(),
+        },
     )
     .map_err(|err| anyhow::anyhow!("alerting receivers: {err}"))?;
     let querier = Arc::new(LumenQuerier {
@@ -126,15 +147,21 @@ pub async fn start(
         external_labels: config.external_labels.clone(),
         external_url,
     };
-    let manager = match Manager::start(&dir, rules, settings, Arc::clone(&notifier), querier).await {
+    let manager = match Manager::start(&dir, rules, settings, Arc::clone(&notifier), querier).await
+    {
         Ok(manager) => manager,
         Err(err) => {
             notifier.shutdown().await;
-            return Err(anyhow::anyhow!("{err}\nfix the rule files (check them with `lumen rules check FILE...`) and start again"));
+            return Err(anyhow::anyhow!(
+                "{err}\nfix the rule files (check them with `lumen rules check FILE...`) and start again"
+            ));
         }
     };
-    sql.register_table("alerts", Arc::new(lumen_alerting::AlertsTable::new(manager.history())))
-        .context("cannot register the alerts table")?;
+    sql.register_table(
+        "alerts",
+        Arc::new(lumen_alerting::AlertsTable::new(manager.history())),
+    )
+    .context("cannot register the alerts table")?;
     Ok(manager)
 }
 
@@ -142,7 +169,8 @@ pub async fn start(
 pub fn reload_on_sighup(manager: Arc<Manager>) {
     #[cfg(unix)]
     tokio::spawn(async move {
-        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
             tracing::warn!("cannot listen for SIGHUP; reload rules with POST /-/reload");
             return;
         };

@@ -38,9 +38,15 @@ pub async fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
     }
     .with_context(|| format!("cannot reach Lumen at {server}; is `lumen serve` running? (set --server or LUMEN_SERVER)"))?;
     let status = response.status();
-    let body: Value = response.json().await.context("the server's answer is not JSON")?;
+    let body: Value = response
+        .json()
+        .await
+        .context("the server's answer is not JSON")?;
     if !status.is_success() {
-        let message = body.get("error").and_then(Value::as_str).unwrap_or("unknown error");
+        let message = body
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown error");
         eprintln!("error: {message}");
         return Ok(ExitCode::FAILURE);
     }
@@ -49,27 +55,45 @@ pub async fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = if args.history {
-        body.get("rows").and_then(Value::as_array).cloned().unwrap_or_default().iter().map(|row| {
-            vec![
-                text(&row[0]),
-                text(&row[1]),
-                text(&row[2]),
-                labels(&row[3]),
-                text(&row[4]),
-            ]
-        }).collect()
+        body.get("rows")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|row| {
+                vec![
+                    text(&row[0]),
+                    text(&row[1]),
+                    text(&row[2]),
+                    labels(&row[3]),
+                    text(&row[4]),
+                ]
+            })
+            .collect()
     } else {
-        body["data"]["alerts"].as_array().cloned().unwrap_or_default().iter().map(|alert| {
-            let mut labels_only = alert["labels"].clone();
-            let name = labels_only.get("alertname").map(text).unwrap_or_default();
-            if let Some(map) = labels_only.as_object_mut() {
-                map.remove("alertname");
-            }
-            // The API writes values as Go does ("5e+01"); show them plainly.
-            let value = text(&alert["value"]);
-            let value = value.parse::<f64>().map_or(value, |v| v.to_string());
-            vec![text(&alert["state"]), name, labels(&labels_only), text(&alert["activeAt"]), value]
-        }).collect()
+        body["data"]["alerts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|alert| {
+                let mut labels_only = alert["labels"].clone();
+                let name = labels_only.get("alertname").map(text).unwrap_or_default();
+                if let Some(map) = labels_only.as_object_mut() {
+                    map.remove("alertname");
+                }
+                // The API writes values as Go does ("5e+01"); show them plainly.
+                let value = text(&alert["value"]);
+                let value = value.parse::<f64>().map_or(value, |v| v.to_string());
+                vec![
+                    text(&alert["state"]),
+                    name,
+                    labels(&labels_only),
+                    text(&alert["activeAt"]),
+                    value,
+                ]
+            })
+            .collect()
     };
     let header: Vec<&str> = if args.history {
         vec!["time", "state", "rule", "labels", "value"]
@@ -77,7 +101,14 @@ pub async fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
         vec!["state", "alertname", "labels", "active since", "value"]
     };
     if rows.is_empty() {
-        println!("{}", if args.history { "no alert state changes yet" } else { "no active alerts" });
+        println!(
+            "{}",
+            if args.history {
+                "no alert state changes yet"
+            } else {
+                "no active alerts"
+            }
+        );
         return Ok(ExitCode::SUCCESS);
     }
     print_table(&header, &rows);
@@ -95,7 +126,10 @@ fn text(value: &Value) -> String {
 fn labels(value: &Value) -> String {
     match value.as_object() {
         Some(map) => {
-            let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k}={:?}", text(v))).collect();
+            let parts: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{k}={:?}", text(v)))
+                .collect();
             format!("{{{}}}", parts.join(", "))
         }
         None => text(value),
@@ -110,8 +144,11 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
         }
     }
     let line = |cells: Vec<String>| {
-        let padded: Vec<String> =
-            cells.iter().enumerate().map(|(i, c)| format!("{c:<width$}", width = widths[i])).collect();
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = widths[i]))
+            .collect();
         println!("{}", padded.join("  ").trim_end());
     };
     line(header.iter().map(|h| h.to_uppercase()).collect());

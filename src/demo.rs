@@ -53,15 +53,23 @@ pub struct DemoArgs {
 fn parse_backfill(text: &str) -> Result<Duration, String> {
     let backfill = parse_duration(text)?;
     if backfill > Duration::from_secs(3600) {
-        return Err("the backfill can be at most 1h (the head holds it in memory until the first flush)".into());
+        return Err(
+            "the backfill can be at most 1h (the head holds it in memory until the first flush)"
+                .into(),
+        );
     }
     Ok(backfill)
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {
-    let rate: f64 = text.trim().parse().map_err(|_| format!("{text:?} is not a number of requests per second"))?;
+    let rate: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of requests per second"))?;
     if !(rate > 0.0 && rate <= MAX_RATE) {
-        return Err(format!("the rate must be above 0 and at most {MAX_RATE} requests/s (for load, use the generator in benches/)"));
+        return Err(format!(
+            "the rate must be above 0 and at most {MAX_RATE} requests/s (for load, use the generator in benches/)"
+        ));
     }
     Ok(rate)
 }
@@ -94,7 +102,12 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<ExitCode> {
     print_guide(&server, &config, &data_dir.display().to_string());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let feeder = tokio::spawn(feed(Fleet::new(config), server.grpc_addr, args.backfill, stop_rx));
+    let feeder = tokio::spawn(feed(
+        Fleet::new(config),
+        server.grpc_addr,
+        args.backfill,
+        stop_rx,
+    ));
     serve::shutdown_signal().await;
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), feeder).await;
@@ -103,7 +116,9 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn wall_clock_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 fn duration_ns(d: Duration) -> i64 {
@@ -119,7 +134,9 @@ struct Exporters {
 
 impl Exporters {
     fn connect(grpc_addr: SocketAddr) -> anyhow::Result<Exporters> {
-        let channel = Endpoint::from_shared(format!("http://{grpc_addr}"))?.timeout(Duration::from_secs(10)).connect_lazy();
+        let channel = Endpoint::from_shared(format!("http://{grpc_addr}"))?
+            .timeout(Duration::from_secs(10))
+            .connect_lazy();
         Ok(Exporters {
             traces: TraceServiceClient::new(channel.clone()),
             logs: LogsServiceClient::new(channel.clone()),
@@ -154,7 +171,12 @@ impl Exporters {
 
 /// Once a second, advances the fleet to the wall clock and sends what it produced; prints a
 /// progress line every 10 s.
-async fn feed(mut fleet: Fleet, grpc_addr: SocketAddr, backfill: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn feed(
+    mut fleet: Fleet,
+    grpc_addr: SocketAddr,
+    backfill: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut exporters = match Exporters::connect(grpc_addr) {
         Ok(e) => e,
         Err(e) => {
@@ -178,7 +200,10 @@ async fn feed(mut fleet: Fleet, grpc_addr: SocketAddr, backfill: Duration, mut s
                 return;
             }
         }
-        println!("demo: backfilled {}s of history: {spans} spans, {logs} log records, {points} metric points", backfill.as_secs());
+        println!(
+            "demo: backfilled {}s of history: {spans} spans, {logs} log records, {points} metric points",
+            backfill.as_secs()
+        );
     }
     let started = Instant::now();
     let start_ns = fleet.now_ns();
@@ -198,7 +223,11 @@ async fn feed(mut fleet: Fleet, grpc_addr: SocketAddr, backfill: Duration, mut s
         failures += exporters.send(batch).await;
         if last_report.elapsed() >= Duration::from_secs(10) {
             last_report = Instant::now();
-            let failed = if failures > 0 { format!(", {failures} failed requests (see the log)") } else { String::new() };
+            let failed = if failures > 0 {
+                format!(", {failures} failed requests (see the log)")
+            } else {
+                String::new()
+            };
             println!(
                 "demo: {}s, sent {spans} spans, {logs} log records, {points} metric points{failed}{}",
                 started.elapsed().as_secs(),
@@ -228,9 +257,21 @@ fn print_guide(server: &RunningServer, config: &FleetConfig, data_dir: &str) {
     let http = server.http_addr;
     let grpc = server.grpc_addr;
     // Name the binary as it was started (`target/release/lumen` under cargo), so the lines paste as is.
-    let exe = std::env::args_os().next().and_then(|a| a.into_string().ok()).filter(|a| !a.is_empty() && !a.contains(' ')).unwrap_or_else(|| "lumen".to_string());
-    let sql = if http.to_string() == "127.0.0.1:4318" { format!("{exe} sql") } else { format!("{exe} sql --server http://{http}") };
-    let alerts = if http.to_string() == "127.0.0.1:4318" { format!("{exe} alerts") } else { format!("{exe} alerts --server http://{http}") };
+    let exe = std::env::args_os()
+        .next()
+        .and_then(|a| a.into_string().ok())
+        .filter(|a| !a.is_empty() && !a.contains(' '))
+        .unwrap_or_else(|| "lumen".to_string());
+    let sql = if http.to_string() == "127.0.0.1:4318" {
+        format!("{exe} sql")
+    } else {
+        format!("{exe} sql --server http://{http}")
+    };
+    let alerts = if http.to_string() == "127.0.0.1:4318" {
+        format!("{exe} alerts")
+    } else {
+        format!("{exe} alerts --server http://{http}")
+    };
     let incident = if config.scenario.is_incident() {
         format!(
             "\n  The incident starts {} s in and lasts {} s: look for {}.",

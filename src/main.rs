@@ -64,7 +64,10 @@ fn main() -> std::process::ExitCode {
     if let Command::Rules(RulesCommand::Check { files }) = &cli.command {
         return rules_cli::check(files);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -47,9 +47,16 @@ pub async fn run(args: PromqlArgs) -> anyhow::Result<ExitCode> {
     let (path, mut form) = match (&args.start, &args.end, &args.step) {
         (Some(start), Some(end), Some(step)) => (
             "/api/v1/query_range",
-            vec![("start", start.clone()), ("end", end.clone()), ("step", step.clone())],
+            vec![
+                ("start", start.clone()),
+                ("end", end.clone()),
+                ("step", step.clone()),
+            ],
         ),
-        _ => ("/api/v1/query", args.time.iter().map(|t| ("time", t.clone())).collect()),
+        _ => (
+            "/api/v1/query",
+            args.time.iter().map(|t| ("time", t.clone())).collect(),
+        ),
     };
     form.push(("query", args.query.clone()));
     let response = reqwest::Client::new()
@@ -60,17 +67,26 @@ pub async fn run(args: PromqlArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot reach Lumen at {server}; is `lumen serve` running there? (pass --server to use another address)"))?;
     let status = response.status();
-    let body = response.text().await.context("the server closed the connection mid-answer")?;
+    let body = response
+        .text()
+        .await
+        .context("the server closed the connection mid-answer")?;
     let parsed: Value = match serde_json::from_str(&body) {
         Ok(v) => v,
-        Err(_) => anyhow::bail!("{server} answered HTTP {} with a body that is not a Prometheus API answer (is it a Lumen server?): {}", status.as_u16(), body.trim()),
+        Err(_) => anyhow::bail!(
+            "{server} answered HTTP {} with a body that is not a Prometheus API answer (is it a Lumen server?): {}",
+            status.as_u16(),
+            body.trim()
+        ),
     };
     if parsed["status"] != "success" {
         let kind = parsed["errorType"].as_str().unwrap_or("error");
         let message = parsed["error"].as_str().unwrap_or(body.as_str());
         let hint = match kind {
             "bad_data" => " (check the query syntax and the --time/--start/--end/--step values)",
-            "timeout" => " (narrow the time range or the selectors, or raise the server's --query-timeout)",
+            "timeout" => {
+                " (narrow the time range or the selectors, or raise the server's --query-timeout)"
+            }
             _ => "",
         };
         eprintln!("error: {kind}: {message}{hint}");
@@ -83,7 +99,11 @@ pub async fn run(args: PromqlArgs) -> anyhow::Result<ExitCode> {
     }
     for key in ["warnings", "infos"] {
         for w in parsed[key].as_array().into_iter().flatten() {
-            eprintln!("{}: {}", key.trim_end_matches('s'), w.as_str().unwrap_or_default());
+            eprintln!(
+                "{}: {}",
+                key.trim_end_matches('s'),
+                w.as_str().unwrap_or_default()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -91,7 +111,9 @@ pub async fn run(args: PromqlArgs) -> anyhow::Result<ExitCode> {
 
 /// `{__name__="up", job="node"}` (Prometheus's series notation).
 fn series_name(metric: &Value) -> String {
-    let Some(map) = metric.as_object() else { return "{}".into() };
+    let Some(map) = metric.as_object() else {
+        return "{}".into();
+    };
     let name = map.get("__name__").and_then(Value::as_str).unwrap_or("");
     let labels: Vec<String> = map
         .iter()
@@ -109,7 +131,9 @@ fn series_name(metric: &Value) -> String {
 fn form_encode(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -142,7 +166,12 @@ fn time_text(t: &Value) -> String {
 /// Rows of `series | time | value`, aligned.
 fn render(data: &Value) -> String {
     let mut rows: Vec<[String; 3]> = Vec::new();
-    let point = |p: &Value| (time_text(&p[0]), p[1].as_str().unwrap_or_default().to_string());
+    let point = |p: &Value| {
+        (
+            time_text(&p[0]),
+            p[1].as_str().unwrap_or_default().to_string(),
+        )
+    };
     let result = &data["result"];
     match data["resultType"].as_str() {
         Some("scalar") | Some("string") => {
@@ -168,17 +197,45 @@ fn render(data: &Value) -> String {
     if rows.is_empty() {
         return "(no series)\n".into();
     }
-    let header = ["series".to_string(), "time".to_string(), "value".to_string()];
+    let header = [
+        "series".to_string(),
+        "time".to_string(),
+        "value".to_string(),
+    ];
     let widths: Vec<usize> = (0..3)
-        .map(|i| rows.iter().chain([&header]).map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .map(|i| {
+            rows.iter()
+                .chain([&header])
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
-    let line = |r: &[String; 3]| format!("{:w0$} | {:w1$} | {}\n", r[0], r[1], r[2], w0 = widths[0], w1 = widths[1]);
+    let line = |r: &[String; 3]| {
+        format!(
+            "{:w0$} | {:w1$} | {}\n",
+            r[0],
+            r[1],
+            r[2],
+            w0 = widths[0],
+            w1 = widths[1]
+        )
+    };
     let mut out = line(&header);
-    out.push_str(&format!("{}-+-{}-+-{}\n", "-".repeat(widths[0]), "-".repeat(widths[1]), "-".repeat(widths[2])));
+    out.push_str(&format!(
+        "{}-+-{}-+-{}\n",
+        "-".repeat(widths[0]),
+        "-".repeat(widths[1]),
+        "-".repeat(widths[2])
+    ));
     for r in &rows {
         out.push_str(&line(r));
     }
-    out.push_str(&format!("({} sample{})\n", rows.len(), if rows.len() == 1 { "" } else { "s" }));
+    out.push_str(&format!(
+        "({} sample{})\n",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" }
+    ));
     out
 }
 
@@ -192,9 +249,15 @@ mod tests {
             {"metric": {"__name__": "up", "job": "node"}, "value": [4, "1"]}
         ]});
         let text = render(&data);
-        assert!(text.contains("up{job=\"node\"} | 1970-01-01T00:00:04.000Z | 1"), "{text}");
+        assert!(
+            text.contains("up{job=\"node\"} | 1970-01-01T00:00:04.000Z | 1"),
+            "{text}"
+        );
         assert!(text.ends_with("(1 sample)\n"));
-        assert_eq!(time_text(&serde_json::json!(1435781451.781)), "2015-07-01T20:10:51.781Z");
+        assert_eq!(
+            time_text(&serde_json::json!(1435781451.781)),
+            "2015-07-01T20:10:51.781Z"
+        );
         assert_eq!(form_encode("rate(x[1m])+1"), "rate%28x%5B1m%5D%29%2B1");
     }
 }

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -121,7 +121,10 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     // Serve HTTP at once: during recovery /health answers, /ready and everything else say
     // "recovering" with 503 + Retry-After; afterwards every request goes to the full router.
     let app_slot: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
-    let boot = Router::new().route("/health", get(health)).fallback(dispatch).with_state(app_slot.clone());
+    let boot = Router::new()
+        .route("/health", get(health))
+        .fallback(dispatch)
+        .with_state(app_slot.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {
@@ -135,7 +138,9 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
             })
             .await
     });
-    let index_cache = args.series_index_cache_size.unwrap_or_else(default_series_index_cache_size);
+    let index_cache = args
+        .series_index_cache_size
+        .unwrap_or_else(default_series_index_cache_size);
     tracing::info!(bytes = index_cache, "series index cache");
     lumen_storage::index::set_cache_capacity(index_cache);
     lumen_query::promql::sample_cache::set_capacity(args.sample_cache_size);
@@ -146,7 +151,10 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         flush_interval: args.flush_interval,
         compaction: lumen_storage::CompactionConfig {
             // Merged segments stay on disk while a query that listed them may still read them.
-            retire_grace: args.query_timeout.saturating_mul(2).max(Duration::from_secs(300)),
+            retire_grace: args
+                .query_timeout
+                .saturating_mul(2)
+                .max(Duration::from_secs(300)),
             ..Default::default()
         },
     };
@@ -161,15 +169,31 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         max_attributes_per_item: args.max_attributes,
         ..Default::default()
     };
-    let query_config = lumen_query::QueryConfig { timeout: args.query_timeout, memory_limit: args.query_memory_limit };
-    let engine = Arc::new(lumen_query::QueryEngine::new(storage.clone(), query_config).context("cannot start the SQL engine")?);
-    let alerting =
-        crate::alerting::start(&args, file_config.alerting, http_addr, storage.clone(), engine.clone(), ingest_config.clone())
-            .await?;
+    let query_config = lumen_query::QueryConfig {
+        timeout: args.query_timeout,
+        memory_limit: args.query_memory_limit,
+    };
+    let engine = Arc::new(
+        lumen_query::QueryEngine::new(storage.clone(), query_config)
+            .context("cannot start the SQL engine")?,
+    );
+    let alerting = crate::alerting::start(
+        &args,
+        file_config.alerting,
+        http_addr,
+        storage.clone(),
+        engine.clone(),
+        ingest_config.clone(),
+    )
+    .await?;
     crate::alerting::reload_on_sighup(alerting.clone());
 
     let serving = Arc::new(AtomicBool::new(true));
-    let ops = Ops { storage: storage.clone(), metrics, serving: serving.clone() };
+    let ops = Ops {
+        storage: storage.clone(),
+        metrics,
+        serving: serving.clone(),
+    };
     let app = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -177,12 +201,18 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         .route("/api/v1/admin/flush", post(flush))
         .route("/api/v1/admin/compact", post(compact))
         .with_state(ops)
-        .merge(lumen_ingest::http_router(storage.clone(), ingest_config.clone()))
+        .merge(lumen_ingest::http_router(
+            storage.clone(),
+            ingest_config.clone(),
+        ))
         .merge(lumen_query::http_router(engine))
         .merge(lumen_alerting::api::router(alerting.clone()))
         .merge(lumen_query::prometheus_router(
             storage.clone(),
-            lumen_query::PrometheusApiConfig { timeout: args.query_timeout, ..Default::default() },
+            lumen_query::PrometheusApiConfig {
+                timeout: args.query_timeout,
+                ..Default::default()
+            },
         ));
 
     let _ = app_slot.set(app);
@@ -202,13 +232,30 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     tracing::info!(%http_addr, %grpc_addr, "Lumen is ready");
     // One machine-readable line on stdout, for scripts and tests that start Lumen on port 0.
     println!("lumen listening http={http_addr} grpc={grpc_addr}");
-    Ok(RunningServer { http_addr, grpc_addr, storage, serving, stop_tx, http, grpc, alerting })
+    Ok(RunningServer {
+        http_addr,
+        grpc_addr,
+        storage,
+        serving,
+        stop_tx,
+        http,
+        grpc,
+        alerting,
+    })
 }
 
 impl RunningServer {
     /// Stops accepting, finishes in-flight requests (up to 30 s), then flushes the head.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        let RunningServer { storage, serving, stop_tx, http, grpc, alerting, .. } = self;
+        let RunningServer {
+            storage,
+            serving,
+            stop_tx,
+            http,
+            grpc,
+            alerting,
+            ..
+        } = self;
         tracing::info!("shutting down: finishing in-flight requests, then flushing the head");
         serving.store(false, Ordering::Release);
         let _ = stop_tx.send(true);
@@ -218,7 +265,9 @@ impl RunningServer {
         })
         .await;
         alerting.shutdown().await;
-        storage.shutdown().await.context("flush at shutdown failed; the WAL still holds the data and replays at the next start")?;
+        storage.shutdown().await.context(
+            "flush at shutdown failed; the WAL still holds the data and replays at the next start",
+        )?;
         tracing::info!("stopped cleanly");
         Ok(())
     }
@@ -228,24 +277,28 @@ impl RunningServer {
 /// after a start do not each wait for sidecars to be read (seconds at a million series). Bounded by
 /// `--series-index-cache-size`; stops when the server stops.
 fn warm_series_indexes(storage: Arc<Storage>, serving: Arc<AtomicBool>) {
-    let spawned = std::thread::Builder::new().name("lumen-index-warmup".into()).spawn(move || {
-        let started = std::time::Instant::now();
-        let done = storage.warm_series_indexes(&|| serving.load(Ordering::Acquire));
-        if done.loaded > 0 {
-            tracing::info!(
-                segments = done.loaded,
-                mib = done.bytes >> 20,
-                seconds = started.elapsed().as_secs_f64(),
-                "series indexes loaded into the cache"
-            );
-        }
-    });
+    let spawned = std::thread::Builder::new()
+        .name("lumen-index-warmup".into())
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            let done = storage.warm_series_indexes(&|| serving.load(Ordering::Acquire));
+            if done.loaded > 0 {
+                tracing::info!(
+                    segments = done.loaded,
+                    mib = done.bytes >> 20,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "series indexes loaded into the cache"
+                );
+            }
+        });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start the series index warm-up; indexes load on first use");
     }
 }
 
-fn tokio_stream_from(listener: TcpListener) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+fn tokio_stream_from(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
     futures::stream::unfold(listener, |listener| async move {
         let next = listener.accept().await.map(|(stream, _)| {
             let _ = stream.set_nodelay(true);
@@ -256,28 +309,62 @@ fn tokio_stream_from(listener: TcpListener) -> impl futures::Stream<Item = std::
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn install_metrics_recorder() -> anyhow::Result<PrometheusHandle> {
-    const LATENCY_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+    const LATENCY_BUCKETS: &[f64] = &[
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        5.0, 10.0, 30.0,
+    ];
     let handle = PrometheusBuilder::new()
         .set_buckets(LATENCY_BUCKETS)
         .context("invalid histogram buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
-    metrics::describe_counter!("lumen_ingest_items_total", "Spans, log records and data points received, by signal, protocol and outcome.");
-    metrics::describe_counter!("lumen_ingest_bytes_total", "Request body bytes received, by signal and protocol.");
-    metrics::describe_histogram!("lumen_wal_fsync_seconds", "Duration of one WAL group-commit fsync.");
+    metrics::describe_counter!(
+        "lumen_ingest_items_total",
+        "Spans, log records and data points received, by signal, protocol and outcome."
+    );
+    metrics::describe_counter!(
+        "lumen_ingest_bytes_total",
+        "Request body bytes received, by signal and protocol."
+    );
+    metrics::describe_histogram!(
+        "lumen_wal_fsync_seconds",
+        "Duration of one WAL group-commit fsync."
+    );
     metrics::describe_gauge!("lumen_head_bytes", "Memory held by the in-memory head.");
-    metrics::describe_counter!("lumen_flushes_total", "Head flushes to Parquet segments, by outcome.");
-    metrics::describe_histogram!("lumen_flush_duration_seconds", "Duration of one head flush.");
+    metrics::describe_counter!(
+        "lumen_flushes_total",
+        "Head flushes to Parquet segments, by outcome."
+    );
+    metrics::describe_histogram!(
+        "lumen_flush_duration_seconds",
+        "Duration of one head flush."
+    );
     metrics::describe_gauge!("lumen_segments", "Parquet segments, by table.");
-    metrics::describe_gauge!("lumen_segment_bytes", "Bytes of Parquet segments on disk, by table.");
-    metrics::describe_counter!("lumen_compactions_total", "Merges of a partition's segments into one, by table and outcome.");
-    metrics::describe_counter!("lumen_compacted_rows_total", "Rows rewritten by compaction, by table.");
-    metrics::describe_histogram!("lumen_compaction_duration_seconds", "Duration of one merge.");
+    metrics::describe_gauge!(
+        "lumen_segment_bytes",
+        "Bytes of Parquet segments on disk, by table."
+    );
+    metrics::describe_counter!(
+        "lumen_compactions_total",
+        "Merges of a partition's segments into one, by table and outcome."
+    );
+    metrics::describe_counter!(
+        "lumen_compacted_rows_total",
+        "Rows rewritten by compaction, by table."
+    );
+    metrics::describe_histogram!(
+        "lumen_compaction_duration_seconds",
+        "Duration of one merge."
+    );
     metrics::describe_counter!("lumen_queries_total", "SQL queries, by outcome.");
     metrics::describe_histogram!("lumen_query_duration_seconds", "SQL query latency.");
     Ok(handle)
@@ -306,7 +393,10 @@ pub async fn shutdown_signal() {
 }
 
 /// Routes a request to the full router once recovery is done; answers 503 until then.
-async fn dispatch(State(slot): State<Arc<OnceLock<Router>>>, request: axum::extract::Request) -> Response {
+async fn dispatch(
+    State(slot): State<Arc<OnceLock<Router>>>,
+    request: axum::extract::Request,
+) -> Response {
     match slot.get() {
         Some(app) => match app.clone().call(request).await {
             Ok(response) => response,
@@ -338,7 +428,10 @@ async fn render_metrics(State(ops): State<Ops>) -> Response {
     metrics::gauge!("lumen_head_bytes").set(bytes as f64);
     metrics::gauge!("lumen_head_rows").set(rows as f64);
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         ops.metrics.render(),
     )
         .into_response()
@@ -351,7 +444,11 @@ async fn flush(State(ops): State<Ops>) -> Response {
             "rows": report.rows,
         }))
         .into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "error": e.to_string() }))).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
     }
 }
 
@@ -367,22 +464,32 @@ async fn compact(State(ops): State<Ops>) -> Response {
             "failed": report.failed,
         }))
         .into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "error": e.to_string() }))).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
     }
 }
 
 /// An eighth of the machine's memory (`MemTotal`), at least 256 MiB (also when it cannot be read).
 fn default_series_index_cache_size() -> usize {
     const FLOOR: usize = 256 << 20;
-    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
-        let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-        let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
-        kib.checked_mul(1024)
-    });
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+            kib.checked_mul(1024)
+        });
     total.map_or(FLOOR, |bytes| (bytes / 8).max(FLOOR))
 }
 
 /// A size, or 0 (off).
 fn parse_sample_cache_size(text: &str) -> Result<usize, String> {
-    if text.trim() == "0" { Ok(0) } else { parse_bytes(text) }
+    if text.trim() == "0" {
+        Ok(0)
+    } else {
+        parse_bytes(text)
+    }
 }

@@ -46,8 +46,14 @@ struct Client {
 impl Client {
     fn new(server: &str) -> anyhow::Result<Client> {
         let server = server.trim_end_matches('/').to_string();
-        let http = reqwest::Client::builder().build().context("cannot create an HTTP client")?;
-        Ok(Client { http, url: format!("{server}/api/v1/sql"), server })
+        let http = reqwest::Client::builder()
+            .build()
+            .context("cannot create an HTTP client")?;
+        Ok(Client {
+            http,
+            url: format!("{server}/api/v1/sql"),
+            server,
+        })
     }
 
     /// Runs `query`; returns the body to print, or the server's error message.
@@ -64,9 +70,14 @@ impl Client {
             .await
             .with_context(|| format!("cannot reach Lumen at {}; is `lumen serve` running there? (pass --server to use another address)", self.server))?;
         let status = response.status();
-        let body = response.text().await.context("the server closed the connection mid-answer")?;
+        let body = response
+            .text()
+            .await
+            .context("the server closed the connection mid-answer")?;
         if !status.is_success() {
-            let message = serde_json::from_str::<ErrorBody>(&body).map(|e| e.error).unwrap_or(body);
+            let message = serde_json::from_str::<ErrorBody>(&body)
+                .map(|e| e.error)
+                .unwrap_or(body);
             return Ok(Err(format!("{message} (HTTP {})", status.as_u16())));
         }
         Ok(Ok(match format {
@@ -77,10 +88,14 @@ impl Client {
 }
 
 fn render(body: &str) -> anyhow::Result<String> {
-    let parsed: lumen_query::format::JsonResult = serde_json::from_str(body).context("the server sent a response this client cannot read")?;
+    let parsed: lumen_query::format::JsonResult =
+        serde_json::from_str(body).context("the server sent a response this client cannot read")?;
     let rows = parsed.rows.len();
     let mut out = lumen_query::format::render_table(&parsed.columns, &parsed.rows);
-    out.push_str(&format!("({rows} row{})\n", if rows == 1 { "" } else { "s" }));
+    out.push_str(&format!(
+        "({rows} row{})\n",
+        if rows == 1 { "" } else { "s" }
+    ));
     Ok(out)
 }
 
@@ -103,15 +118,24 @@ pub async fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn interactive(client: Client, format: Format) -> anyhow::Result<ExitCode> {
-    let mut editor = rustyline::DefaultEditor::new().context("cannot open the terminal for the prompt")?;
-    let history = std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(".lumen_history"));
+    let mut editor =
+        rustyline::DefaultEditor::new().context("cannot open the terminal for the prompt")?;
+    let history =
+        std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(".lumen_history"));
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
-    println!("lumen sql — connected to {}. End statements with ';'. \\q quits, \\dt lists tables, \\d TABLE describes one.", client.server);
+    println!(
+        "lumen sql — connected to {}. End statements with ';'. \\q quits, \\dt lists tables, \\d TABLE describes one.",
+        client.server
+    );
     let mut statement = String::new();
     loop {
-        let prompt = if statement.is_empty() { "lumen> " } else { "  ...> " };
+        let prompt = if statement.is_empty() {
+            "lumen> "
+        } else {
+            "  ...> "
+        };
         let line = match editor.readline(prompt) {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => {
@@ -131,7 +155,9 @@ async fn interactive(client: Client, format: Format) -> anyhow::Result<ExitCode>
                 match meta_command(meta) {
                     MetaCommand::Quit => break,
                     MetaCommand::Query(query) => execute(&client, &query, format).await,
-                    MetaCommand::Unknown => eprintln!("unknown command \\{meta}; try \\q, \\dt or \\d TABLE"),
+                    MetaCommand::Unknown => {
+                        eprintln!("unknown command \\{meta}; try \\q, \\dt or \\d TABLE")
+                    }
                 }
                 continue;
             }

@@ -33,7 +33,11 @@ pub fn format_value(value: f64) -> String {
         return "NaN".into();
     }
     if value.is_infinite() {
-        return if value > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if value > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     let text = format!("{value:e}");
     let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
@@ -68,13 +72,20 @@ fn alert_json(alert: &ActiveAlert) -> Json {
 fn active(group: &GroupRuntime, index: usize) -> Vec<&ActiveAlert> {
     group
         .alerts(index)
-        .map(|alerts| alerts.active.values().filter(|a| a.state != AlertState::Inactive).collect())
+        .map(|alerts| {
+            alerts
+                .active
+                .values()
+                .filter(|a| a.state != AlertState::Inactive)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Query parameters that may repeat (`rule_name[]=a&rule_name[]=b`).
 fn params(raw: Option<String>) -> Vec<(String, String)> {
-    raw.map(|raw| lumen_query::promql::http::parse_urlencoded(&raw)).unwrap_or_default()
+    raw.map(|raw| lumen_query::promql::http::parse_urlencoded(&raw))
+        .unwrap_or_default()
 }
 
 fn bad_data(message: String) -> Response {
@@ -88,9 +99,16 @@ fn bad_data(message: String) -> Response {
 async fn rules(State(manager): State<Arc<Manager>>, RawQuery(raw): RawQuery) -> Response {
     let params = params(raw);
     let pick = |name: &str| -> HashSet<String> {
-        params.iter().filter(|(k, _)| k == name || *k == format!("{name}[]")).map(|(_, v)| v.clone()).collect()
+        params
+            .iter()
+            .filter(|(k, _)| k == name || *k == format!("{name}[]"))
+            .map(|(_, v)| v.clone())
+            .collect()
     };
-    let kind = params.iter().find(|(k, _)| k == "type").map(|(_, v)| v.to_lowercase());
+    let kind = params
+        .iter()
+        .find(|(k, _)| k == "type")
+        .map(|(_, v)| v.to_lowercase());
     let want_alerts = match kind.as_deref() {
         None | Some("") => None,
         Some("alert") => Some(true),
@@ -100,7 +118,9 @@ async fn rules(State(manager): State<Arc<Manager>>, RawQuery(raw): RawQuery) -> 
     let names = pick("rule_name");
     let group_names = pick("rule_group");
     let files = pick("file");
-    let exclude_alerts = params.iter().any(|(k, v)| k == "exclude_alerts" && v == "true");
+    let exclude_alerts = params
+        .iter()
+        .any(|(k, v)| k == "exclude_alerts" && v == "true");
     let mut groups = Vec::new();
     for group in manager.groups() {
         if !group_names.is_empty() && !group_names.contains(&group.group.name) {
@@ -113,7 +133,9 @@ async fn rules(State(manager): State<Arc<Manager>>, RawQuery(raw): RawQuery) -> 
         let mut rules = Vec::new();
         for (index, rule) in group.group.rules.iter().enumerate() {
             let is_alert = rule.kind == RuleKind::Alerting;
-            if want_alerts.is_some_and(|want| want != is_alert) || (!names.is_empty() && !names.contains(&rule.name)) {
+            if want_alerts.is_some_and(|want| want != is_alert)
+                || (!names.is_empty() && !names.contains(&rule.name))
+            {
                 continue;
             }
             let health = &group.health[index];
@@ -121,8 +143,11 @@ async fn rules(State(manager): State<Arc<Manager>>, RawQuery(raw): RawQuery) -> 
                 RuleQuery::Promql(expr) => (expr.clone(), "promql"),
                 RuleQuery::Sql(sql) => (sql.clone(), "sql"),
             };
-            let labels: serde_json::Map<String, Json> =
-                rule.labels.iter().map(|(k, t)| (k.clone(), json!(t.source()))).collect();
+            let labels: serde_json::Map<String, Json> = rule
+                .labels
+                .iter()
+                .map(|(k, t)| (k.clone(), json!(t.source())))
+                .collect();
             let mut out = json!({
                 "name": rule.name,
                 "query": query,
@@ -143,14 +168,23 @@ async fn rules(State(manager): State<Arc<Manager>>, RawQuery(raw): RawQuery) -> 
                 } else {
                     "pending"
                 };
-                let annotations: serde_json::Map<String, Json> =
-                    rule.annotations.iter().map(|(k, t)| (k.clone(), json!(t.source()))).collect();
+                let annotations: serde_json::Map<String, Json> = rule
+                    .annotations
+                    .iter()
+                    .map(|(k, t)| (k.clone(), json!(t.source())))
+                    .collect();
                 map.insert("state".into(), json!(state));
                 map.insert("duration".into(), json!(rule.for_duration.as_secs_f64()));
-                map.insert("keepFiringFor".into(), json!(rule.keep_firing_for.as_secs_f64()));
+                map.insert(
+                    "keepFiringFor".into(),
+                    json!(rule.keep_firing_for.as_secs_f64()),
+                );
                 map.insert("annotations".into(), Json::Object(annotations));
                 if !exclude_alerts {
-                    map.insert("alerts".into(), Json::Array(alerts.into_iter().map(alert_json).collect()));
+                    map.insert(
+                        "alerts".into(),
+                        Json::Array(alerts.into_iter().map(alert_json).collect()),
+                    );
                 }
             }
             rules.push(out);
@@ -213,7 +247,9 @@ mod tests {
 
     #[test]
     fn query_parameters_repeat_and_decode() {
-        let p = params(Some("rule_name[]=A%20B&rule_name%5B%5D=C&type=alert".into()));
+        let p = params(Some(
+            "rule_name[]=A%20B&rule_name%5B%5D=C&type=alert".into(),
+        ));
         assert_eq!(p[0], ("rule_name[]".to_string(), "A B".to_string()));
         assert_eq!(p[1], ("rule_name[]".to_string(), "C".to_string()));
     }

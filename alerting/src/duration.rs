@@ -28,9 +28,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total_ms: u64 = 0;
     let mut last_unit_rank = usize::MAX;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("{text:?} is not a duration; write e.g. 30s, 5m or 1h30m"));
+            return Err(format!(
+                "{text:?} is not a duration; write e.g. 30s, 5m or 1h30m"
+            ));
         }
         let number: u64 = rest[..digits]
             .parse()
@@ -47,7 +51,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                 format!("{text:?} is not a duration: unknown or missing unit (use ms, s, m, h, d, w or y)")
             })?;
         if last_unit_rank != usize::MAX && rank >= last_unit_rank {
-            return Err(format!("{text:?} is not a duration: units must go from largest to smallest, each once"));
+            return Err(format!(
+                "{text:?} is not a duration: units must go from largest to smallest, each once"
+            ));
         }
         last_unit_rank = rank;
         rest = &rest[len..];
@@ -86,10 +92,14 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duratio
 }
 
 /// Serde helper for optional durations.
-pub fn deserialize_opt<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+pub fn deserialize_opt<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
     match Option::<String>::deserialize(deserializer)? {
         None => Ok(None),
-        Some(text) => parse_duration(&text).map(Some).map_err(serde::de::Error::custom),
+        Some(text) => parse_duration(&text)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
     }
 }
 

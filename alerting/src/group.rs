@@ -106,7 +106,13 @@ impl GroupRuntime {
             interval,
             query_offset,
             state,
-            health: vec![RuleHealth { health: "unknown", ..Default::default() }; rules],
+            health: vec![
+                RuleHealth {
+                    health: "unknown",
+                    ..Default::default()
+                };
+                rules
+            ],
             last_evaluation_ms: None,
             evaluation_seconds: 0.0,
             previous_series: vec![HashSet::new(); rules],
@@ -115,17 +121,27 @@ impl GroupRuntime {
 
     /// The alerts of rule `index`.
     pub fn alerts(&self, index: usize) -> Option<&RuleAlerts> {
-        self.group.rules.get(index).and_then(|rule| self.state.rules.get(&rule_key(rule)))
+        self.group
+            .rules
+            .get(index)
+            .and_then(|rule| self.state.rules.get(&rule_key(rule)))
     }
 
     /// Evaluates every rule at `ts_ms` (queries at `ts_ms` − the query offset).
-    pub async fn evaluate(&mut self, querier: &Arc<dyn Querier>, settings: &EvalSettings, ts_ms: i64) -> Outcome {
+    pub async fn evaluate(
+        &mut self,
+        querier: &Arc<dyn Querier>,
+        settings: &EvalSettings,
+        ts_ms: i64,
+    ) -> Outcome {
         let started = Instant::now();
         let query_ts = ts_ms - self.query_offset.as_millis() as i64;
         let mut outcome = Outcome::default();
         for index in 0..self.group.rules.len() {
             let rule_started = Instant::now();
-            let result = self.evaluate_rule(index, querier, settings, ts_ms, query_ts, &mut outcome).await;
+            let result = self
+                .evaluate_rule(index, querier, settings, ts_ms, query_ts, &mut outcome)
+                .await;
             let health = &mut self.health[index];
             health.last_evaluation_ms = Some(ts_ms);
             health.evaluation_seconds = rule_started.elapsed().as_secs_f64();
@@ -143,7 +159,8 @@ impl GroupRuntime {
                     health.last_error = err;
                 }
             }
-            metrics::counter!("lumen_rule_evaluations_total", "group" => self.group.name.clone()).increment(1);
+            metrics::counter!("lumen_rule_evaluations_total", "group" => self.group.name.clone())
+                .increment(1);
         }
         self.last_evaluation_ms = Some(ts_ms);
         self.evaluation_seconds = started.elapsed().as_secs_f64();
@@ -181,7 +198,11 @@ impl GroupRuntime {
                             "vector contains metrics with the same labelset after applying rule labels".into()
                         );
                     }
-                    writes.push(WriteSample { labels, time_ms: ts_ms, value });
+                    writes.push(WriteSample {
+                        labels,
+                        time_ms: ts_ms,
+                        value,
+                    });
                 }
                 if self.group.limit > 0 && writes.len() > self.group.limit {
                     return Err(format!(
@@ -201,7 +222,11 @@ impl GroupRuntime {
                 let result = if self.group.limit > 0 && candidates.len() > self.group.limit {
                     // Like Prometheus: over the limit, the rule fails and its alerts are cleared.
                     alerts.active.clear();
-                    Err(format!("exceeded limit of {} with {} alerts", self.group.limit, candidates.len()))
+                    Err(format!(
+                        "exceeded limit of {} with {} alerts",
+                        self.group.limit,
+                        candidates.len()
+                    ))
                 } else {
                     let changes = alerts.update(
                         candidates,
@@ -244,8 +269,11 @@ impl GroupRuntime {
                     if alert.state == AlertState::Inactive {
                         continue;
                     }
-                    let mut labels: Vec<(String, String)> =
-                        alert.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                    let mut labels: Vec<(String, String)> = alert
+                        .labels
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
                     labels.push(("__name__".into(), "ALERTS_FOR_STATE".into()));
                     writes.push(WriteSample {
                         labels: Labels::new(labels.clone()),
@@ -254,7 +282,11 @@ impl GroupRuntime {
                     });
                     labels.push(("__name__".into(), "ALERTS".into()));
                     labels.push(("alertstate".into(), alert.state.as_str().into()));
-                    writes.push(WriteSample { labels: Labels::new(labels), time_ms: ts_ms, value: 1.0 });
+                    writes.push(WriteSample {
+                        labels: Labels::new(labels),
+                        time_ms: ts_ms,
+                        value: 1.0,
+                    });
                 }
                 self.state.rules.insert(key, alerts);
                 let stale = self.stale_markers(index, &writes, ts_ms);
@@ -277,8 +309,10 @@ impl GroupRuntime {
         let mut seen = HashSet::with_capacity(samples.len());
         for (sample_labels, value) in samples {
             // Like Prometheus, templates see the sample's labels including `__name__`.
-            let template_labels: BTreeMap<String, String> =
-                sample_labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let template_labels: BTreeMap<String, String> = sample_labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             let data = TemplateData {
                 labels: &template_labels,
                 value,
@@ -299,25 +333,45 @@ impl GroupRuntime {
                 }
             }
             labels.insert("alertname".into(), rule.name.clone());
-            let annotations: LabelSet =
-                rule.annotations.iter().map(|(name, template)| (name.clone(), expand(template, &data))).collect();
+            let annotations: LabelSet = rule
+                .annotations
+                .iter()
+                .map(|(name, template)| (name.clone(), expand(template, &data)))
+                .collect();
             let fp = fingerprint(&labels);
             if !seen.insert(fp.clone()) {
-                return Err("vector contains metrics with the same labelset after applying alert labels".into());
+                return Err(
+                    "vector contains metrics with the same labelset after applying alert labels"
+                        .into(),
+                );
             }
-            out.push(Candidate { fingerprint: fp, labels, annotations, value });
+            out.push(Candidate {
+                fingerprint: fp,
+                labels,
+                annotations,
+                value,
+            });
         }
         Ok(out)
     }
 
     /// Staleness markers for the series rule `index` wrote last time but not this time.
-    fn stale_markers(&mut self, index: usize, writes: &[WriteSample], ts_ms: i64) -> Vec<WriteSample> {
+    fn stale_markers(
+        &mut self,
+        index: usize,
+        writes: &[WriteSample],
+        ts_ms: i64,
+    ) -> Vec<WriteSample> {
         let now: HashSet<Labels> = writes.iter().map(|w| w.labels.clone()).collect();
         let previous = std::mem::replace(&mut self.previous_series[index], now);
         previous
             .into_iter()
             .filter(|labels| !self.previous_series[index].contains(labels))
-            .map(|labels| WriteSample { labels, time_ms: ts_ms, value: lumen_query::promql::stale_nan() })
+            .map(|labels| WriteSample {
+                labels,
+                time_ms: ts_ms,
+                value: lumen_query::promql::stale_nan(),
+            })
             .collect()
     }
 }
@@ -339,22 +393,34 @@ pub fn generator_url(external_url: &str, rule: &Rule) -> String {
     let encoded: String = query
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect();
-    format!("{base}/api/v1/rules?rule_name[]={}&expr={encoded}", rule.name)
+    format!(
+        "{base}/api/v1/rules?rule_name[]={}&expr={encoded}",
+        rule.name
+    )
 }
 
 /// Runs a rule's query at `ts_ms`: its result elements as (labels, value).
-async fn run_query(rule: &Rule, querier: &Arc<dyn Querier>, ts_ms: i64) -> Result<Vec<(Labels, f64)>, String> {
+async fn run_query(
+    rule: &Rule,
+    querier: &Arc<dyn Querier>,
+    ts_ms: i64,
+) -> Result<Vec<(Labels, f64)>, String> {
     match &rule.query {
         RuleQuery::Promql(expr) => match querier.promql(expr, ts_ms).await? {
             InstantResult::Vector(samples) => Ok(samples),
             InstantResult::Scalar(value) => Ok(vec![(Labels::empty(), value)]),
         },
         RuleQuery::Sql(sql) => {
-            let sql = sql.replace(EVAL_TIME_TOKEN, &format!("to_timestamp_nanos({})", ts_ms.saturating_mul(1_000_000)));
+            let sql = sql.replace(
+                EVAL_TIME_TOKEN,
+                &format!("to_timestamp_nanos({})", ts_ms.saturating_mul(1_000_000)),
+            );
             let batches = querier.sql(&sql).await?;
             rows_to_samples(&batches)
         }
@@ -373,12 +439,13 @@ pub fn rows_to_samples(batches: &[RecordBatch]) -> Result<Vec<(Labels, f64)>, St
                 columns.join(", ")
             )
         })?;
-        let values = arrow::compute::cast(batch.column(value_index), &DataType::Float64).map_err(|_| {
-            format!(
-                "the `value` column of a SQL rule must be numeric, not {}",
-                schema.field(value_index).data_type()
-            )
-        })?;
+        let values =
+            arrow::compute::cast(batch.column(value_index), &DataType::Float64).map_err(|_| {
+                format!(
+                    "the `value` column of a SQL rule must be numeric, not {}",
+                    schema.field(value_index).data_type()
+                )
+            })?;
         if !schema.field(value_index).data_type().is_numeric() {
             return Err(format!(
                 "the `value` column of a SQL rule must be numeric, not {}",
@@ -391,7 +458,10 @@ pub fn rows_to_samples(batches: &[RecordBatch]) -> Result<Vec<(Labels, f64)>, St
             let is_string = match field.data_type() {
                 DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
                 DataType::Dictionary(_, value) => {
-                    matches!(value.as_ref(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+                    matches!(
+                        value.as_ref(),
+                        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                    )
                 }
                 _ => false,
             };
@@ -433,9 +503,16 @@ mod tests {
     }
 
     impl Querier for FakeQuerier {
-        fn promql(&self, expr: &str, time_ms: i64) -> crate::BoxFuture<'_, Result<InstantResult, String>> {
+        fn promql(
+            &self,
+            expr: &str,
+            time_ms: i64,
+        ) -> crate::BoxFuture<'_, Result<InstantResult, String>> {
             self.asked.lock().push((expr.to_string(), time_ms));
-            let labels = Labels::new(vec![("__name__".into(), "up".into()), ("job".into(), "api".into())]);
+            let labels = Labels::new(vec![
+                ("__name__".into(), "up".into()),
+                ("job".into(), "api".into()),
+            ]);
             Box::pin(async move { Ok(InstantResult::Vector(vec![(labels, 0.0)])) })
         }
         fn sql(&self, query: &str) -> crate::BoxFuture<'_, Result<Vec<RecordBatch>, String>> {
@@ -449,38 +526,66 @@ mod tests {
     }
 
     fn group(text: &str) -> RuleGroup {
-        crate::rules::parse_rule_file(std::path::Path::new("t.yml"), text).unwrap().remove(0)
+        crate::rules::parse_rule_file(std::path::Path::new("t.yml"), text)
+            .unwrap()
+            .remove(0)
     }
 
     #[tokio::test]
-    async fn queries_run_behind_the_evaluation_time_by_the_delay_and_state_uses_the_evaluation_time() {
+    async fn queries_run_behind_the_evaluation_time_by_the_delay_and_state_uses_the_evaluation_time()
+     {
         let fake = Arc::new(FakeQuerier::default());
         let querier: Arc<dyn Querier> = fake.clone();
-        let settings = EvalSettings { evaluation_delay: Duration::from_secs(30), ..Default::default() };
+        let settings = EvalSettings {
+            evaluation_delay: Duration::from_secs(30),
+            ..Default::default()
+        };
         let g = group(
             "groups:\n  - name: g\n    rules:\n      - alert: Down\n        expr: up == 0\n        annotations: {s: '{{ $labels.__name__ }} {{ $labels.job }}'}\n      - alert: Q\n        sql: SELECT 1 AS value WHERE $__eval_time > now()\n",
         );
         let mut runtime = GroupRuntime::new(g, GroupState::default(), &settings);
         let outcome = runtime.evaluate(&querier, &settings, 100_000).await;
         let asked = fake.asked.lock().clone();
-        assert_eq!(asked[0], ("up == 0".to_string(), 70_000), "the query runs 30 s behind");
-        assert!(asked[1].0.contains("to_timestamp_nanos(70000000000)"), "{}", asked[1].0);
+        assert_eq!(
+            asked[0],
+            ("up == 0".to_string(), 70_000),
+            "the query runs 30 s behind"
+        );
+        assert!(
+            asked[1].0.contains("to_timestamp_nanos(70000000000)"),
+            "{}",
+            asked[1].0
+        );
         let alert = runtime.alerts(0).unwrap().active.values().next().unwrap();
-        assert_eq!(alert.active_at_ms, 100_000, "state is stamped with the evaluation time");
-        assert_eq!(alert.annotations["s"], "up api", "templates see __name__ like Prometheus");
+        assert_eq!(
+            alert.active_at_ms, 100_000,
+            "state is stamped with the evaluation time"
+        );
+        assert_eq!(
+            alert.annotations["s"], "up api",
+            "templates see __name__ like Prometheus"
+        );
         assert!(!alert.labels.contains_key("__name__"));
         assert_eq!(outcome.to_send.len(), 1, "for: 0 fires and sends at once");
         let written = fake.written.lock().clone();
-        let names: Vec<&str> = written.iter().filter_map(|w| w.labels.metric_name()).collect();
+        let names: Vec<&str> = written
+            .iter()
+            .filter_map(|w| w.labels.metric_name())
+            .collect();
         assert_eq!(names, vec!["ALERTS_FOR_STATE", "ALERTS"]);
         assert_eq!(written[1].labels.get("alertstate"), Some("firing"));
 
         // A group's own query_offset wins over the default delay.
-        let g = group("groups:\n  - name: g\n    query_offset: 5s\n    rules:\n      - record: r\n        expr: up\n");
+        let g = group(
+            "groups:\n  - name: g\n    query_offset: 5s\n    rules:\n      - record: r\n        expr: up\n",
+        );
         let mut runtime = GroupRuntime::new(g, GroupState::default(), &settings);
         runtime.evaluate(&querier, &settings, 100_000).await;
         assert_eq!(fake.asked.lock().last().unwrap().1, 95_000);
-        assert_eq!(fake.written.lock().last().unwrap().labels.metric_name(), Some("r"));
+        assert_eq!(
+            fake.written.lock().last().unwrap().labels.metric_name(),
+            Some("r")
+        );
     }
 
     #[test]
@@ -507,7 +612,8 @@ mod tests {
     #[test]
     fn sql_rows_without_a_value_column_are_an_error() {
         let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
-        let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1]))]).unwrap();
+        let batch =
+            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1]))]).unwrap();
         let err = rows_to_samples(&[batch]).unwrap_err();
         assert!(err.contains("column named `value`"), "{err}");
     }

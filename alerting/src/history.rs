@@ -54,7 +54,9 @@ pub struct History {
 
 impl std::fmt::Debug for History {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("History").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("History")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -89,7 +91,11 @@ impl History {
             std::fs::rename(&tmp, &path)?;
         }
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        Ok(History { path, entries: Mutex::new(entries), file: Mutex::new(Some(file)) })
+        Ok(History {
+            path,
+            entries: Mutex::new(entries),
+            file: Mutex::new(Some(file)),
+        })
     }
 
     /// Appends changes (to memory at once; to disk with one write and fsync). A failed disk
@@ -147,7 +153,11 @@ impl History {
             )
         };
         let ts = |name: &str| {
-            Field::new(name, DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false)
+            Field::new(
+                name,
+                DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+                false,
+            )
         };
         Arc::new(Schema::new(vec![
             ts("time"),
@@ -174,8 +184,13 @@ impl History {
             key: "keys".into(),
             value: "values".into(),
         };
-        let mut labels = MapBuilder::new(Some(names.clone()), StringBuilder::new(), StringBuilder::new());
-        let mut annotations = MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new());
+        let mut labels = MapBuilder::new(
+            Some(names.clone()),
+            StringBuilder::new(),
+            StringBuilder::new(),
+        );
+        let mut annotations =
+            MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new());
         let mut value = Float64Builder::with_capacity(n);
         let mut active_at = TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC");
         for entry in entries.iter() {
@@ -183,7 +198,10 @@ impl History {
             group.append_value(&entry.group);
             rule.append_value(&entry.rule);
             state.append_value(&entry.state);
-            for (map, set) in [(&mut labels, &entry.labels), (&mut annotations, &entry.annotations)] {
+            for (map, set) in [
+                (&mut labels, &entry.labels),
+                (&mut annotations, &entry.annotations),
+            ] {
                 for (k, v) in set {
                     map.keys().append_value(k);
                     map.values().append_value(v);
@@ -217,7 +235,10 @@ pub struct AlertsTable {
 impl AlertsTable {
     /// A table over `history`.
     pub fn new(history: Arc<History>) -> Self {
-        AlertsTable { history, schema: History::schema() }
+        AlertsTable {
+            history,
+            schema: History::schema(),
+        }
     }
 }
 
@@ -267,7 +288,10 @@ mod tests {
         let history = History::open(dir.path()).unwrap();
         history.append(vec![entry(1), entry(2)]).unwrap();
         drop(history);
-        let mut file = OpenOptions::new().append(true).open(dir.path().join("history.jsonl")).unwrap();
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("history.jsonl"))
+            .unwrap();
         file.write_all(b"{\"time_ms\": 3, \"gro").unwrap();
         drop(file);
         let history = History::open(dir.path()).unwrap();

@@ -23,7 +23,10 @@ pub enum StartError {
     #[error("{}", format_rule_errors(.0))]
     Rules(Vec<RuleError>),
     #[error("cannot use the alerting directory {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Notify(String),
 }
@@ -59,7 +62,9 @@ pub struct Manager {
 
 impl std::fmt::Debug for Manager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Manager").field("rule_paths", &self.rule_paths).finish_non_exhaustive()
+        f.debug_struct("Manager")
+            .field("rule_paths", &self.rule_paths)
+            .finish_non_exhaustive()
     }
 }
 
@@ -73,11 +78,23 @@ impl Manager {
         querier: Arc<dyn Querier>,
     ) -> Result<Arc<Manager>, StartError> {
         let state_dir = dir.join("state");
-        std::fs::create_dir_all(&state_dir).map_err(|source| StartError::Io { path: state_dir.clone(), source })?;
-        let history = Arc::new(History::open(dir).map_err(|source| StartError::Io { path: dir.to_path_buf(), source })?);
+        std::fs::create_dir_all(&state_dir).map_err(|source| StartError::Io {
+            path: state_dir.clone(),
+            source,
+        })?;
+        let history = Arc::new(History::open(dir).map_err(|source| StartError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?);
         let groups = load_rules(&rule_paths).await.map_err(StartError::Rules)?;
         let manager = Arc::new(Manager {
-            shared: Arc::new(Shared { querier, notifier, history, settings, state_dir }),
+            shared: Arc::new(Shared {
+                querier,
+                notifier,
+                history,
+                settings,
+                state_dir,
+            }),
             rule_paths,
             running: Mutex::new(Vec::new()),
             views: RwLock::new(Vec::new()),
@@ -108,7 +125,10 @@ impl Manager {
             Ok(groups) => groups,
             Err(errors) => {
                 metrics::counter!("lumen_rule_reloads_total", "outcome" => "failure").increment(1);
-                tracing::error!("rule reload failed, keeping the previous rules:\n{}", format_rule_errors(&errors));
+                tracing::error!(
+                    "rule reload failed, keeping the previous rules:\n{}",
+                    format_rule_errors(&errors)
+                );
                 return Err(errors);
             }
         };
@@ -143,10 +163,18 @@ impl Manager {
 
     /// A consistent view of every group as of its last evaluation.
     pub fn groups(&self) -> Vec<Arc<GroupRuntime>> {
-        self.views.read().iter().map(|view| Arc::clone(&view.read())).collect()
+        self.views
+            .read()
+            .iter()
+            .map(|view| Arc::clone(&view.read()))
+            .collect()
     }
 
-    async fn install(&self, groups: Vec<RuleGroup>, mut carried: HashMap<(String, String), GroupState>) {
+    async fn install(
+        &self,
+        groups: Vec<RuleGroup>,
+        mut carried: HashMap<(String, String), GroupState>,
+    ) {
         let mut running = self.running.lock().await;
         let mut views = Vec::with_capacity(groups.len());
         for group in groups {
@@ -158,7 +186,12 @@ impl Manager {
             let runtime = GroupRuntime::new(group, state, &self.shared.settings);
             let view = Arc::new(RwLock::new(Arc::new(runtime.clone())));
             let (stop, stop_rx) = watch::channel(false);
-            let task = tokio::spawn(run_group(runtime, Arc::clone(&self.shared), Arc::clone(&view), stop_rx));
+            let task = tokio::spawn(run_group(
+                runtime,
+                Arc::clone(&self.shared),
+                Arc::clone(&view),
+                stop_rx,
+            ));
             views.push(view);
             running.push(RunningGroup { key, stop, task });
         }
@@ -229,7 +262,9 @@ async fn run_group(
             _ = stop.wait_for(|stop| *stop) => return runtime,
         }
         last_tick = tick;
-        let outcome = runtime.evaluate(&shared.querier, &shared.settings, tick).await;
+        let outcome = runtime
+            .evaluate(&shared.querier, &shared.settings, tick)
+            .await;
         if !outcome.to_send.is_empty() {
             shared.notifier.send(outcome.to_send);
         }

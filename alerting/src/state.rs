@@ -128,7 +128,10 @@ impl RuleAlerts {
                     alert.labels = candidate.labels;
                 }
                 _ => {
-                    changes.push(Transition { fingerprint: candidate.fingerprint.clone(), to: "pending" });
+                    changes.push(Transition {
+                        fingerprint: candidate.fingerprint.clone(),
+                        to: "pending",
+                    });
                     self.active.insert(
                         candidate.fingerprint,
                         ActiveAlert {
@@ -158,13 +161,18 @@ impl RuleAlerts {
                     keep_firing = ts_ms - since < keep_firing_for_ms;
                 }
                 if alert.state == AlertState::Pending
-                    || alert.resolved_at_ms.is_some_and(|at| ts_ms - at > RESOLVED_RETENTION_MS)
+                    || alert
+                        .resolved_at_ms
+                        .is_some_and(|at| ts_ms - at > RESOLVED_RETENTION_MS)
                 {
                     remove.push(fingerprint.clone());
                 }
                 if alert.state != AlertState::Inactive && !keep_firing {
                     if alert.state == AlertState::Firing {
-                        changes.push(Transition { fingerprint: fingerprint.clone(), to: "resolved" });
+                        changes.push(Transition {
+                            fingerprint: fingerprint.clone(),
+                            to: "resolved",
+                        });
                     }
                     alert.state = AlertState::Inactive;
                     alert.resolved_at_ms = Some(ts_ms);
@@ -177,7 +185,10 @@ impl RuleAlerts {
             if alert.state == AlertState::Pending && ts_ms - alert.active_at_ms >= for_ms {
                 alert.state = AlertState::Firing;
                 alert.fired_at_ms = Some(ts_ms);
-                changes.push(Transition { fingerprint: fingerprint.clone(), to: "firing" });
+                changes.push(Transition {
+                    fingerprint: fingerprint.clone(),
+                    to: "firing",
+                });
             }
         }
         for fingerprint in remove {
@@ -187,7 +198,13 @@ impl RuleAlerts {
     }
 
     /// The alerts due for sending at `ts_ms`, marking them sent and setting their expiry.
-    pub fn due(&mut self, ts_ms: i64, resend_delay_ms: i64, interval_ms: i64, generator_url: &str) -> Vec<Alert> {
+    pub fn due(
+        &mut self,
+        ts_ms: i64,
+        resend_delay_ms: i64,
+        interval_ms: i64,
+        generator_url: &str,
+    ) -> Vec<Alert> {
         let mut out = Vec::new();
         for alert in self.active.values_mut() {
             if alert.needs_sending(ts_ms, resend_delay_ms) {
@@ -260,7 +277,12 @@ mod tests {
 
     fn candidate(name: &str, value: f64) -> Candidate {
         let labels: LabelSet = [("alertname".to_string(), name.to_string())].into();
-        Candidate { fingerprint: crate::alert::fingerprint(&labels), labels, annotations: LabelSet::new(), value }
+        Candidate {
+            fingerprint: crate::alert::fingerprint(&labels),
+            labels,
+            annotations: LabelSet::new(),
+            value,
+        }
     }
 
     #[test]
@@ -268,15 +290,24 @@ mod tests {
         let mut rule = RuleAlerts::default();
         let changes = rule.update(vec![candidate("A", 1.0)], 0, 60_000, 0);
         assert_eq!(changes[0].to, "pending");
-        assert!(rule.due(0, 60_000, 15_000, "").is_empty(), "pending alerts are not sent");
-        assert!(rule.update(vec![candidate("A", 2.0)], 30_000, 60_000, 0).is_empty());
+        assert!(
+            rule.due(0, 60_000, 15_000, "").is_empty(),
+            "pending alerts are not sent"
+        );
+        assert!(
+            rule.update(vec![candidate("A", 2.0)], 30_000, 60_000, 0)
+                .is_empty()
+        );
         let changes = rule.update(vec![candidate("A", 3.0)], 60_000, 60_000, 0);
         assert_eq!(changes[0].to, "firing");
         let sent = rule.due(60_000, 60_000, 15_000, "");
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].starts_at_ms, 60_000);
         assert_eq!(sent[0].ends_at_ms, 60_000 + 240_000);
-        assert!(rule.due(75_000, 60_000, 15_000, "").is_empty(), "not re-sent before the resend delay");
+        assert!(
+            rule.due(75_000, 60_000, 15_000, "").is_empty(),
+            "not re-sent before the resend delay"
+        );
         assert_eq!(rule.due(121_000, 60_000, 15_000, "").len(), 1);
         let changes = rule.update(vec![], 130_000, 60_000, 0);
         assert_eq!(changes[0].to, "resolved");
@@ -298,9 +329,15 @@ mod tests {
     fn keep_firing_for_holds_a_firing_alert() {
         let mut rule = RuleAlerts::default();
         rule.update(vec![candidate("A", 1.0)], 0, 0, 30_000);
-        assert_eq!(rule.active.values().next().unwrap().state, AlertState::Firing);
+        assert_eq!(
+            rule.active.values().next().unwrap().state,
+            AlertState::Firing
+        );
         assert!(rule.update(vec![], 10_000, 0, 30_000).is_empty());
-        assert!(rule.update(vec![], 35_000, 0, 30_000).is_empty(), "still within keep_firing_for");
+        assert!(
+            rule.update(vec![], 35_000, 0, 30_000).is_empty(),
+            "still within keep_firing_for"
+        );
         assert_eq!(rule.update(vec![], 40_000, 0, 30_000)[0].to, "resolved");
     }
 
@@ -310,14 +347,21 @@ mod tests {
         rule.update(vec![candidate("A", 1.0)], 0, 0, 0);
         rule.update(vec![], 10_000, 0, 0);
         let changes = rule.update(vec![candidate("A", 1.0)], 20_000, 0, 0);
-        assert_eq!(changes.iter().map(|c| c.to).collect::<Vec<_>>(), vec!["pending", "firing"]);
+        assert_eq!(
+            changes.iter().map(|c| c.to).collect::<Vec<_>>(),
+            vec!["pending", "firing"]
+        );
         assert_eq!(rule.active.values().next().unwrap().active_at_ms, 20_000);
     }
 
     #[test]
     fn state_round_trips_through_disk() {
         let dir = tempfile::tempdir().unwrap();
-        let mut state = GroupState { group: "g".into(), file: "f".into(), ..Default::default() };
+        let mut state = GroupState {
+            group: "g".into(),
+            file: "f".into(),
+            ..Default::default()
+        };
         let mut rule = RuleAlerts::default();
         rule.update(vec![candidate("A", 1.0)], 5, 0, 0);
         state.rules.insert("A".into(), rule);

@@ -28,7 +28,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     } else {
         (t, 1.0)
     };
-    let value: f64 = num.trim().parse().map_err(|_| format!("{text:?} is not a duration (e.g. 30s, 2m, 500ms)"))?;
+    let value: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 30s, 2m, 500ms)"))?;
     if !(value.is_finite() && value >= 0.0) {
         return Err(format!("{text:?} is not a duration"));
     }
@@ -44,7 +47,9 @@ pub fn parse_count(text: &str) -> Result<u64, String> {
         Some('g' | 'G') => (&t[..t.len() - 1], 1e9),
         _ => (t.as_str(), 1.0),
     };
-    let value: f64 = num.parse().map_err(|_| format!("{text:?} is not a count (e.g. 500000, 2M)"))?;
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a count (e.g. 500000, 2M)"))?;
     if !(value.is_finite() && value >= 0.0) {
         return Err(format!("{text:?} is not a count"));
     }

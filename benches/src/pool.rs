@@ -195,7 +195,11 @@ impl Pool {
         let align = spec.end_time_ns - base.end_ns;
         let shift_of = |cycle: u32| align - i64::from(cycle) * base.cycle_ns;
         let cycle0 = encode_cycle(&base, spec, 0, shift_of(0))?;
-        let cycle_bytes: u64 = cycle0.iter().map(|r| r.body.len() as u64).sum::<u64>().max(1);
+        let cycle_bytes: u64 = cycle0
+            .iter()
+            .map(|r| r.body.len() as u64)
+            .sum::<u64>()
+            .max(1);
         let by_items = spec.items.div_ceil(base.items.max(1));
         let by_bytes = (spec.max_bytes / cycle_bytes).max(1);
         let cycles = u32::try_from(by_items.min(by_bytes).max(1)).unwrap_or(u32::MAX);
@@ -208,7 +212,10 @@ impl Pool {
         let sizes = measure_sizes(&base, spec)?;
 
         // Encode the other cycles on every core (before the timed phase, so it may use them all).
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(cycles as usize).max(1);
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(cycles as usize)
+            .max(1);
         let mut per_cycle: Vec<Option<Vec<EncodedRequest>>> = (0..cycles).map(|_| None).collect();
         per_cycle[0] = Some(cycle0);
         if cycles > 1 {
@@ -220,14 +227,23 @@ impl Pool {
                             let mut out = Vec::new();
                             let mut cycle = 1 + t as u32;
                             while cycle < cycles {
-                                out.push((cycle, encode_cycle(base, spec, cycle, shift_of(cycle))?));
+                                out.push((
+                                    cycle,
+                                    encode_cycle(base, spec, cycle, shift_of(cycle))?,
+                                ));
                                 cycle += threads as u32;
                             }
                             Ok(out)
                         })
                     })
                     .collect();
-                handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("an encoder thread panicked")))).collect()
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(anyhow::anyhow!("an encoder thread panicked")))
+                    })
+                    .collect()
             });
             for result in results {
                 for (cycle, requests) in result? {
@@ -280,7 +296,10 @@ type EncodedCycles = Vec<(u32, Vec<EncodedRequest>)>;
 
 /// `requests` hold cycle 0 (newest) first, each cycle `per_cycle` requests (the last possibly
 /// partial); returns them with the oldest cycle first.
-fn reorder_oldest_cycle_first(requests: Vec<EncodedRequest>, per_cycle: usize) -> Vec<EncodedRequest> {
+fn reorder_oldest_cycle_first(
+    requests: Vec<EncodedRequest>,
+    per_cycle: usize,
+) -> Vec<EncodedRequest> {
     if per_cycle == 0 {
         return requests;
     }
@@ -338,7 +357,11 @@ fn simulate(spec: &PoolSpec, target: u64) -> anyhow::Result<Base> {
     let mut metrics: Vec<ResourceMetrics> = Vec::new();
     let mut items = 0u64;
     while items < target {
-        anyhow::ensure!(fleet.now_ns() < limit_ns, "the fleet produced only {items} {} in 90 simulated days", spec.signal.item_name());
+        anyhow::ensure!(
+            fleet.now_ns() < limit_ns,
+            "the fleet produced only {items} {} in 90 simulated days",
+            spec.signal.item_name()
+        );
         let batch = fleet.step(fleet.now_ns() + step_ns);
         match spec.signal {
             Signal::Traces => {
@@ -361,7 +384,13 @@ fn simulate(spec: &PoolSpec, target: u64) -> anyhow::Result<Base> {
         Signal::Logs => Chunks::Logs(chunk_logs(logs, spec.batch_size)),
         Signal::Metrics => Chunks::Metrics(chunk_metrics(metrics, spec.batch_size)),
     };
-    Ok(Base { chunks, items, start_ns, end_ns, cycle_ns: end_ns - start_ns })
+    Ok(Base {
+        chunks,
+        items,
+        start_ns,
+        end_ns,
+        cycle_ns: end_ns - start_ns,
+    })
 }
 
 /// Regroups spans into requests of `batch` spans, keeping each span inside (a copy of) its resource
@@ -382,12 +411,16 @@ pub fn chunk_traces(resources: Vec<ResourceSpans>, batch: usize) -> Vec<ExportTr
                     rs_open = true;
                     ss_open = false;
                 }
-                let Some(last_rs) = cur.resource_spans.last_mut() else { unreachable!("a resource was just pushed") };
+                let Some(last_rs) = cur.resource_spans.last_mut() else {
+                    unreachable!("a resource was just pushed")
+                };
                 if !ss_open {
                     last_rs.scope_spans.push(ss.clone());
                     ss_open = true;
                 }
-                let Some(last_ss) = last_rs.scope_spans.last_mut() else { unreachable!("a scope was just pushed") };
+                let Some(last_ss) = last_rs.scope_spans.last_mut() else {
+                    unreachable!("a scope was just pushed")
+                };
                 last_ss.spans.push(span);
                 n += 1;
                 if n >= batch {
@@ -421,12 +454,16 @@ pub fn chunk_logs(resources: Vec<ResourceLogs>, batch: usize) -> Vec<ExportLogsS
                     rl_open = true;
                     sl_open = false;
                 }
-                let Some(last_rl) = cur.resource_logs.last_mut() else { unreachable!("a resource was just pushed") };
+                let Some(last_rl) = cur.resource_logs.last_mut() else {
+                    unreachable!("a resource was just pushed")
+                };
                 if !sl_open {
                     last_rl.scope_logs.push(sl.clone());
                     sl_open = true;
                 }
-                let Some(last_sl) = last_rl.scope_logs.last_mut() else { unreachable!("a scope was just pushed") };
+                let Some(last_sl) = last_rl.scope_logs.last_mut() else {
+                    unreachable!("a scope was just pushed")
+                };
                 last_sl.log_records.push(record);
                 n += 1;
                 if n >= batch {
@@ -457,7 +494,10 @@ pub fn point_count(metric: &Metric) -> usize {
 
 /// Splits `metric` after its first `at` points: `metric` keeps them, the rest are returned.
 fn split_metric(metric: &mut Metric, at: usize) -> Metric {
-    let mut tail = Metric { data: None, ..metric.clone() };
+    let mut tail = Metric {
+        data: None,
+        ..metric.clone()
+    };
     tail.data = match &mut metric.data {
         Some(Data::Gauge(g)) => {
             let mut t = g.clone();
@@ -495,7 +535,10 @@ fn split_metric(metric: &mut Metric, at: usize) -> Metric {
 
 /// Regroups metric data points into requests of `batch` points, splitting a metric's points across
 /// requests where needed (see [`chunk_traces`]).
-pub fn chunk_metrics(resources: Vec<ResourceMetrics>, batch: usize) -> Vec<ExportMetricsServiceRequest> {
+pub fn chunk_metrics(
+    resources: Vec<ResourceMetrics>,
+    batch: usize,
+) -> Vec<ExportMetricsServiceRequest> {
     let mut out = Vec::new();
     let mut cur = ExportMetricsServiceRequest::default();
     let mut n = 0usize;
@@ -512,19 +555,27 @@ pub fn chunk_metrics(resources: Vec<ResourceMetrics>, batch: usize) -> Vec<Expor
                         break;
                     }
                     let room = batch - n;
-                    let rest = if points > room { Some(split_metric(&mut metric, room)) } else { None };
+                    let rest = if points > room {
+                        Some(split_metric(&mut metric, room))
+                    } else {
+                        None
+                    };
                     let taken = points.min(room);
                     if !rm_open {
                         cur.resource_metrics.push(rm.clone());
                         rm_open = true;
                         sm_open = false;
                     }
-                    let Some(last_rm) = cur.resource_metrics.last_mut() else { unreachable!("a resource was just pushed") };
+                    let Some(last_rm) = cur.resource_metrics.last_mut() else {
+                        unreachable!("a resource was just pushed")
+                    };
                     if !sm_open {
                         last_rm.scope_metrics.push(sm.clone());
                         sm_open = true;
                     }
-                    let Some(last_sm) = last_rm.scope_metrics.last_mut() else { unreachable!("a scope was just pushed") };
+                    let Some(last_sm) = last_rm.scope_metrics.last_mut() else {
+                        unreachable!("a scope was just pushed")
+                    };
                     last_sm.metrics.push(metric);
                     n += taken;
                     if n >= batch {
@@ -660,18 +711,35 @@ fn mutate_metrics(req: &mut ExportMetricsServiceRequest, x: u64, by: i64) {
 }
 
 fn trace_items(req: &ExportTraceServiceRequest) -> usize {
-    req.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum()
+    req.resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum()
 }
 
 fn log_items(req: &ExportLogsServiceRequest) -> usize {
-    req.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len()).sum()
+    req.resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .map(|s| s.log_records.len())
+        .sum()
 }
 
 fn metric_items(req: &ExportMetricsServiceRequest) -> usize {
-    req.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics).map(point_count).sum()
+    req.resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .map(point_count)
+        .sum()
 }
 
-fn encode_body<M: prost::Message + Serialize>(msg: &M, format: WireFormat, gzip: bool) -> anyhow::Result<Bytes> {
+fn encode_body<M: prost::Message + Serialize>(
+    msg: &M,
+    format: WireFormat,
+    gzip: bool,
+) -> anyhow::Result<Bytes> {
     let raw = match format {
         WireFormat::Protobuf => msg.encode_to_vec(),
         WireFormat::Json => serde_json::to_vec(msg)?,
@@ -679,13 +747,21 @@ fn encode_body<M: prost::Message + Serialize>(msg: &M, format: WireFormat, gzip:
     if !gzip {
         return Ok(Bytes::from(raw));
     }
-    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(raw.len() / 4), flate2::Compression::default());
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(raw.len() / 4),
+        flate2::Compression::default(),
+    );
     encoder.write_all(&raw)?;
     Ok(Bytes::from(encoder.finish()?))
 }
 
 /// Encodes cycle `cycle` of the base: ids XORed, times shifted by `by` ns.
-fn encode_cycle(base: &Base, spec: &PoolSpec, cycle: u32, by: i64) -> anyhow::Result<Vec<EncodedRequest>> {
+fn encode_cycle(
+    base: &Base,
+    spec: &PoolSpec,
+    cycle: u32,
+    by: i64,
+) -> anyhow::Result<Vec<EncodedRequest>> {
     let x = cycle_xor(cycle);
     let mut out = Vec::with_capacity(base.chunks.len());
     match &base.chunks {
@@ -693,21 +769,30 @@ fn encode_cycle(base: &Base, spec: &PoolSpec, cycle: u32, by: i64) -> anyhow::Re
             for chunk in chunks {
                 let mut req = chunk.clone();
                 mutate_traces(&mut req, x, by);
-                out.push(EncodedRequest { body: encode_body(&req, spec.format, spec.gzip)?, items: trace_items(&req) as u32 });
+                out.push(EncodedRequest {
+                    body: encode_body(&req, spec.format, spec.gzip)?,
+                    items: trace_items(&req) as u32,
+                });
             }
         }
         Chunks::Logs(chunks) => {
             for chunk in chunks {
                 let mut req = chunk.clone();
                 mutate_logs(&mut req, x, by);
-                out.push(EncodedRequest { body: encode_body(&req, spec.format, spec.gzip)?, items: log_items(&req) as u32 });
+                out.push(EncodedRequest {
+                    body: encode_body(&req, spec.format, spec.gzip)?,
+                    items: log_items(&req) as u32,
+                });
             }
         }
         Chunks::Metrics(chunks) => {
             for chunk in chunks {
                 let mut req = chunk.clone();
                 mutate_metrics(&mut req, x, by);
-                out.push(EncodedRequest { body: encode_body(&req, spec.format, spec.gzip)?, items: metric_items(&req) as u32 });
+                out.push(EncodedRequest {
+                    body: encode_body(&req, spec.format, spec.gzip)?,
+                    items: metric_items(&req) as u32,
+                });
             }
         }
     }
@@ -727,7 +812,10 @@ fn measure_sizes(base: &Base, spec: &PoolSpec) -> anyhow::Result<EncodedSizes> {
             pb += c.encoded_len();
             items += count(c);
         }
-        let mut sizes = EncodedSizes { protobuf_bytes_per_item: pb as f64 / items.max(1) as f64, ..EncodedSizes::default() };
+        let mut sizes = EncodedSizes {
+            protobuf_bytes_per_item: pb as f64 / items.max(1) as f64,
+            ..EncodedSizes::default()
+        };
         if with_json {
             let (mut full, mut compact, mut sample) = (0usize, 0usize, 0usize);
             for c in chunks {
@@ -757,7 +845,15 @@ fn measure_sizes(base: &Base, spec: &PoolSpec) -> anyhow::Result<EncodedSizes> {
 /// OTLP/JSON spec allows; the value members of `AnyValue` are kept whatever they hold.
 pub fn strip_defaults(value: &mut serde_json::Value) {
     use serde_json::Value;
-    const ANY_VALUE_KEYS: &[&str] = &["stringValue", "boolValue", "intValue", "doubleValue", "bytesValue", "arrayValue", "kvlistValue"];
+    const ANY_VALUE_KEYS: &[&str] = &[
+        "stringValue",
+        "boolValue",
+        "intValue",
+        "doubleValue",
+        "bytesValue",
+        "arrayValue",
+        "kvlistValue",
+    ];
     match value {
         Value::Object(map) => {
             for (_, v) in map.iter_mut() {
@@ -812,11 +908,19 @@ mod tests {
     fn pools_hold_the_wanted_items_in_requests_of_the_batch_size() {
         for signal in Signal::ALL {
             let pool = Pool::build(&spec(signal, 5_000, 2_000), &mut |_| {}).expect("pool");
-            assert!(pool.items >= 5_000 && pool.items < 5_000 + 100, "{signal:?}: {}", pool.items);
+            assert!(
+                pool.items >= 5_000 && pool.items < 5_000 + 100,
+                "{signal:?}: {}",
+                pool.items
+            );
             assert!(pool.cycles >= 2, "{signal:?}");
             let total: u64 = pool.requests.iter().map(|r| u64::from(r.items)).sum();
             assert_eq!(total, pool.items);
-            assert!(pool.requests.iter().all(|r| r.items as usize <= 100 && r.items > 0));
+            assert!(
+                pool.requests
+                    .iter()
+                    .all(|r| r.items as usize <= 100 && r.items > 0)
+            );
             assert!(pool.sizes.protobuf_bytes_per_item > 10.0);
             assert!(pool.sizes.json_bytes_per_item > pool.sizes.protobuf_bytes_per_item);
             assert!(pool.sizes.json_full_bytes_per_item >= pool.sizes.json_bytes_per_item);
@@ -826,15 +930,23 @@ mod tests {
     #[test]
     fn cycles_have_distinct_trace_ids_and_earlier_times() {
         let pool = Pool::build(&spec(Signal::Traces, 4_000, 2_000), &mut |_| {}).expect("pool");
-        let decode = |r: &EncodedRequest| ExportTraceServiceRequest::decode(r.body.clone()).expect("decodes");
+        let decode = |r: &EncodedRequest| {
+            ExportTraceServiceRequest::decode(r.body.clone()).expect("decodes")
+        };
         let first = decode(&pool.requests[0]);
         let last = decode(pool.requests.last().expect("requests"));
-        let span = |r: &ExportTraceServiceRequest| r.resource_spans[0].scope_spans[0].spans[0].clone();
+        let span =
+            |r: &ExportTraceServiceRequest| r.resource_spans[0].scope_spans[0].spans[0].clone();
         let (old, new) = (span(&first), span(&last));
         assert!(old.start_time_unix_nano < new.start_time_unix_nano);
         assert!(new.end_time_unix_nano <= 1_800_000_000_000_000_000 + 60_000_000_000);
         let ids = |r: &ExportTraceServiceRequest| -> std::collections::BTreeSet<Vec<u8>> {
-            r.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans).map(|s| s.trace_id.clone()).collect()
+            r.resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .flat_map(|s| &s.spans)
+                .map(|s| s.trace_id.clone())
+                .collect()
         };
         assert!(ids(&first).is_disjoint(&ids(&last)));
     }
@@ -843,10 +955,16 @@ mod tests {
     fn metric_chunks_split_metrics_without_losing_points() {
         let s = spec(Signal::Metrics, 3_000, 3_000);
         let base = simulate(&s, 3_000).expect("simulates");
-        let Chunks::Metrics(chunks) = &base.chunks else { panic!("metrics") };
+        let Chunks::Metrics(chunks) = &base.chunks else {
+            panic!("metrics")
+        };
         let total: usize = chunks.iter().map(metric_items).sum();
         assert_eq!(total as u64, base.items);
-        assert!(chunks[..chunks.len() - 1].iter().all(|c| metric_items(c) == 100));
+        assert!(
+            chunks[..chunks.len() - 1]
+                .iter()
+                .all(|c| metric_items(c) == 100)
+        );
     }
 
     #[test]

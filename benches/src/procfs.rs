@@ -22,9 +22,14 @@ fn proc_path(pid: Option<u32>, file: &str) -> PathBuf {
 pub fn memory(pid: Option<u32>) -> Option<Memory> {
     let text = std::fs::read_to_string(proc_path(pid, "status")).ok()?;
     let field = |name: &str| -> Option<u64> {
-        text.lines().find_map(|line| line.strip_prefix(name)).and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        text.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
     };
-    Some(Memory { vm_rss_kib: field("VmRSS:")?, vm_hwm_kib: field("VmHWM:")? })
+    Some(Memory {
+        vm_rss_kib: field("VmRSS:")?,
+        vm_hwm_kib: field("VmHWM:")?,
+    })
 }
 
 /// User plus system CPU seconds `pid` (this process when `None`) has used.

@@ -25,7 +25,11 @@ impl Scrape {
             let name = name_labels.split('{').next().unwrap_or(name_labels);
             // Histogram buckets are kept per `le`, everything else summed over its labels.
             let key = if name.ends_with("_bucket") {
-                let le = name_labels.split("le=\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("");
+                let le = name_labels
+                    .split("le=\"")
+                    .nth(1)
+                    .and_then(|s| s.split('"').next())
+                    .unwrap_or("");
                 format!("{name}{{le={le}}}")
             } else {
                 name.to_string()
@@ -55,7 +59,11 @@ impl Scrape {
             .iter()
             .filter_map(|(k, v)| {
                 let le = k.strip_prefix(&prefix)?.strip_suffix('}')?;
-                let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+                let bound = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().ok()?
+                };
                 Some((bound, v - earlier.values.get(k).copied().unwrap_or(0.0)))
             })
             .collect();
@@ -70,7 +78,10 @@ impl Scrape {
         if total <= 0.0 {
             return None;
         }
-        buckets.iter().find(|(_, cumulative)| *cumulative >= q * total).map(|(bound, _)| *bound)
+        buckets
+            .iter()
+            .find(|(_, cumulative)| *cumulative >= q * total)
+            .map(|(bound, _)| *bound)
     }
 }
 
@@ -80,11 +91,21 @@ mod tests {
 
     #[test]
     fn parses_counters_and_histograms() {
-        let a = Scrape::parse("# HELP x\nlumen_wal_fsync_seconds_bucket{le=\"0.001\"} 1\nlumen_wal_fsync_seconds_bucket{le=\"+Inf\"} 2\nlumen_wal_fsync_seconds_sum 0.01\nlumen_wal_fsync_seconds_count 2\nitems{signal=\"a\"} 3\nitems{signal=\"b\"} 4\n");
-        let b = Scrape::parse("lumen_wal_fsync_seconds_bucket{le=\"0.001\"} 9\nlumen_wal_fsync_seconds_bucket{le=\"+Inf\"} 12\nlumen_wal_fsync_seconds_sum 0.02\nlumen_wal_fsync_seconds_count 12\nitems{signal=\"a\"} 10\n");
+        let a = Scrape::parse(
+            "# HELP x\nlumen_wal_fsync_seconds_bucket{le=\"0.001\"} 1\nlumen_wal_fsync_seconds_bucket{le=\"+Inf\"} 2\nlumen_wal_fsync_seconds_sum 0.01\nlumen_wal_fsync_seconds_count 2\nitems{signal=\"a\"} 3\nitems{signal=\"b\"} 4\n",
+        );
+        let b = Scrape::parse(
+            "lumen_wal_fsync_seconds_bucket{le=\"0.001\"} 9\nlumen_wal_fsync_seconds_bucket{le=\"+Inf\"} 12\nlumen_wal_fsync_seconds_sum 0.02\nlumen_wal_fsync_seconds_count 12\nitems{signal=\"a\"} 10\n",
+        );
         assert_eq!(a.get("items"), 7.0);
         assert_eq!(b.delta(&a, "lumen_wal_fsync_seconds_count"), 10.0);
-        assert_eq!(b.quantile_bound(&a, "lumen_wal_fsync_seconds", 0.5), Some(0.001));
-        assert_eq!(b.quantile_bound(&a, "lumen_wal_fsync_seconds", 0.99), Some(f64::INFINITY));
+        assert_eq!(
+            b.quantile_bound(&a, "lumen_wal_fsync_seconds", 0.5),
+            Some(0.001)
+        );
+        assert_eq!(
+            b.quantile_bound(&a, "lumen_wal_fsync_seconds", 0.99),
+            Some(f64::INFINITY)
+        );
     }
 }

@@ -27,7 +27,11 @@ pub(crate) enum BreakerState {
 
 impl BreakerState {
     /// Every state, in metric export order.
-    pub(crate) const ALL: [BreakerState; 3] = [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen];
+    pub(crate) const ALL: [BreakerState; 3] = [
+        BreakerState::Closed,
+        BreakerState::Open,
+        BreakerState::HalfOpen,
+    ];
 
     /// The `circuit_breaker.state` attribute value.
     pub(crate) fn name(self) -> &'static str {
@@ -56,8 +60,12 @@ pub(crate) enum Downstream {
 
 impl Downstream {
     /// Every breaker in the fleet.
-    pub(crate) const ALL: [Downstream; 4] =
-        [Downstream::GatewayToAccount, Downstream::GatewayToWarehouse, Downstream::GatewayToPayment, Downstream::PaymentToProvider];
+    pub(crate) const ALL: [Downstream; 4] = [
+        Downstream::GatewayToAccount,
+        Downstream::GatewayToWarehouse,
+        Downstream::GatewayToPayment,
+        Downstream::PaymentToProvider,
+    ];
 
     /// The service holding the breaker.
     pub(crate) fn owner(self) -> Service {
@@ -100,14 +108,25 @@ pub(crate) struct CircuitBreaker {
 
 impl Default for CircuitBreaker {
     fn default() -> CircuitBreaker {
-        CircuitBreaker { state: BreakerState::Closed, outcomes: [true; WINDOW], len: 0, next: 0, opened_at: 0, trial_successes: 0 }
+        CircuitBreaker {
+            state: BreakerState::Closed,
+            outcomes: [true; WINDOW],
+            len: 0,
+            next: 0,
+            opened_at: 0,
+            trial_successes: 0,
+        }
     }
 }
 
 impl CircuitBreaker {
     /// The current state (an open breaker whose cool-down is over reports half-open).
     pub(crate) fn state(&self, now: i64) -> BreakerState {
-        if self.state == BreakerState::Open && now - self.opened_at >= OPEN_NS { BreakerState::HalfOpen } else { self.state }
+        if self.state == BreakerState::Open && now - self.opened_at >= OPEN_NS {
+            BreakerState::HalfOpen
+        } else {
+            self.state
+        }
     }
 
     /// Asks to make a call at `now`: whether it may proceed, and the open → half-open change that
@@ -116,7 +135,14 @@ impl CircuitBreaker {
         if self.state == BreakerState::Open && now - self.opened_at >= OPEN_NS {
             self.state = BreakerState::HalfOpen;
             self.trial_successes = 0;
-            return (true, Some(Transition { from: BreakerState::Open, to: BreakerState::HalfOpen, failure_rate: 0.0 }));
+            return (
+                true,
+                Some(Transition {
+                    from: BreakerState::Open,
+                    to: BreakerState::HalfOpen,
+                    failure_rate: 0.0,
+                }),
+            );
         }
         (self.state != BreakerState::Open, None)
     }
@@ -132,12 +158,20 @@ impl CircuitBreaker {
                         self.state = BreakerState::Closed;
                         self.len = 0;
                         self.next = 0;
-                        return Some(Transition { from: BreakerState::HalfOpen, to: BreakerState::Closed, failure_rate: 0.0 });
+                        return Some(Transition {
+                            from: BreakerState::HalfOpen,
+                            to: BreakerState::Closed,
+                            failure_rate: 0.0,
+                        });
                     }
                     None
                 } else {
                     self.open(now);
-                    Some(Transition { from: BreakerState::HalfOpen, to: BreakerState::Open, failure_rate: 1.0 })
+                    Some(Transition {
+                        from: BreakerState::HalfOpen,
+                        to: BreakerState::Open,
+                        failure_rate: 1.0,
+                    })
                 }
             }
             BreakerState::Closed => {
@@ -151,7 +185,11 @@ impl CircuitBreaker {
                 let rate = failures as f64 / self.len as f64;
                 if rate >= FAILURE_THRESHOLD {
                     self.open(now);
-                    return Some(Transition { from: BreakerState::Closed, to: BreakerState::Open, failure_rate: rate });
+                    return Some(Transition {
+                        from: BreakerState::Closed,
+                        to: BreakerState::Open,
+                        failure_rate: rate,
+                    });
                 }
                 None
             }
@@ -174,10 +212,17 @@ mod tests {
     fn opens_on_failures_then_recovers_through_half_open() {
         let mut b = CircuitBreaker::default();
         for t in 0..9 {
-            assert_eq!(b.record(t, false), None, "fewer than MIN_CALLS calls never open it");
+            assert_eq!(
+                b.record(t, false),
+                None,
+                "fewer than MIN_CALLS calls never open it"
+            );
         }
         let opened = b.record(9, false).unwrap();
-        assert_eq!((opened.from, opened.to), (BreakerState::Closed, BreakerState::Open));
+        assert_eq!(
+            (opened.from, opened.to),
+            (BreakerState::Closed, BreakerState::Open)
+        );
         assert_eq!(b.admit(10), (false, None));
         assert_eq!(b.state(9 + OPEN_NS - 1), BreakerState::Open);
         assert_eq!(b.state(9 + OPEN_NS), BreakerState::HalfOpen);
@@ -198,7 +243,10 @@ mod tests {
             b.record(t, false);
         }
         b.admit(10 + OPEN_NS);
-        assert_eq!(b.record(10 + OPEN_NS, false).unwrap().to, BreakerState::Open);
+        assert_eq!(
+            b.record(10 + OPEN_NS, false).unwrap().to,
+            BreakerState::Open
+        );
     }
 
     #[test]

@@ -36,7 +36,11 @@ pub(crate) enum Outcome {
     /// Success.
     Ok,
     /// Refused for a business reason (4xx, or a non-error gRPC code such as FAILED_PRECONDITION).
-    Refused { http_status: i64, grpc_code: i64, reason: &'static str },
+    Refused {
+        http_status: i64,
+        grpc_code: i64,
+        reason: &'static str,
+    },
     /// Failed (5xx, INTERNAL, UNAVAILABLE); the exception is recorded where it happened.
     Failed { http_status: i64, grpc_code: i64 },
 }
@@ -52,8 +56,15 @@ pub(crate) struct Reply {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum CallOutcome {
     Ok,
-    Refused { http_status: i64, grpc_code: i64, reason: &'static str },
-    Failed { http_status: i64, grpc_code: i64 },
+    Refused {
+        http_status: i64,
+        grpc_code: i64,
+        reason: &'static str,
+    },
+    Failed {
+        http_status: i64,
+        grpc_code: i64,
+    },
     /// The caller's deadline expired first.
     Timeout,
     /// The caller's circuit breaker refused to make the call.
@@ -90,8 +101,18 @@ pub(crate) struct Policy {
 /// The endpoint of a call between services.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Target<'a> {
-    Http { callee: Service, method: &'static str, route: &'static str, path: &'a str, ok_status: i64 },
-    Rpc { callee: Service, service: &'static str, method: &'static str },
+    Http {
+        callee: Service,
+        method: &'static str,
+        route: &'static str,
+        path: &'a str,
+        ok_status: i64,
+    },
+    Rpc {
+        callee: Service,
+        service: &'static str,
+        method: &'static str,
+    },
 }
 
 impl Target<'_> {
@@ -110,8 +131,15 @@ impl Target<'_> {
 
     fn describe(&self) -> String {
         match self {
-            Target::Http { callee, method, route, .. } => format!("{method} {callee}{route}"),
-            Target::Rpc { service, method, .. } => format!("{service}/{method}"),
+            Target::Http {
+                callee,
+                method,
+                route,
+                ..
+            } => format!("{method} {callee}{route}"),
+            Target::Rpc {
+                service, method, ..
+            } => format!("{service}/{method}"),
         }
     }
 }
@@ -140,8 +168,17 @@ impl<'w> Req<'w> {
     }
 
     /// Starts a span.
-    pub(crate) fn span(&mut self, parent: Option<SpanRef>, service: Service, scope: ScopeKind, kind: SpanKind, name: impl Into<String>, at: i64) -> SpanRef {
-        self.trace.start(&mut self.w.rng, parent, service, scope, kind, name, at)
+    pub(crate) fn span(
+        &mut self,
+        parent: Option<SpanRef>,
+        service: Service,
+        scope: ScopeKind,
+        kind: SpanKind,
+        name: impl Into<String>,
+        at: i64,
+    ) -> SpanRef {
+        self.trace
+            .start(&mut self.w.rng, parent, service, scope, kind, name, at)
     }
 
     /// One network hop inside the cluster (ns).
@@ -151,7 +188,12 @@ impl<'w> Req<'w> {
 
     /// A latency (ns) in `service`, scaled by load and, for payment, by its slowdown.
     pub(crate) fn latency(&mut self, service: Service, median_ms: f64, sigma: f64) -> i64 {
-        let factor = self.fx.latency * if service == Service::Payment { self.fx.payment_slowdown } else { 1.0 };
+        let factor = self.fx.latency
+            * if service == Service::Payment {
+                self.fx.payment_slowdown
+            } else {
+                1.0
+            };
         self.w.rng.latency_ns(median_ms * factor, sigma)
     }
 
@@ -164,11 +206,23 @@ impl<'w> Req<'w> {
 
     /// The exemplar for a measurement taken in `span`.
     pub(crate) fn exemplar(&self, span: SpanRef, at: i64) -> Option<ExemplarRef> {
-        Some(ExemplarRef { at, trace_id: self.trace.trace_id(), span_id: self.trace.span_id(span) })
+        Some(ExemplarRef {
+            at,
+            trace_id: self.trace.trace_id(),
+            span_id: self.trace.span_id(span),
+        })
     }
 
     /// Writes a log record in `service`, inside `span` when given.
-    pub(crate) fn log(&mut self, service: Service, span: Option<SpanRef>, at: i64, severity: Severity, body: String, attributes: Vec<KeyValue>) {
+    pub(crate) fn log(
+        &mut self,
+        service: Service,
+        span: Option<SpanRef>,
+        at: i64,
+        severity: Severity,
+        body: String,
+        attributes: Vec<KeyValue>,
+    ) {
         self.log_event(service, span, at, severity, None, body, attributes);
     }
 
@@ -184,9 +238,15 @@ impl<'w> Req<'w> {
         body: String,
         mut attributes: Vec<KeyValue>,
     ) {
-        let context = span.map(|sp| LogContext { trace_id: self.trace.trace_id(), span_id: self.trace.span_id(sp) });
+        let context = span.map(|sp| LogContext {
+            trace_id: self.trace.trace_id(),
+            span_id: self.trace.span_id(sp),
+        });
         if service.runtime() == Runtime::Jvm {
-            attributes.push(kv_str("thread.name", format!("http-nio-8080-exec-{}", self.w.rng.between(1, 24))));
+            attributes.push(kv_str(
+                "thread.name",
+                format!("http-nio-8080-exec-{}", self.w.rng.between(1, 24)),
+            ));
         }
         let record = log_record(at, severity, body, context, event_name, attributes);
         self.w.pending.add_log(BuiltLog { service, record });
@@ -194,13 +254,24 @@ impl<'w> Req<'w> {
 
     /// Calls another service, retrying and guarding as `policy` says; `handler` simulates the
     /// server's work from its start time and returns its reply.
-    pub(crate) fn call<F>(&mut self, parent: SpanRef, t: i64, caller: Service, target: Target<'_>, policy: Policy, mut handler: F) -> CallResult
+    pub(crate) fn call<F>(
+        &mut self,
+        parent: SpanRef,
+        t: i64,
+        caller: Service,
+        target: Target<'_>,
+        policy: Policy,
+        mut handler: F,
+    ) -> CallResult
     where
         F: FnMut(&mut Self, SpanRef, i64) -> Reply,
     {
         let callee = target.callee();
         let mut start = t;
-        let mut result = CallResult { end: t, outcome: CallOutcome::Ok };
+        let mut result = CallResult {
+            end: t,
+            outcome: CallOutcome::Ok,
+        };
         for attempt in 0..policy.attempts.max(1) {
             if let Some(d) = policy.breaker {
                 let (allowed, change) = self.w.breaker(d).admit(start);
@@ -212,15 +283,33 @@ impl<'w> Req<'w> {
                 }
             }
             let (client_name, server_name) = match target {
-                Target::Http { method, route, .. } => (method.to_string(), format!("{method} {route}")),
-                Target::Rpc { service, method, .. } => {
+                Target::Http { method, route, .. } => {
+                    (method.to_string(), format!("{method} {route}"))
+                }
+                Target::Rpc {
+                    service, method, ..
+                } => {
                     let name = format!("{service}/{method}");
                     (name.clone(), name)
                 }
             };
-            let client = self.span(Some(parent), caller, target.scope(), SpanKind::Client, client_name, start);
+            let client = self.span(
+                Some(parent),
+                caller,
+                target.scope(),
+                SpanKind::Client,
+                client_name,
+                start,
+            );
             let server_start = start + self.hop();
-            let server = self.span(Some(client), callee, target.scope(), SpanKind::Server, server_name, server_start);
+            let server = self.span(
+                Some(client),
+                callee,
+                target.scope(),
+                SpanKind::Server,
+                server_name,
+                server_start,
+            );
             let reply = if self.w.rng.chance(self.fx.error_rate[callee.index()]) {
                 self.fail(callee, server, server_start)
             } else {
@@ -236,11 +325,28 @@ impl<'w> Req<'w> {
             } else {
                 let seen = match reply.outcome {
                     Outcome::Ok => CallOutcome::Ok,
-                    Outcome::Refused { http_status, grpc_code, reason } => CallOutcome::Refused { http_status, grpc_code, reason },
+                    Outcome::Refused {
+                        http_status,
+                        grpc_code,
+                        reason,
+                    } => CallOutcome::Refused {
+                        http_status,
+                        grpc_code,
+                        reason,
+                    },
                     // A gRPC caller sees only the status code.
-                    Outcome::Failed { http_status, grpc_code } => match target {
-                        Target::Http { .. } => CallOutcome::Failed { http_status, grpc_code: 0 },
-                        Target::Rpc { .. } => CallOutcome::Failed { http_status: 0, grpc_code },
+                    Outcome::Failed {
+                        http_status,
+                        grpc_code,
+                    } => match target {
+                        Target::Http { .. } => CallOutcome::Failed {
+                            http_status,
+                            grpc_code: 0,
+                        },
+                        Target::Rpc { .. } => CallOutcome::Failed {
+                            http_status: 0,
+                            grpc_code,
+                        },
                     },
                 };
                 (arrival, seen)
@@ -253,10 +359,14 @@ impl<'w> Req<'w> {
             if !outcome.retryable() || attempt + 1 >= policy.attempts {
                 break;
             }
-            let backoff = (50e6 * f64::from(1u32 << attempt.min(8)) * (0.8 + 0.4 * self.w.rng.f64())) as i64;
+            let backoff =
+                (50e6 * f64::from(1u32 << attempt.min(8)) * (0.8 + 0.4 * self.w.rng.f64())) as i64;
             let why = match outcome {
                 CallOutcome::Timeout => "deadline exceeded".to_string(),
-                CallOutcome::Failed { http_status, grpc_code } => match target {
+                CallOutcome::Failed {
+                    http_status,
+                    grpc_code,
+                } => match target {
                     Target::Http { .. } => format!("HTTP {http_status}"),
                     Target::Rpc { .. } => grpc_code_name(grpc_code).to_string(),
                 },
@@ -267,8 +377,17 @@ impl<'w> Req<'w> {
                 Some(parent),
                 end,
                 Severity::Warn,
-                format!("call to {} failed ({why}); retrying in {} ms (attempt {} of {})", target.describe(), backoff / 1_000_000, attempt + 2, policy.attempts),
-                vec![kv_str("peer.service", callee.name()), kv_i64("retry.attempt", i64::from(attempt) + 1)],
+                format!(
+                    "call to {} failed ({why}); retrying in {} ms (attempt {} of {})",
+                    target.describe(),
+                    backoff / 1_000_000,
+                    attempt + 2,
+                    policy.attempts
+                ),
+                vec![
+                    kv_str("peer.service", callee.name()),
+                    kv_i64("retry.attempt", i64::from(attempt) + 1),
+                ],
             );
             start = end + backoff;
         }
@@ -280,9 +399,19 @@ impl<'w> Req<'w> {
         let f = fault_of(service);
         let mut now = t + self.work(service, 0.3);
         if service != Service::Gateway {
-            let (system, host, port, scope) =
-                if f.on_cache { ("redis", REDIS_HOST, 6379, ScopeKind::Cache) } else { ("postgresql", POSTGRES_HOST, 5432, ScopeKind::Db) };
-            let child = self.span(Some(server), service, scope, SpanKind::Client, f.summary, now);
+            let (system, host, port, scope) = if f.on_cache {
+                ("redis", REDIS_HOST, 6379, ScopeKind::Cache)
+            } else {
+                ("postgresql", POSTGRES_HOST, 5432, ScopeKind::Db)
+            };
+            let child = self.span(
+                Some(server),
+                service,
+                scope,
+                SpanKind::Client,
+                f.summary,
+                now,
+            );
             self.trace.attrs(
                 child,
                 [
@@ -294,39 +423,74 @@ impl<'w> Req<'w> {
                 ],
             );
             if let Some(code) = f.sqlstate {
-                self.trace.attr(child, kv_str("db.response.status_code", code));
+                self.trace
+                    .attr(child, kv_str("db.response.status_code", code));
             }
             let d = self.w.rng.latency_ns(f.dependency_ms, 0.15);
-            self.trace.exception(child, now + d, f.cause_type, f.cause_message, "");
+            self.trace
+                .exception(child, now + d, f.cause_type, f.cause_message, "");
             self.trace.set_error(child, f.cause_message);
             self.trace.end(child, now + d);
-            let attrs = [s("db.system.name", system), s("db.operation.name", f.operation), s("server.address", host), s("error.type", f.cause_type)];
-            self.w.meter(service).record(Inst::DbClientDuration, &attrs, d as f64 / 1e9, None);
+            let attrs = [
+                s("db.system.name", system),
+                s("db.operation.name", f.operation),
+                s("server.address", host),
+                s("error.type", f.cause_type),
+            ];
+            self.w
+                .meter(service)
+                .record(Inst::DbClientDuration, &attrs, d as f64 / 1e9, None);
             now += d;
         }
         now += self.work(service, 0.2);
-        self.trace.exception(server, now, f.error_type, f.message, f.stacktrace);
+        self.trace
+            .exception(server, now, f.error_type, f.message, f.stacktrace);
         self.log(
             service,
             Some(server),
             now,
             Severity::Error,
             f.message.to_string(),
-            vec![kv_str("exception.type", f.error_type), kv_str("exception.message", f.message), kv_str("exception.stacktrace", f.stacktrace)],
+            vec![
+                kv_str("exception.type", f.error_type),
+                kv_str("exception.message", f.message),
+                kv_str("exception.stacktrace", f.stacktrace),
+            ],
         );
-        Reply { end: now, outcome: Outcome::Failed { http_status: f.http_status, grpc_code: f.grpc_code } }
+        Reply {
+            end: now,
+            outcome: Outcome::Failed {
+                http_status: f.http_status,
+                grpc_code: f.grpc_code,
+            },
+        }
     }
 
-    fn finish_server(&mut self, server: SpanRef, caller: Service, target: Target<'_>, reply: Reply, start: i64) {
+    fn finish_server(
+        &mut self,
+        server: SpanRef,
+        caller: Service,
+        target: Target<'_>,
+        reply: Reply,
+        start: i64,
+    ) {
         let callee = target.callee();
         self.trace.end(server, reply.end);
         let seconds = (reply.end - start) as f64 / 1e9;
         let exemplar = self.exemplar(server, reply.end);
         match target {
-            Target::Http { method, route, path, ok_status, .. } => {
+            Target::Http {
+                method,
+                route,
+                path,
+                ok_status,
+                ..
+            } => {
                 let status = match reply.outcome {
                     Outcome::Ok => ok_status,
-                    Outcome::Refused { http_status, .. } | Outcome::Failed { http_status, .. } => http_status,
+                    Outcome::Refused { http_status, .. } | Outcome::Failed { http_status, .. } => {
+                        http_status
+                    }
                 };
                 self.trace.attrs(
                     server,
@@ -343,18 +507,30 @@ impl<'w> Req<'w> {
                         kv_i64("http.response.status_code", status),
                     ],
                 );
-                let mut attrs: Vec<Attr> = vec![s("http.request.method", method), s("http.route", route), i("http.response.status_code", status), s("url.scheme", "http")];
+                let mut attrs: Vec<Attr> = vec![
+                    s("http.request.method", method),
+                    s("http.route", route),
+                    i("http.response.status_code", status),
+                    s("url.scheme", "http"),
+                ];
                 if status >= 500 {
-                    self.trace.attr(server, kv_str("error.type", http_status_text(status)));
+                    self.trace
+                        .attr(server, kv_str("error.type", http_status_text(status)));
                     self.trace.set_error(server, "");
                     attrs.push(s("error.type", http_status_text(status)));
                 }
-                self.w.meter(callee).record(Inst::HttpServerDuration, &attrs, seconds, exemplar);
+                self.w
+                    .meter(callee)
+                    .record(Inst::HttpServerDuration, &attrs, seconds, exemplar);
             }
-            Target::Rpc { service, method, .. } => {
+            Target::Rpc {
+                service, method, ..
+            } => {
                 let code = match reply.outcome {
                     Outcome::Ok => 0,
-                    Outcome::Refused { grpc_code, .. } | Outcome::Failed { grpc_code, .. } => grpc_code,
+                    Outcome::Refused { grpc_code, .. } | Outcome::Failed { grpc_code, .. } => {
+                        grpc_code
+                    }
                 };
                 self.trace.attrs(
                     server,
@@ -369,32 +545,69 @@ impl<'w> Req<'w> {
                     ],
                 );
                 if grpc_server_error(code) {
-                    self.trace.attr(server, kv_str("error.type", grpc_code_name(code)));
+                    self.trace
+                        .attr(server, kv_str("error.type", grpc_code_name(code)));
                     self.trace.set_error(server, grpc_code_name(code));
                 }
-                let attrs = [s("rpc.system", "grpc"), s("rpc.service", service), s("rpc.method", method), i("rpc.grpc.status_code", code)];
-                self.w.meter(callee).record(Inst::RpcServerDuration, &attrs, seconds, exemplar);
+                let attrs = [
+                    s("rpc.system", "grpc"),
+                    s("rpc.service", service),
+                    s("rpc.method", method),
+                    i("rpc.grpc.status_code", code),
+                ];
+                self.w
+                    .meter(callee)
+                    .record(Inst::RpcServerDuration, &attrs, seconds, exemplar);
             }
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn finish_client(&mut self, client: SpanRef, caller: Service, target: Target<'_>, attempt: u32, start: i64, end: i64, outcome: CallOutcome) {
+    fn finish_client(
+        &mut self,
+        client: SpanRef,
+        caller: Service,
+        target: Target<'_>,
+        attempt: u32,
+        start: i64,
+        end: i64,
+        outcome: CallOutcome,
+    ) {
         let callee = target.callee();
         match target {
-            Target::Http { method, path, ok_status, .. } => {
+            Target::Http {
+                method,
+                path,
+                ok_status,
+                ..
+            } => {
                 let status = match outcome {
                     CallOutcome::Ok => Some(ok_status),
-                    CallOutcome::Refused { http_status, .. } | CallOutcome::Failed { http_status, .. } => Some(http_status),
+                    CallOutcome::Refused { http_status, .. }
+                    | CallOutcome::Failed { http_status, .. } => Some(http_status),
                     CallOutcome::Timeout | CallOutcome::BreakerOpen => None,
                 };
                 let url = format!("http://{}:{}{}", callee.host(), callee.port(), path);
-                self.http_client_done(client, caller, method, callee.host(), callee.port(), url, attempt, start, end, status);
+                self.http_client_done(
+                    client,
+                    caller,
+                    method,
+                    callee.host(),
+                    callee.port(),
+                    url,
+                    attempt,
+                    start,
+                    end,
+                    status,
+                );
             }
-            Target::Rpc { service, method, .. } => {
+            Target::Rpc {
+                service, method, ..
+            } => {
                 let code = match outcome {
                     CallOutcome::Ok => 0,
-                    CallOutcome::Refused { grpc_code, .. } | CallOutcome::Failed { grpc_code, .. } => grpc_code,
+                    CallOutcome::Refused { grpc_code, .. }
+                    | CallOutcome::Failed { grpc_code, .. } => grpc_code,
                     CallOutcome::Timeout => 4,
                     CallOutcome::BreakerOpen => 14,
                 };
@@ -411,8 +624,16 @@ impl<'w> Req<'w> {
                     ],
                 );
                 if code != 0 {
-                    self.trace.attr(client, kv_str("error.type", grpc_code_name(code)));
-                    self.trace.set_error(client, if code == 4 { "context deadline exceeded" } else { grpc_code_name(code) });
+                    self.trace
+                        .attr(client, kv_str("error.type", grpc_code_name(code)));
+                    self.trace.set_error(
+                        client,
+                        if code == 4 {
+                            "context deadline exceeded"
+                        } else {
+                            grpc_code_name(code)
+                        },
+                    );
                 }
                 let attrs = [
                     s("rpc.system", "grpc"),
@@ -422,7 +643,12 @@ impl<'w> Req<'w> {
                     s("server.address", callee.host()),
                 ];
                 let exemplar = self.exemplar(client, end);
-                self.w.meter(caller).record(Inst::RpcClientDuration, &attrs, (end - start) as f64 / 1e9, exemplar);
+                self.w.meter(caller).record(
+                    Inst::RpcClientDuration,
+                    &attrs,
+                    (end - start) as f64 / 1e9,
+                    exemplar,
+                );
             }
         }
     }
@@ -455,76 +681,163 @@ impl<'w> Req<'w> {
             ],
         );
         if attempt > 0 {
-            self.trace.attr(client, kv_i64("http.request.resend_count", i64::from(attempt)));
+            self.trace.attr(
+                client,
+                kv_i64("http.request.resend_count", i64::from(attempt)),
+            );
         }
-        let mut attrs: Vec<Attr> = vec![s("http.request.method", method), s("server.address", host), i("server.port", port)];
+        let mut attrs: Vec<Attr> = vec![
+            s("http.request.method", method),
+            s("server.address", host),
+            i("server.port", port),
+        ];
         match status {
             Some(code) => {
-                self.trace.attr(client, kv_i64("http.response.status_code", code));
+                self.trace
+                    .attr(client, kv_i64("http.response.status_code", code));
                 attrs.push(i("http.response.status_code", code));
                 if code >= 400 {
-                    self.trace.attr(client, kv_str("error.type", http_status_text(code)));
+                    self.trace
+                        .attr(client, kv_str("error.type", http_status_text(code)));
                     self.trace.set_error(client, "");
                     attrs.push(s("error.type", http_status_text(code)));
                 }
             }
             None => {
                 self.trace.attr(client, kv_str("error.type", "timeout"));
-                self.trace.set_error(client, "context deadline exceeded (Client.Timeout exceeded while awaiting headers)");
+                self.trace.set_error(
+                    client,
+                    "context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
+                );
                 attrs.push(s("error.type", "timeout"));
             }
         }
         let exemplar = self.exemplar(client, end);
-        self.w.meter(caller).record(Inst::HttpClientDuration, &attrs, (end - start) as f64 / 1e9, exemplar);
+        self.w.meter(caller).record(
+            Inst::HttpClientDuration,
+            &attrs,
+            (end - start) as f64 / 1e9,
+            exemplar,
+        );
     }
 
     /// The breaker refused the call: the application records a short failed span, no request leaves.
     fn rejected(&mut self, parent: SpanRef, at: i64, d: Downstream) -> CallResult {
         let owner = d.owner();
-        let span = self.span(Some(parent), owner, ScopeKind::App, SpanKind::Internal, format!("circuit_breaker {}", d.peer()), at);
+        let span = self.span(
+            Some(parent),
+            owner,
+            ScopeKind::App,
+            SpanKind::Internal,
+            format!("circuit_breaker {}", d.peer()),
+            at,
+        );
         let end = at + self.w.rng.between(15_000, 60_000);
-        self.trace.attrs(span, [kv_str("peer.service", d.peer()), kv_str("circuit_breaker.state", "open"), kv_str("error.type", "circuit_breaker_open")]);
-        self.trace.exception(span, end, "gobreaker.ErrOpenState", "circuit breaker is open", "");
+        self.trace.attrs(
+            span,
+            [
+                kv_str("peer.service", d.peer()),
+                kv_str("circuit_breaker.state", "open"),
+                kv_str("error.type", "circuit_breaker_open"),
+            ],
+        );
+        self.trace.exception(
+            span,
+            end,
+            "gobreaker.ErrOpenState",
+            "circuit breaker is open",
+            "",
+        );
         self.trace.set_error(span, "circuit breaker is open");
         self.trace.end(span, end);
-        self.w.meter(owner).add(Inst::BreakerCalls, &[s("peer.service", d.peer()), s("outcome", "rejected")], 1.0);
-        CallResult { end, outcome: CallOutcome::BreakerOpen }
+        self.w.meter(owner).add(
+            Inst::BreakerCalls,
+            &[s("peer.service", d.peer()), s("outcome", "rejected")],
+            1.0,
+        );
+        CallResult {
+            end,
+            outcome: CallOutcome::BreakerOpen,
+        }
     }
 
     /// Feeds a permitted call's outcome to its breaker.
-    pub(crate) fn breaker_record(&mut self, d: Downstream, span: SpanRef, start: i64, end: i64, healthy: bool) {
+    pub(crate) fn breaker_record(
+        &mut self,
+        d: Downstream,
+        span: SpanRef,
+        start: i64,
+        end: i64,
+        healthy: bool,
+    ) {
         let outcome = if healthy { "success" } else { "failure" };
         let attrs = [s("peer.service", d.peer()), s("outcome", outcome)];
         let meter = self.w.meter(d.owner());
         meter.add(Inst::BreakerCalls, &attrs, 1.0);
-        meter.record(Inst::BreakerCallDuration, &attrs, (end - start) as f64 / 1e9, None);
+        meter.record(
+            Inst::BreakerCallDuration,
+            &attrs,
+            (end - start) as f64 / 1e9,
+            None,
+        );
         if let Some(change) = self.w.breaker(d).record(end, healthy) {
             self.breaker_changed(d, change, span, end);
         }
     }
 
     /// Logs a breaker's state change.
-    pub(crate) fn breaker_changed(&mut self, d: Downstream, change: Transition, span: SpanRef, at: i64) {
+    pub(crate) fn breaker_changed(
+        &mut self,
+        d: Downstream,
+        change: Transition,
+        span: SpanRef,
+        at: i64,
+    ) {
         let upper = |st: BreakerState| st.name().to_ascii_uppercase();
         let (severity, why) = match change.to {
-            BreakerState::Open => (Severity::Warn, format!(" (failure rate {:.0}% over the last calls, threshold 50%)", change.failure_rate * 100.0)),
-            BreakerState::HalfOpen => (Severity::Info, " (cool-down over; letting trial calls through)".to_string()),
+            BreakerState::Open => (
+                Severity::Warn,
+                format!(
+                    " (failure rate {:.0}% over the last calls, threshold 50%)",
+                    change.failure_rate * 100.0
+                ),
+            ),
+            BreakerState::HalfOpen => (
+                Severity::Info,
+                " (cool-down over; letting trial calls through)".to_string(),
+            ),
             BreakerState::Closed => (Severity::Info, " (trial calls succeeded)".to_string()),
         };
-        let body = format!("circuit breaker '{}' changed state from {} to {}{why}", d.peer(), upper(change.from), upper(change.to));
+        let body = format!(
+            "circuit breaker '{}' changed state from {} to {}{why}",
+            d.peer(),
+            upper(change.from),
+            upper(change.to)
+        );
         self.log(
             d.owner(),
             Some(span),
             at,
             severity,
             body,
-            vec![kv_str("peer.service", d.peer()), kv_str("circuit_breaker.state.from", change.from.name()), kv_str("circuit_breaker.state", change.to.name())],
+            vec![
+                kv_str("peer.service", d.peer()),
+                kv_str("circuit_breaker.state.from", change.from.name()),
+                kv_str("circuit_breaker.state", change.to.name()),
+            ],
         );
     }
 
     /// Runs a PostgreSQL statement from `service`; returns when it completed.
     pub(crate) fn db(&mut self, parent: SpanRef, t: i64, service: Service, op: &DbOp) -> i64 {
-        let span = self.span(Some(parent), service, ScopeKind::Db, SpanKind::Client, op.summary, t);
+        let span = self.span(
+            Some(parent),
+            service,
+            ScopeKind::Db,
+            SpanKind::Client,
+            op.summary,
+            t,
+        );
         let d = self.latency(service, op.median_ms, 0.55);
         let end = t + d;
         self.trace.end(span, end);
@@ -549,7 +862,9 @@ impl<'w> Req<'w> {
             s("server.address", POSTGRES_HOST),
         ];
         let exemplar = self.exemplar(span, end);
-        self.w.meter(service).record(Inst::DbClientDuration, &attrs, d as f64 / 1e9, exemplar);
+        self.w
+            .meter(service)
+            .record(Inst::DbClientDuration, &attrs, d as f64 / 1e9, exemplar);
         if d > 200_000_000 {
             self.log(
                 service,
@@ -557,15 +872,32 @@ impl<'w> Req<'w> {
                 end,
                 Severity::Warn,
                 format!("slow query took {} ms: {}", d / 1_000_000, op.query),
-                vec![kv_str("db.query.summary", op.summary), kv_f64("db.duration_ms", d as f64 / 1e6)],
+                vec![
+                    kv_str("db.query.summary", op.summary),
+                    kv_f64("db.duration_ms", d as f64 / 1e6),
+                ],
             );
         }
         end
     }
 
     /// Runs a Redis command from `service`; returns when it completed.
-    pub(crate) fn cache(&mut self, parent: SpanRef, t: i64, service: Service, command: &'static str, key: &str) -> i64 {
-        let span = self.span(Some(parent), service, ScopeKind::Cache, SpanKind::Client, command, t);
+    pub(crate) fn cache(
+        &mut self,
+        parent: SpanRef,
+        t: i64,
+        service: Service,
+        command: &'static str,
+        key: &str,
+    ) -> i64 {
+        let span = self.span(
+            Some(parent),
+            service,
+            ScopeKind::Cache,
+            SpanKind::Client,
+            command,
+            t,
+        );
         let d = self.latency(service, 0.3, 0.4);
         let end = t + d;
         self.trace.end(span, end);
@@ -580,14 +912,35 @@ impl<'w> Req<'w> {
                 kv_i64("server.port", 6379),
             ],
         );
-        let attrs = [s("db.system.name", "redis"), s("db.namespace", "0"), s("db.operation.name", command), s("server.address", REDIS_HOST)];
-        self.w.meter(service).record(Inst::DbClientDuration, &attrs, d as f64 / 1e9, None);
+        let attrs = [
+            s("db.system.name", "redis"),
+            s("db.namespace", "0"),
+            s("db.operation.name", command),
+            s("server.address", REDIS_HOST),
+        ];
+        self.w
+            .meter(service)
+            .record(Inst::DbClientDuration, &attrs, d as f64 / 1e9, None);
         end
     }
 
     /// Publishes a message to `topic`; returns the producer span and when the broker acknowledged.
-    pub(crate) fn publish(&mut self, parent: SpanRef, t: i64, service: Service, topic: &'static str, key: &str) -> (SpanRef, i64) {
-        let span = self.span(Some(parent), service, ScopeKind::Messaging, SpanKind::Producer, format!("send {topic}"), t);
+    pub(crate) fn publish(
+        &mut self,
+        parent: SpanRef,
+        t: i64,
+        service: Service,
+        topic: &'static str,
+        key: &str,
+    ) -> (SpanRef, i64) {
+        let span = self.span(
+            Some(parent),
+            service,
+            ScopeKind::Messaging,
+            SpanKind::Producer,
+            format!("send {topic}"),
+            t,
+        );
         let end = t + self.latency(service, 2.0, 0.5);
         let partition = (self.w.rng.below(12)).to_string();
         self.trace.end(span, end);
@@ -604,17 +957,40 @@ impl<'w> Req<'w> {
                 kv_i64("server.port", 9092),
             ],
         );
-        let attrs = [s("messaging.system", "kafka"), s("messaging.operation.name", "send"), s("messaging.destination.name", topic)];
+        let attrs = [
+            s("messaging.system", "kafka"),
+            s("messaging.operation.name", "send"),
+            s("messaging.destination.name", topic),
+        ];
         self.w.meter(service).add(Inst::MessagingSent, &attrs, 1.0);
         (span, end)
     }
 
     /// Starts processing a message published by `producer`; the caller ends the returned span.
-    pub(crate) fn consume(&mut self, producer: SpanRef, t: i64, service: Service, topic: &'static str, group: &'static str, key: &str) -> SpanRef {
-        let span = self.span(Some(producer), service, ScopeKind::Messaging, SpanKind::Consumer, format!("process {topic}"), t);
+    pub(crate) fn consume(
+        &mut self,
+        producer: SpanRef,
+        t: i64,
+        service: Service,
+        topic: &'static str,
+        group: &'static str,
+        key: &str,
+    ) -> SpanRef {
+        let span = self.span(
+            Some(producer),
+            service,
+            ScopeKind::Messaging,
+            SpanKind::Consumer,
+            format!("process {topic}"),
+            t,
+        );
         let offset = self.w.kafka_offset;
         self.w.kafka_offset += 1;
-        self.trace.link(span, producer, vec![kv_str("messaging.operation.type", "send")]);
+        self.trace.link(
+            span,
+            producer,
+            vec![kv_str("messaging.operation.type", "send")],
+        );
         self.trace.attrs(
             span,
             [
@@ -633,12 +1009,21 @@ impl<'w> Req<'w> {
             s("messaging.destination.name", topic),
             s("messaging.consumer.group.name", group),
         ];
-        self.w.meter(service).add(Inst::MessagingConsumed, &attrs, 1.0);
+        self.w
+            .meter(service)
+            .add(Inst::MessagingConsumed, &attrs, 1.0);
         span
     }
 
     /// Ends a consumer span and records `messaging.process.duration`.
-    pub(crate) fn consumed(&mut self, span: SpanRef, service: Service, topic: &'static str, group: &'static str, end: i64) {
+    pub(crate) fn consumed(
+        &mut self,
+        span: SpanRef,
+        service: Service,
+        topic: &'static str,
+        group: &'static str,
+        end: i64,
+    ) {
         self.trace.end(span, end);
         let start = self.trace.start_of(span);
         let attrs = [
@@ -648,6 +1033,11 @@ impl<'w> Req<'w> {
             s("messaging.consumer.group.name", group),
         ];
         let exemplar = self.exemplar(span, end);
-        self.w.meter(service).record(Inst::MessagingProcessDuration, &attrs, (end - start) as f64 / 1e9, exemplar);
+        self.w.meter(service).record(
+            Inst::MessagingProcessDuration,
+            &attrs,
+            (end - start) as f64 / 1e9,
+            exemplar,
+        );
     }
 }

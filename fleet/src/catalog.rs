@@ -4,19 +4,54 @@
 use crate::rng::Rng;
 
 /// Book categories (`book.category` on inventory metrics).
-pub(crate) const CATEGORIES: [&str; 6] = ["fiction", "mystery", "science", "history", "children", "comics"];
+pub(crate) const CATEGORIES: [&str; 6] = [
+    "fiction", "mystery", "science", "history", "children", "comics",
+];
 /// Warehouse locations (`warehouse.location`).
 pub(crate) const LOCATIONS: [&str; 2] = ["eu-west", "us-east"];
 /// Payment methods (`payment.method`) and their shares of checkouts.
-pub(crate) const PAYMENT_METHODS: [(&str, f64); 4] = [("card", 0.62), ("paypal", 0.20), ("apple_pay", 0.10), ("gift_card", 0.08)];
+pub(crate) const PAYMENT_METHODS: [(&str, f64); 4] = [
+    ("card", 0.62),
+    ("paypal", 0.20),
+    ("apple_pay", 0.10),
+    ("gift_card", 0.08),
+];
 
 const ADJECTIVES: [&str; 16] = [
-    "Silent", "Crimson", "Hidden", "Last", "Forgotten", "Winter", "Golden", "Broken", "Distant", "Quiet", "Burning", "Paper", "Glass",
-    "Wandering", "Midnight", "Little",
+    "Silent",
+    "Crimson",
+    "Hidden",
+    "Last",
+    "Forgotten",
+    "Winter",
+    "Golden",
+    "Broken",
+    "Distant",
+    "Quiet",
+    "Burning",
+    "Paper",
+    "Glass",
+    "Wandering",
+    "Midnight",
+    "Little",
 ];
 const NOUNS: [&str; 16] = [
-    "Harbor", "Orchard", "Cartographer", "Lighthouse", "Garden", "Archive", "Comet", "River", "Kingdom", "Alphabet", "Engine", "Atlas",
-    "Sparrow", "Library", "Tide", "Theorem",
+    "Harbor",
+    "Orchard",
+    "Cartographer",
+    "Lighthouse",
+    "Garden",
+    "Archive",
+    "Comet",
+    "River",
+    "Kingdom",
+    "Alphabet",
+    "Engine",
+    "Atlas",
+    "Sparrow",
+    "Library",
+    "Tide",
+    "Theorem",
 ];
 
 /// Distinct books in the catalogue.
@@ -47,7 +82,11 @@ impl Catalog {
         let mut books = Vec::with_capacity(BOOKS);
         let mut stock = Vec::with_capacity(BOOKS);
         for n in 0..BOOKS {
-            let title = format!("The {} {}", ADJECTIVES[n % ADJECTIVES.len()], NOUNS[(n / ADJECTIVES.len() + n) % NOUNS.len()]);
+            let title = format!(
+                "The {} {}",
+                ADJECTIVES[n % ADJECTIVES.len()],
+                NOUNS[(n / ADJECTIVES.len() + n) % NOUNS.len()]
+            );
             books.push(Book {
                 isbn: isbn13(rng),
                 title,
@@ -130,9 +169,17 @@ fn isbn13(rng: &mut Rng) -> String {
     for d in digits.iter_mut().skip(3) {
         *d = rng.below(10) as u32;
     }
-    let sum: u32 = digits.iter().enumerate().map(|(i, d)| if i % 2 == 0 { *d } else { d * 3 }).sum();
+    let sum: u32 = digits
+        .iter()
+        .enumerate()
+        .map(|(i, d)| if i % 2 == 0 { *d } else { d * 3 })
+        .sum();
     let check = (10 - sum % 10) % 10;
-    digits.iter().chain(std::iter::once(&check)).map(|d| char::from(b'0' + *d as u8)).collect()
+    digits
+        .iter()
+        .chain(std::iter::once(&check))
+        .map(|d| char::from(b'0' + *d as u8))
+        .collect()
 }
 
 #[cfg(test)]
@@ -145,7 +192,11 @@ mod tests {
         for _ in 0..100 {
             let isbn = isbn13(&mut rng);
             assert_eq!(isbn.len(), 13);
-            let sum: u32 = isbn.bytes().enumerate().map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 1 } else { 3 }).sum();
+            let sum: u32 = isbn
+                .bytes()
+                .enumerate()
+                .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 1 } else { 3 })
+                .sum();
             assert_eq!(sum % 10, 0, "{isbn}");
         }
     }

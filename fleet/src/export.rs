@@ -21,7 +21,10 @@ pub(crate) struct Pending {
 
 impl Pending {
     pub(crate) fn new() -> Pending {
-        Pending { spans: vec![Vec::new(); SERVICE_COUNT * SCOPE_COUNT], logs: vec![Vec::new(); SERVICE_COUNT] }
+        Pending {
+            spans: vec![Vec::new(); SERVICE_COUNT * SCOPE_COUNT],
+            logs: vec![Vec::new(); SERVICE_COUNT],
+        }
     }
 
     /// Holds a trace's spans until each ends.
@@ -38,11 +41,16 @@ impl Pending {
 
     /// Spans and log records still held.
     pub(crate) fn len(&self) -> usize {
-        self.spans.iter().map(Vec::len).sum::<usize>() + self.logs.iter().map(Vec::len).sum::<usize>()
+        self.spans.iter().map(Vec::len).sum::<usize>()
+            + self.logs.iter().map(Vec::len).sum::<usize>()
     }
 
     /// Takes every span that ended and every record written at or before `until`.
-    pub(crate) fn drain(&mut self, until: i64, instances: &Instances) -> (ExportTraceServiceRequest, ExportLogsServiceRequest) {
+    pub(crate) fn drain(
+        &mut self,
+        until: i64,
+        instances: &Instances,
+    ) -> (ExportTraceServiceRequest, ExportLogsServiceRequest) {
         let until = ns(until);
         let mut traces = ExportTraceServiceRequest::default();
         let mut logs = ExportLogsServiceRequest::default();
@@ -50,9 +58,15 @@ impl Pending {
             let mut scope_spans = Vec::new();
             for kind in ScopeKind::ALL {
                 let bucket = &mut self.spans[service.index() * SCOPE_COUNT + kind.index()];
-                let ready: Vec<Span> = bucket.extract_if(.., |s| s.end_time_unix_nano <= until).collect();
+                let ready: Vec<Span> = bucket
+                    .extract_if(.., |s| s.end_time_unix_nano <= until)
+                    .collect();
                 if !ready.is_empty() {
-                    scope_spans.push(ScopeSpans { scope: Some(instances.scope(service, kind).clone()), spans: ready, schema_url: SCHEMA_URL.to_string() });
+                    scope_spans.push(ScopeSpans {
+                        scope: Some(instances.scope(service, kind).clone()),
+                        spans: ready,
+                        schema_url: SCHEMA_URL.to_string(),
+                    });
                 }
             }
             if !scope_spans.is_empty() {
@@ -63,7 +77,9 @@ impl Pending {
                 });
             }
             let bucket = &mut self.logs[service.index()];
-            let ready: Vec<LogRecord> = bucket.extract_if(.., |r| r.time_unix_nano <= until).collect();
+            let ready: Vec<LogRecord> = bucket
+                .extract_if(.., |r| r.time_unix_nano <= until)
+                .collect();
             if !ready.is_empty() {
                 logs.resource_logs.push(ResourceLogs {
                     resource: Some(instances.resource(service).clone()),

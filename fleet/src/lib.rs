@@ -114,12 +114,22 @@ pub struct Telemetry {
 impl Telemetry {
     /// Spans in `traces`.
     pub fn span_count(&self) -> usize {
-        self.traces.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum()
+        self.traces
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum()
     }
 
     /// Log records in `logs`.
     pub fn log_record_count(&self) -> usize {
-        self.logs.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len()).sum()
+        self.logs
+            .resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .map(|s| s.log_records.len())
+            .sum()
     }
 
     /// Data points in `metrics`, of every type.
@@ -142,7 +152,9 @@ impl Telemetry {
 
     /// True when the step produced nothing.
     pub fn is_empty(&self) -> bool {
-        self.traces.resource_spans.is_empty() && self.logs.resource_logs.is_empty() && self.metrics.resource_metrics.is_empty()
+        self.traces.resource_spans.is_empty()
+            && self.logs.resource_logs.is_empty()
+            && self.metrics.resource_metrics.is_empty()
     }
 }
 
@@ -166,9 +178,17 @@ impl Fleet {
     pub fn new(mut config: FleetConfig) -> Fleet {
         config.start_time_ns = config.start_time_ns.max(1);
         config.metric_interval_ns = config.metric_interval_ns.max(NS_PER_SEC / 10);
-        config.requests_per_second = if config.requests_per_second.is_finite() { config.requests_per_second.clamp(0.0, 1e6) } else { 0.0 };
+        config.requests_per_second = if config.requests_per_second.is_finite() {
+            config.requests_per_second.clamp(0.0, 1e6)
+        } else {
+            0.0
+        };
         let mut seeds = config.seed;
-        let world = World::new(splitmix64(&mut seeds), config.start_time_ns, &config.environment);
+        let world = World::new(
+            splitmix64(&mut seeds),
+            config.start_time_ns,
+            &config.environment,
+        );
         let mut arrivals = Rng::new(splitmix64(&mut seeds));
         let peak_rate = config.requests_per_second * config.scenario.peak_traffic();
         let mean_gap_ns = (peak_rate > 0.0).then(|| 1e9 / peak_rate);
@@ -177,7 +197,15 @@ impl Fleet {
             Some(gap) => start.saturating_add(arrivals.exponential(gap) as i64),
             None => i64::MAX,
         };
-        Fleet { next_collection: start.saturating_add(config.metric_interval_ns), config, world, arrivals, mean_gap_ns, now: start, next_arrival }
+        Fleet {
+            next_collection: start.saturating_add(config.metric_interval_ns),
+            config,
+            world,
+            arrivals,
+            mean_gap_ns,
+            now: start,
+            next_arrival,
+        }
     }
 
     /// The configuration in force (after clamping).
@@ -215,7 +243,10 @@ impl Fleet {
                 }
             } else if collection_due {
                 let at = self.next_collection;
-                telemetry.metrics.resource_metrics.extend(self.world.collect(at, self.config.metric_interval_ns));
+                telemetry
+                    .metrics
+                    .resource_metrics
+                    .extend(self.world.collect(at, self.config.metric_interval_ns));
                 self.next_collection = at.saturating_add(self.config.metric_interval_ns);
             } else {
                 break;

@@ -68,7 +68,9 @@ pub(crate) fn log_record(
         observed_time_unix_nano: ns(at + 15_000),
         severity_number: severity.number(),
         severity_text: severity.text().to_string(),
-        body: Some(AnyValue { value: Some(any_value::Value::StringValue(body)) }),
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(body)),
+        }),
         attributes,
         dropped_attributes_count: 0,
         flags,

@@ -52,10 +52,19 @@ impl ProcessModel {
         self.cpu_user += cpu * 0.8;
         self.cpu_system += cpu * 0.2;
         let utilization = (cpu / interval_s / CPUS).min(1.0);
-        meter.set(Inst::ProcessCpuTime, &[s("cpu.mode", "user")], self.cpu_user);
-        meter.set(Inst::ProcessCpuTime, &[s("cpu.mode", "system")], self.cpu_system);
+        meter.set(
+            Inst::ProcessCpuTime,
+            &[s("cpu.mode", "user")],
+            self.cpu_user,
+        );
+        meter.set(
+            Inst::ProcessCpuTime,
+            &[s("cpu.mode", "system")],
+            self.cpu_system,
+        );
         meter.set(Inst::ProcessCpuUtilization, &[], utilization);
-        self.resident = (self.resident * (1.0 + 0.01 * rng.normal()) + rate * 2e4).clamp(30e6, 1.8e9);
+        self.resident =
+            (self.resident * (1.0 + 0.01 * rng.normal()) + rate * 2e4).clamp(30e6, 1.8e9);
         let threads = match self.service.runtime() {
             Runtime::Go => 12 + rng.below(4) as i64,
             Runtime::Jvm => 48 + (rate * 0.4) as i64 + rng.below(6) as i64,
@@ -66,8 +75,16 @@ impl ProcessModel {
             Runtime::Go => {
                 let goroutines = 38.0 + rate * 0.6 + rng.below(8) as f64;
                 meter.set(Inst::GoGoroutineCount, &[], goroutines);
-                meter.set(Inst::GoMemoryUsed, &[s("go.memory.type", "stack")], goroutines * 8192.0);
-                meter.set(Inst::GoMemoryUsed, &[s("go.memory.type", "other")], self.resident * 0.7);
+                meter.set(
+                    Inst::GoMemoryUsed,
+                    &[s("go.memory.type", "stack")],
+                    goroutines * 8192.0,
+                );
+                meter.set(
+                    Inst::GoMemoryUsed,
+                    &[s("go.memory.type", "other")],
+                    self.resident * 0.7,
+                );
                 meter.set(Inst::ProcessMemoryUsage, &[], self.resident);
             }
             Runtime::Jvm => {
@@ -78,7 +95,10 @@ impl ProcessModel {
                     let pause = rng.lognormal(0.008, 0.5);
                     meter.record(
                         Inst::JvmGcDuration,
-                        &[s("jvm.gc.name", "G1 Young Generation"), s("jvm.gc.action", "end of minor GC")],
+                        &[
+                            s("jvm.gc.name", "G1 Young Generation"),
+                            s("jvm.gc.action", "end of minor GC"),
+                        ],
                         pause,
                         None,
                     );
@@ -88,31 +108,69 @@ impl ProcessModel {
                 if self.old > 600e6 {
                     meter.record(
                         Inst::JvmGcDuration,
-                        &[s("jvm.gc.name", "G1 Concurrent GC"), s("jvm.gc.action", "end of major GC")],
+                        &[
+                            s("jvm.gc.name", "G1 Concurrent GC"),
+                            s("jvm.gc.action", "end of major GC"),
+                        ],
                         rng.lognormal(0.12, 0.4),
                         None,
                     );
                     self.old = 180e6 + 40e6 * rng.f64();
                 }
-                let heap = |pool: &'static str| [s("jvm.memory.type", "heap"), s("jvm.memory.pool.name", pool)];
-                meter.set(Inst::JvmMemoryUsed, &heap("G1 Eden Space"), self.young.max(0.0));
+                let heap = |pool: &'static str| {
+                    [
+                        s("jvm.memory.type", "heap"),
+                        s("jvm.memory.pool.name", pool),
+                    ]
+                };
+                meter.set(
+                    Inst::JvmMemoryUsed,
+                    &heap("G1 Eden Space"),
+                    self.young.max(0.0),
+                );
                 meter.set(Inst::JvmMemoryUsed, &heap("G1 Old Gen"), self.old);
-                meter.set(Inst::JvmMemoryUsed, &[s("jvm.memory.type", "non_heap"), s("jvm.memory.pool.name", "Metaspace")], 96e6);
-                meter.set(Inst::JvmThreadCount, &[s("jvm.thread.daemon", "true")], (threads - 9) as f64);
-                meter.set(Inst::JvmThreadCount, &[s("jvm.thread.daemon", "false")], 9.0);
+                meter.set(
+                    Inst::JvmMemoryUsed,
+                    &[
+                        s("jvm.memory.type", "non_heap"),
+                        s("jvm.memory.pool.name", "Metaspace"),
+                    ],
+                    96e6,
+                );
+                meter.set(
+                    Inst::JvmThreadCount,
+                    &[s("jvm.thread.daemon", "true")],
+                    (threads - 9) as f64,
+                );
+                meter.set(
+                    Inst::JvmThreadCount,
+                    &[s("jvm.thread.daemon", "false")],
+                    9.0,
+                );
                 meter.set(Inst::JvmCpuRecentUtilization, &[], utilization);
-                meter.set(Inst::ProcessMemoryUsage, &[], self.resident + self.old + self.young.max(0.0));
+                meter.set(
+                    Inst::ProcessMemoryUsage,
+                    &[],
+                    self.resident + self.old + self.young.max(0.0),
+                );
             }
         }
 
         if self.service != Service::Gateway {
             // Connections in use ≈ concurrent database work (Little's law), out of a pool of 10.
-            let used = ((busy_s / interval_s) * 0.6 + rng.f64()).round().clamp(0.0, 10.0);
+            let used = ((busy_s / interval_s) * 0.6 + rng.f64())
+                .round()
+                .clamp(0.0, 10.0);
             let pool = match self.service.runtime() {
                 Runtime::Jvm => "HikariPool-1",
                 Runtime::Go => "pgxpool",
             };
-            let state = |st: &'static str| [s("db.client.connection.pool.name", pool), s("db.client.connection.state", st)];
+            let state = |st: &'static str| {
+                [
+                    s("db.client.connection.pool.name", pool),
+                    s("db.client.connection.state", st),
+                ]
+            };
             meter.set(Inst::DbConnectionCount, &state("used"), used);
             meter.set(Inst::DbConnectionCount, &state("idle"), 10.0 - used);
         }

@@ -32,8 +32,14 @@ pub enum Scenario {
 
 impl Scenario {
     /// The flag values [`Scenario::from_str`] accepts.
-    pub const FLAG_VALUES: &'static [&'static str] =
-        &["steady", "daily", "payment-latency", "error-burst[:<service>]", "breaker-open", "orders-drop"];
+    pub const FLAG_VALUES: &'static [&'static str] = &[
+        "steady",
+        "daily",
+        "payment-latency",
+        "error-burst[:<service>]",
+        "breaker-open",
+        "orders-drop",
+    ];
 
     /// Whether the scenario injects an incident (as opposed to shaping normal traffic).
     pub fn is_incident(&self) -> bool {
@@ -70,7 +76,8 @@ impl Scenario {
         if let Scenario::DailyCycle = self {
             let seconds_of_day = t.rem_euclid(86_400 * NS_PER_SEC) as f64 / 1e9;
             let hours = seconds_of_day / 3600.0;
-            e.traffic = 1.0 + DAILY_AMPLITUDE * ((hours - 20.0) / 24.0 * std::f64::consts::TAU).cos();
+            e.traffic =
+                1.0 + DAILY_AMPLITUDE * ((hours - 20.0) / 24.0 * std::f64::consts::TAU).cos();
             // Busy hours are a little slower: queues and contention.
             e.latency = 1.0 + 0.3 * (e.traffic - 1.0).max(0.0);
             return e;
@@ -120,10 +127,17 @@ impl FromStr for Scenario {
             "steady" => Scenario::Steady,
             "daily" | "daily-cycle" => Scenario::DailyCycle,
             "payment-latency" | "payment-latency-spike" => Scenario::PaymentLatencySpike,
-            "error-burst" => Scenario::ErrorBurst { service: arg.map_or(Ok(Service::Warehouse), str::parse)? },
+            "error-burst" => Scenario::ErrorBurst {
+                service: arg.map_or(Ok(Service::Warehouse), str::parse)?,
+            },
             "breaker-open" | "circuit-breaker-open" => Scenario::CircuitBreakerOpen,
             "orders-drop" => Scenario::OrdersDrop,
-            _ => return Err(format!("unknown scenario {s:?}; expected one of {}", Scenario::FLAG_VALUES.join(", "))),
+            _ => {
+                return Err(format!(
+                    "unknown scenario {s:?}; expected one of {}",
+                    Scenario::FLAG_VALUES.join(", ")
+                ));
+            }
         };
         if arg.is_some() && !matches!(scenario, Scenario::ErrorBurst { .. }) {
             return Err(format!("scenario {name:?} takes no argument"));
@@ -143,7 +157,10 @@ pub struct IncidentWindow {
 
 impl IncidentWindow {
     /// An incident in force from the first moment, for ever.
-    pub const ALWAYS: IncidentWindow = IncidentWindow { start_offset_ns: 0, duration_ns: i64::MAX };
+    pub const ALWAYS: IncidentWindow = IncidentWindow {
+        start_offset_ns: 0,
+        duration_ns: i64::MAX,
+    };
 
     fn contains(&self, offset: i64) -> bool {
         offset >= self.start_offset_ns && offset - self.start_offset_ns < self.duration_ns
@@ -153,7 +170,10 @@ impl IncidentWindow {
 impl Default for IncidentWindow {
     /// One minute of normal operation, then ten minutes of incident.
     fn default() -> IncidentWindow {
-        IncidentWindow { start_offset_ns: 60 * NS_PER_SEC, duration_ns: 600 * NS_PER_SEC }
+        IncidentWindow {
+            start_offset_ns: 60 * NS_PER_SEC,
+            duration_ns: 600 * NS_PER_SEC,
+        }
     }
 }
 
@@ -193,11 +213,24 @@ mod tests {
 
     #[test]
     fn flag_values_round_trip() {
-        for s in ["steady", "daily", "payment-latency", "error-burst:warehouse", "error-burst:payment", "breaker-open", "orders-drop"] {
+        for s in [
+            "steady",
+            "daily",
+            "payment-latency",
+            "error-burst:warehouse",
+            "error-burst:payment",
+            "breaker-open",
+            "orders-drop",
+        ] {
             let parsed: Scenario = s.parse().unwrap();
             assert_eq!(parsed.to_string(), s);
         }
-        assert_eq!("error-burst".parse::<Scenario>().unwrap(), Scenario::ErrorBurst { service: Service::Warehouse });
+        assert_eq!(
+            "error-burst".parse::<Scenario>().unwrap(),
+            Scenario::ErrorBurst {
+                service: Service::Warehouse
+            }
+        );
         assert!("error-burst:nope".parse::<Scenario>().is_err());
         assert!("steady:x".parse::<Scenario>().is_err());
         assert!("chaos".parse::<Scenario>().is_err());
@@ -205,7 +238,10 @@ mod tests {
 
     #[test]
     fn incident_only_inside_its_window() {
-        let w = IncidentWindow { start_offset_ns: 10, duration_ns: 5 };
+        let w = IncidentWindow {
+            start_offset_ns: 10,
+            duration_ns: 5,
+        };
         let s = Scenario::PaymentLatencySpike;
         assert_eq!(s.effects(1_009, 1_000, w).payment_slowdown, 1.0);
         assert_eq!(s.effects(1_010, 1_000, w).payment_slowdown, 10.0);
@@ -215,7 +251,11 @@ mod tests {
     #[test]
     fn daily_cycle_peaks_in_the_evening() {
         let day = 86_400 * NS_PER_SEC;
-        let at = |h: i64| Scenario::DailyCycle.effects(20 * day + h * 3600 * NS_PER_SEC, 0, IncidentWindow::ALWAYS).traffic;
+        let at = |h: i64| {
+            Scenario::DailyCycle
+                .effects(20 * day + h * 3600 * NS_PER_SEC, 0, IncidentWindow::ALWAYS)
+                .traffic
+        };
         assert!(at(20) > 1.6 && at(8) < 0.4, "{} {}", at(20), at(8));
     }
 }

@@ -37,7 +37,13 @@ pub const SERVICE_COUNT: usize = 5;
 
 impl Service {
     /// Every service, in a fixed order (the order of resources in each export).
-    pub const ALL: [Service; SERVICE_COUNT] = [Service::Gateway, Service::Account, Service::Warehouse, Service::Payment, Service::Security];
+    pub const ALL: [Service; SERVICE_COUNT] = [
+        Service::Gateway,
+        Service::Account,
+        Service::Warehouse,
+        Service::Payment,
+        Service::Security,
+    ];
 
     /// `service.name`.
     pub fn name(self) -> &'static str {
@@ -154,8 +160,15 @@ pub(crate) const SCOPE_COUNT: usize = 7;
 
 impl ScopeKind {
     /// Every scope kind, in export order.
-    pub(crate) const ALL: [ScopeKind; SCOPE_COUNT] =
-        [ScopeKind::Http, ScopeKind::Rpc, ScopeKind::Db, ScopeKind::Cache, ScopeKind::Messaging, ScopeKind::Runtime, ScopeKind::App];
+    pub(crate) const ALL: [ScopeKind; SCOPE_COUNT] = [
+        ScopeKind::Http,
+        ScopeKind::Rpc,
+        ScopeKind::Db,
+        ScopeKind::Cache,
+        ScopeKind::Messaging,
+        ScopeKind::Runtime,
+        ScopeKind::App,
+    ];
 
     /// Position in [`ScopeKind::ALL`].
     pub(crate) fn index(self) -> usize {
@@ -165,18 +178,35 @@ impl ScopeKind {
     /// The instrumentation library's name and version for a service.
     fn library(self, service: Service) -> (&'static str, &'static str) {
         match (service.runtime(), self) {
-            (Runtime::Go, ScopeKind::Http) => ("go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp", "0.63.0"),
-            (Runtime::Go, ScopeKind::Rpc) => ("go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc", "0.63.0"),
+            (Runtime::Go, ScopeKind::Http) => (
+                "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp",
+                "0.63.0",
+            ),
+            (Runtime::Go, ScopeKind::Rpc) => (
+                "go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc",
+                "0.63.0",
+            ),
             (Runtime::Go, ScopeKind::Db) => ("github.com/exaring/otelpgx", "0.9.3"),
-            (Runtime::Go, ScopeKind::Cache) => ("github.com/redis/go-redis/extra/redisotel", "9.7.0"),
-            (Runtime::Go, ScopeKind::Messaging) => ("github.com/twmb/franz-go/plugin/kotel", "1.6.0"),
-            (Runtime::Go, ScopeKind::Runtime) => ("go.opentelemetry.io/contrib/instrumentation/runtime", "0.63.0"),
+            (Runtime::Go, ScopeKind::Cache) => {
+                ("github.com/redis/go-redis/extra/redisotel", "9.7.0")
+            }
+            (Runtime::Go, ScopeKind::Messaging) => {
+                ("github.com/twmb/franz-go/plugin/kotel", "1.6.0")
+            }
+            (Runtime::Go, ScopeKind::Runtime) => (
+                "go.opentelemetry.io/contrib/instrumentation/runtime",
+                "0.63.0",
+            ),
             (Runtime::Jvm, ScopeKind::Http) => ("io.opentelemetry.tomcat-10.0", "2.20.1-alpha"),
             (Runtime::Jvm, ScopeKind::Rpc) => ("io.opentelemetry.grpc-1.6", "2.20.1-alpha"),
             (Runtime::Jvm, ScopeKind::Db) => ("io.opentelemetry.jdbc", "2.20.1-alpha"),
             (Runtime::Jvm, ScopeKind::Cache) => ("io.opentelemetry.lettuce-5.1", "2.20.1-alpha"),
-            (Runtime::Jvm, ScopeKind::Messaging) => ("io.opentelemetry.kafka-clients-2.6", "2.20.1-alpha"),
-            (Runtime::Jvm, ScopeKind::Runtime) => ("io.opentelemetry.runtime-telemetry-java17", "2.20.1-alpha"),
+            (Runtime::Jvm, ScopeKind::Messaging) => {
+                ("io.opentelemetry.kafka-clients-2.6", "2.20.1-alpha")
+            }
+            (Runtime::Jvm, ScopeKind::Runtime) => {
+                ("io.opentelemetry.runtime-telemetry-java17", "2.20.1-alpha")
+            }
             (_, ScopeKind::App) => match service {
                 Service::Gateway => ("bookstore/gateway", "2.14.1"),
                 Service::Account => ("com.bookstore.account", "1.9.0"),
@@ -205,7 +235,11 @@ impl Instances {
             resources.push(resource(rng, service, environment));
             for kind in ScopeKind::ALL {
                 let (name, version) = kind.library(service);
-                scopes.push(InstrumentationScope { name: name.to_string(), version: version.to_string(), ..Default::default() });
+                scopes.push(InstrumentationScope {
+                    name: name.to_string(),
+                    version: version.to_string(),
+                    ..Default::default()
+                });
             }
         }
         Instances { resources, scopes }
@@ -227,7 +261,14 @@ fn uuid_v4(rng: &mut Rng) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 fn pod_suffix(rng: &mut Rng, len: usize) -> String {
@@ -236,8 +277,17 @@ fn pod_suffix(rng: &mut Rng, len: usize) -> String {
 }
 
 fn resource(rng: &mut Rng, service: Service, environment: &str) -> Resource {
-    let pod = format!("{}-{}-{}", service.name(), pod_suffix(rng, 10), pod_suffix(rng, 5));
-    let node = format!("ip-10-0-{}-{}.eu-west-1.compute.internal", rng.between(1, 3) * 16, rng.between(10, 250));
+    let pod = format!(
+        "{}-{}-{}",
+        service.name(),
+        pod_suffix(rng, 10),
+        pod_suffix(rng, 5)
+    );
+    let node = format!(
+        "ip-10-0-{}-{}.eu-west-1.compute.internal",
+        rng.between(1, 3) * 16,
+        rng.between(10, 250)
+    );
     let mut attributes = vec![
         kv_str("service.name", service.name()),
         kv_str("service.namespace", NAMESPACE),
@@ -271,9 +321,15 @@ fn resource(rng: &mut Rng, service: Service, environment: &str) -> Resource {
             kv_str("telemetry.sdk.name", "opentelemetry"),
             kv_str("telemetry.sdk.language", "java"),
             kv_str("telemetry.sdk.version", "1.54.1"),
-            kv_str("telemetry.distro.name", "opentelemetry-java-instrumentation"),
+            kv_str(
+                "telemetry.distro.name",
+                "opentelemetry-java-instrumentation",
+            ),
             kv_str("telemetry.distro.version", "2.20.1"),
         ]),
     }
-    Resource { attributes, ..Default::default() }
+    Resource {
+        attributes,
+        ..Default::default()
+    }
 }

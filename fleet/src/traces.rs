@@ -31,7 +31,11 @@ pub(crate) fn kv_f64(key: &str, value: f64) -> KeyValue {
 }
 
 fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue { key: key.to_string(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
 }
 
 /// Index of a span within its [`TraceBuilder`].
@@ -55,7 +59,10 @@ pub(crate) struct TraceBuilder {
 impl TraceBuilder {
     /// An empty trace with a fresh trace id.
     pub(crate) fn new(rng: &mut Rng) -> TraceBuilder {
-        TraceBuilder { trace_id: rng.id_bytes(), spans: Vec::with_capacity(32) }
+        TraceBuilder {
+            trace_id: rng.id_bytes(),
+            spans: Vec::with_capacity(32),
+        }
     }
 
     /// The trace id.
@@ -129,12 +136,22 @@ impl TraceBuilder {
     /// Marks the span failed (status ERROR) with a description.
     pub(crate) fn set_error(&mut self, span: SpanRef, message: impl Into<String>) {
         if let Some(s) = self.get(span) {
-            s.status = Some(Status { code: status::StatusCode::Error as i32, message: message.into() });
+            s.status = Some(Status {
+                code: status::StatusCode::Error as i32,
+                message: message.into(),
+            });
         }
     }
 
     /// Records an exception event (semantic conventions: `exception.type`, `.message`, `.stacktrace`).
-    pub(crate) fn exception(&mut self, span: SpanRef, at: i64, exception_type: &str, message: &str, stacktrace: &str) {
+    pub(crate) fn exception(
+        &mut self,
+        span: SpanRef,
+        at: i64,
+        exception_type: &str,
+        message: &str,
+        stacktrace: &str,
+    ) {
         if let Some(s) = self.get(span) {
             s.events.push(Event {
                 time_unix_nano: ns(at),
@@ -151,7 +168,13 @@ impl TraceBuilder {
 
     /// Links `span` to the context of `to` (as a message consumer links to its producer).
     pub(crate) fn link(&mut self, span: SpanRef, to: SpanRef, attributes: Vec<KeyValue>) {
-        let Some(target) = self.spans.get(to).map(|t| (t.span.span_id.clone(), t.span.flags & 0xff)) else { return };
+        let Some(target) = self
+            .spans
+            .get(to)
+            .map(|t| (t.span.span_id.clone(), t.span.flags & 0xff))
+        else {
+            return;
+        };
         let trace_id = self.trace_id.to_vec();
         if let Some(s) = self.get(span) {
             s.links.push(Link {
@@ -177,7 +200,9 @@ impl TraceBuilder {
 
     /// The start time of a span (ns).
     pub(crate) fn start_of(&self, span: SpanRef) -> i64 {
-        self.spans.get(span).map_or(0, |s| s.span.start_time_unix_nano as i64)
+        self.spans
+            .get(span)
+            .map_or(0, |s| s.span.start_time_unix_nano as i64)
     }
 
     /// The finished spans.

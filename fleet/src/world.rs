@@ -37,7 +37,10 @@ impl World {
         let mut stock = Rng::new(splitmix64(&mut seeds));
         let rng = Rng::new(splitmix64(&mut seeds));
         let instances = Instances::new(&mut identity, environment);
-        let processes = Service::ALL.iter().map(|s| ProcessModel::new(*s, &mut identity)).collect();
+        let processes = Service::ALL
+            .iter()
+            .map(|s| ProcessModel::new(*s, &mut identity))
+            .collect();
         World {
             rng,
             instances,
@@ -69,19 +72,37 @@ impl World {
         let warehouse = &mut self.meters[Service::Warehouse.index()];
         for (c, category) in CATEGORIES.iter().enumerate() {
             for (l, location) in LOCATIONS.iter().enumerate() {
-                warehouse.set(Inst::InventoryLevel, &[s("book.category", category), s("warehouse.location", location)], levels[c][l] as f64);
+                warehouse.set(
+                    Inst::InventoryLevel,
+                    &[
+                        s("book.category", category),
+                        s("warehouse.location", location),
+                    ],
+                    levels[c][l] as f64,
+                );
             }
         }
         for (d, downstream) in Downstream::ALL.iter().enumerate() {
             let state = self.breakers[d].state(at);
             let meter = &mut self.meters[downstream.owner().index()];
             for candidate in BreakerState::ALL {
-                let attrs = [s("peer.service", downstream.peer()), s("circuit_breaker.state", candidate.name())];
-                meter.set(Inst::BreakerState, &attrs, if candidate == state { 1.0 } else { 0.0 });
+                let attrs = [
+                    s("peer.service", downstream.peer()),
+                    s("circuit_breaker.state", candidate.name()),
+                ];
+                meter.set(
+                    Inst::BreakerState,
+                    &attrs,
+                    if candidate == state { 1.0 } else { 0.0 },
+                );
             }
         }
         for service in Service::ALL {
-            self.processes[service.index()].collect(&mut self.rng, &mut self.meters[service.index()], interval_ns);
+            self.processes[service.index()].collect(
+                &mut self.rng,
+                &mut self.meters[service.index()],
+                interval_ns,
+            );
         }
         let mut out = Vec::with_capacity(Service::ALL.len());
         for service in Service::ALL {

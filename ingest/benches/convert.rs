@@ -47,7 +47,12 @@ fn bench_signal<R: Message + Default>(
     let now = common::now_ns();
     for request in requests {
         let converted = convert(request, &limits, now);
-        assert_eq!((converted.accepted as usize, converted.rejected), (items(request), 0), "{}", converted.message());
+        assert_eq!(
+            (converted.accepted as usize, converted.rejected),
+            (items(request), 0),
+            "{}",
+            converted.message()
+        );
     }
 
     let mut group = c.benchmark_group(format!("convert/{signal}"));
@@ -79,15 +84,27 @@ fn bench_signal<R: Message + Default>(
 
 fn benches(c: &mut Criterion) {
     let requests = common::requests(REQUESTS);
-    bench_signal(c, "spans", &requests.traces, common::span_count, |r, l, now| {
-        lumen_ingest::convert::spans(r, l, now).expect("converts")
-    });
-    bench_signal(c, "logs", &requests.logs, common::log_record_count, |r, l, now| {
-        lumen_ingest::convert::logs(r, l, now).expect("converts")
-    });
-    bench_signal(c, "metrics", &requests.metrics, common::data_point_count, |r, l, now| {
-        lumen_ingest::convert::metrics(r, l, now).expect("converts")
-    });
+    bench_signal(
+        c,
+        "spans",
+        &requests.traces,
+        common::span_count,
+        |r, l, now| lumen_ingest::convert::spans(r, l, now).expect("converts"),
+    );
+    bench_signal(
+        c,
+        "logs",
+        &requests.logs,
+        common::log_record_count,
+        |r, l, now| lumen_ingest::convert::logs(r, l, now).expect("converts"),
+    );
+    bench_signal(
+        c,
+        "metrics",
+        &requests.metrics,
+        common::data_point_count,
+        |r, l, now| lumen_ingest::convert::metrics(r, l, now).expect("converts"),
+    );
 }
 
 criterion_group! {

@@ -36,7 +36,8 @@ fn write_segments(c: &mut Criterion, tables: &[(Table, Vec<RecordBatch>)]) {
             let dir = tempfile::tempdir().expect("temporary directory");
             let next_id = std::sync::atomic::AtomicU64::new(1);
             b.iter(|| {
-                let segments = segment::write_segments(dir.path(), *table, batches, &next_id, 1).expect("writes segments");
+                let segments = segment::write_segments(dir.path(), *table, batches, &next_id, 1)
+                    .expect("writes segments");
                 for s in &segments {
                     std::fs::remove_file(&s.path).expect("removes the segment");
                 }
@@ -53,7 +54,10 @@ fn storage_flush(c: &mut Criterion, tables: &[(Table, Vec<RecordBatch>)]) {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let rows: usize = tables.iter().map(|(_, batches)| common::rows(batches)).sum();
+    let rows: usize = tables
+        .iter()
+        .map(|(_, batches)| common::rows(batches))
+        .sum();
     let mut group = c.benchmark_group("flush/storage_flush");
     group.sampling_mode(SamplingMode::Flat);
     // Ten samples of one flush each; the untimed writes that fill the head come on top.
@@ -83,7 +87,11 @@ fn storage_flush(c: &mut Criterion, tables: &[(Table, Vec<RecordBatch>)]) {
 }
 
 /// Writes every batch through `Storage::write`, all at once (group commit keeps this quick).
-fn fill(runtime: &tokio::runtime::Runtime, storage: &Arc<Storage>, tables: &[(Table, Vec<RecordBatch>)]) {
+fn fill(
+    runtime: &tokio::runtime::Runtime,
+    storage: &Arc<Storage>,
+    tables: &[(Table, Vec<RecordBatch>)],
+) {
     runtime.block_on(async {
         let tasks: Vec<_> = tables
             .iter()
@@ -101,13 +109,17 @@ fn fill(runtime: &tokio::runtime::Runtime, storage: &Arc<Storage>, tables: &[(Ta
 
 fn benches(c: &mut Criterion) {
     let requests = common::requests(REQUESTS);
-    let tables: Vec<(Table, Vec<RecordBatch>)> = Table::ALL.into_iter().map(|t| (t, common::batches(t, &requests))).collect();
+    let tables: Vec<(Table, Vec<RecordBatch>)> = Table::ALL
+        .into_iter()
+        .map(|t| (t, common::batches(t, &requests)))
+        .collect();
     let dir = tempfile::tempdir().expect("temporary directory");
     let next_id = std::sync::atomic::AtomicU64::new(1);
     for (table, batches) in &tables {
         let rows = common::rows(batches);
         let memory: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
-        let segments = segment::write_segments(dir.path(), *table, batches, &next_id, 1).expect("writes segments");
+        let segments = segment::write_segments(dir.path(), *table, batches, &next_id, 1)
+            .expect("writes segments");
         let on_disk: u64 = segments.iter().map(|s| s.bytes).sum();
         eprintln!(
             "flush: {}: {} batches, {rows} rows, {:.0} MB in Arrow, {} segment(s), {:.1} B/row on disk",

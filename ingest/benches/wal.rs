@@ -59,7 +59,10 @@ fn storage_write(c: &mut Criterion, batch: &RecordBatch) {
                             let batch = batch.clone();
                             tokio::spawn(async move {
                                 for _ in 0..iters {
-                                    storage.write(Table::Spans, batch.clone()).await.expect("write");
+                                    storage
+                                        .write(Table::Spans, batch.clone())
+                                        .await
+                                        .expect("write");
                                 }
                             })
                         })

@@ -61,7 +61,11 @@ pub(crate) struct Exporter {
 impl Exporter {
     pub(crate) fn new(sink: Arc<dyn BatchSink>, config: IngestConfig) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-        Exporter { sink, config, conversions: Arc::new(tokio::sync::Semaphore::new(cores)) }
+        Exporter {
+            sink,
+            config,
+            conversions: Arc::new(tokio::sync::Semaphore::new(cores)),
+        }
     }
 
     pub(crate) fn config(&self) -> &IngestConfig {

@@ -25,8 +25,8 @@ use axum::response::{IntoResponse, Response};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Exemplar as OtlpExemplar, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
-    exemplar, metric, number_data_point,
+    AggregationTemporality, Exemplar as OtlpExemplar, Gauge, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, Sum, exemplar, metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
@@ -132,30 +132,57 @@ const TYPE_GAUGE_HISTOGRAM: i32 = 4;
 const TYPE_SUMMARY: i32 = 5;
 
 /// `POST /api/v1/write`.
-pub(crate) async fn write(State(exporter): State<Arc<Exporter>>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn write(
+    State(exporter): State<Arc<Exporter>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let response = match handle(&exporter, &headers, body).await {
         Ok(None) => StatusCode::NO_CONTENT.into_response(),
-        Ok(Some(problems)) => (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], problems).into_response(),
+        Ok(Some(problems)) => (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            problems,
+        )
+            .into_response(),
         Err(error) => {
             error.log();
-            let mut response = (error.http_status(), [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{error}\n")).into_response();
+            let mut response = (
+                error.http_status(),
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                format!("{error}\n"),
+            )
+                .into_response();
             if let Some(delay) = error.retry_after() {
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(delay.as_secs().max(1)));
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(delay.as_secs().max(1)),
+                );
             }
             response
         }
     };
-    telemetry::record_request("metrics", Protocol::RemoteWrite, response.status().as_str().to_owned());
+    telemetry::record_request(
+        "metrics",
+        Protocol::RemoteWrite,
+        response.status().as_str().to_owned(),
+    );
     response
 }
 
 /// Stores the request; `Ok(Some(message))` when some series or samples were invalid.
-async fn handle(exporter: &Exporter, headers: &HeaderMap, body: Body) -> Result<Option<String>, IngestError> {
+async fn handle(
+    exporter: &Exporter,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Option<String>, IngestError> {
     check_headers(headers)?;
     let limit = exporter.config().max_body_bytes;
     let body = crate::http::read_body(headers, body, limit).await?;
     telemetry::record_bytes("metrics", Protocol::RemoteWrite, body.len());
-    let size_hint = snap::raw::decompress_len(&body).unwrap_or(body.len().saturating_mul(4)).saturating_mul(2);
+    let size_hint = snap::raw::decompress_len(&body)
+        .unwrap_or(body.len().saturating_mul(4))
+        .saturating_mul(2);
     // Decoding goes with the conversion (off the HTTP workers for all but small requests); the
     // problems it finds come back through `found`.
     let found: Arc<std::sync::Mutex<Option<Problems>>> = Arc::default();
@@ -163,11 +190,17 @@ async fn handle(exporter: &Exporter, headers: &HeaderMap, body: Body) -> Result<
     let outcome = exporter
         .export::<Metrics>(Protocol::RemoteWrite, size_hint, move || {
             let (request, problems) = decode(&body, limit)?;
-            *report.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(problems);
+            *report
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(problems);
             Ok(request)
         })
         .await?;
-    let problems = found.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().unwrap_or_default();
+    let problems = found
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+        .unwrap_or_default();
     let pre_rejected = problems.rejected;
     let mut messages = problems.messages;
     if pre_rejected > 0 {
@@ -188,15 +221,30 @@ async fn handle(exporter: &Exporter, headers: &HeaderMap, body: Body) -> Result<
 
 fn check_headers(headers: &HeaderMap) -> Result<(), IngestError> {
     if let Some(value) = headers.get(header::CONTENT_TYPE) {
-        let mime = value.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let mime = value
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
         if mime != "application/x-protobuf" && mime != "application/protobuf" {
-            return Err(IngestError::UnsupportedContentType(format!("{mime} (remote write sends application/x-protobuf)")));
+            return Err(IngestError::UnsupportedContentType(format!(
+                "{mime} (remote write sends application/x-protobuf)"
+            )));
         }
     }
     if let Some(value) = headers.get(header::CONTENT_ENCODING) {
-        let coding = value.to_str().unwrap_or_default().trim().to_ascii_lowercase();
+        let coding = value
+            .to_str()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
         if coding != "snappy" {
-            return Err(IngestError::UnsupportedContentEncoding(format!("{coding} (remote write sends snappy)")));
+            return Err(IngestError::UnsupportedContentEncoding(format!(
+                "{coding} (remote write sends snappy)"
+            )));
         }
     }
     Ok(())
@@ -222,8 +270,12 @@ impl Problems {
 }
 
 /// Decompresses and decodes a body, and converts it to an OTLP metrics request.
-fn decode(body: &[u8], limit: usize) -> Result<(ExportMetricsServiceRequest, Problems), IngestError> {
-    let len = snap::raw::decompress_len(body).map_err(|e| IngestError::InvalidSnappy(format!("not Snappy block format: {e}")))?;
+fn decode(
+    body: &[u8],
+    limit: usize,
+) -> Result<(ExportMetricsServiceRequest, Problems), IngestError> {
+    let len = snap::raw::decompress_len(body)
+        .map_err(|e| IngestError::InvalidSnappy(format!("not Snappy block format: {e}")))?;
     if len > limit {
         return Err(IngestError::DecompressedTooLarge { limit });
     }
@@ -232,9 +284,15 @@ fn decode(body: &[u8], limit: usize) -> Result<(ExportMetricsServiceRequest, Pro
         .map_err(|e| IngestError::InvalidSnappy(format!("not Snappy block format: {e}")))?;
     let request = prompb::WriteRequest::decode(raw.as_slice())?;
     let mut problems = Problems::default();
-    let otlp = to_otlp(request, &mut problems, limit.saturating_mul(EXPANSION_FACTOR));
+    let otlp = to_otlp(
+        request,
+        &mut problems,
+        limit.saturating_mul(EXPANSION_FACTOR),
+    );
     if problems.unreported > 0 {
-        problems.messages.push(format!("and {} more", problems.unreported));
+        problems
+            .messages
+            .push(format!("and {} more", problems.unreported));
     }
     Ok((otlp, problems))
 }
@@ -255,7 +313,10 @@ fn is_counter(name: &str, types: &HashMap<&str, i32>) -> bool {
     false
 }
 
-fn family_of<'a>(name: &str, metadata: &HashMap<&str, &'a prompb::MetricMetadata>) -> Option<&'a prompb::MetricMetadata> {
+fn family_of<'a>(
+    name: &str,
+    metadata: &HashMap<&str, &'a prompb::MetricMetadata>,
+) -> Option<&'a prompb::MetricMetadata> {
     if let Some(m) = metadata.get(name) {
         return Some(*m);
     }
@@ -267,11 +328,18 @@ fn family_of<'a>(name: &str, metadata: &HashMap<&str, &'a prompb::MetricMetadata
 }
 
 fn string_kv(key: String, value: String) -> KeyValue {
-    KeyValue { key, value: Some(AnyValue { value: Some(any_value::Value::StringValue(value)) }), ..Default::default() }
+    KeyValue {
+        key,
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value)),
+        }),
+        ..Default::default()
+    }
 }
 
 fn ms_to_ns(ms: i64) -> Option<u64> {
-    ms.checked_mul(1_000_000).and_then(|ns| u64::try_from(ns).ok())
+    ms.checked_mul(1_000_000)
+        .and_then(|ns| u64::try_from(ns).ok())
 }
 
 /// A request may expand into OTLP points of at most this many times its decompressed size limit:
@@ -284,35 +352,72 @@ const ATTRIBUTE_BYTES: usize = 80;
 
 /// Converts a write request to OTLP; series whose points would take the request past `budget`
 /// estimated bytes are rejected (with the reason) instead of converted.
-fn to_otlp(request: prompb::WriteRequest, problems: &mut Problems, budget: usize) -> ExportMetricsServiceRequest {
+fn to_otlp(
+    request: prompb::WriteRequest,
+    problems: &mut Problems,
+    budget: usize,
+) -> ExportMetricsServiceRequest {
     let mut spent = 0usize;
-    let metadata: HashMap<&str, &prompb::MetricMetadata> =
-        request.metadata.iter().map(|m| (m.metric_family_name.as_str(), m)).collect();
-    let types: HashMap<&str, i32> = request.metadata.iter().map(|m| (m.metric_family_name.as_str(), m.r#type)).collect();
+    let metadata: HashMap<&str, &prompb::MetricMetadata> = request
+        .metadata
+        .iter()
+        .map(|m| (m.metric_family_name.as_str(), m))
+        .collect();
+    let types: HashMap<&str, i32> = request
+        .metadata
+        .iter()
+        .map(|m| (m.metric_family_name.as_str(), m.r#type))
+        .collect();
     let mut metrics = Vec::with_capacity(request.timeseries.len());
     for (index, series) in request.timeseries.iter().enumerate() {
         if !series.histograms.is_empty() {
-            problems.reject(series.histograms.len(), || format!("series {index}: native histograms are not supported yet"));
+            problems.reject(series.histograms.len(), || {
+                format!("series {index}: native histograms are not supported yet")
+            });
         }
-        let Some(name) = series.labels.iter().find(|l| l.name == "__name__").map(|l| l.value.clone()) else {
-            problems.reject(series.samples.len(), || format!("series {index}: no __name__ label"));
+        let Some(name) = series
+            .labels
+            .iter()
+            .find(|l| l.name == "__name__")
+            .map(|l| l.value.clone())
+        else {
+            problems.reject(series.samples.len(), || {
+                format!("series {index}: no __name__ label")
+            });
             continue;
         };
         if name.is_empty() {
-            problems.reject(series.samples.len(), || format!("series {index}: empty __name__"));
+            problems.reject(series.samples.len(), || {
+                format!("series {index}: empty __name__")
+            });
             continue;
         }
         if let Some(bad) = series.labels.iter().find(|l| l.name.is_empty()) {
-            problems.reject(series.samples.len(), || format!("series {name}: a label with an empty name (value {:?})", bad.value));
+            problems.reject(series.samples.len(), || {
+                format!(
+                    "series {name}: a label with an empty name (value {:?})",
+                    bad.value
+                )
+            });
             continue;
         }
-        let mut labels: Vec<&prompb::Label> = series.labels.iter().filter(|l| l.name != "__name__" && !l.value.is_empty()).collect();
+        let mut labels: Vec<&prompb::Label> = series
+            .labels
+            .iter()
+            .filter(|l| l.name != "__name__" && !l.value.is_empty())
+            .collect();
         labels.sort_by(|a, b| a.name.cmp(&b.name));
         if labels.windows(2).any(|w| w[0].name == w[1].name) {
-            problems.reject(series.samples.len(), || format!("series {name}: duplicate label names"));
+            problems.reject(series.samples.len(), || {
+                format!("series {name}: duplicate label names")
+            });
             continue;
         }
-        let per_point = POINT_BYTES + labels.iter().map(|l| ATTRIBUTE_BYTES + l.name.len() + l.value.len()).sum::<usize>();
+        let per_point = POINT_BYTES
+            + labels
+                .iter()
+                .map(|l| ATTRIBUTE_BYTES + l.name.len() + l.value.len())
+                .sum::<usize>();
         let cost = per_point.saturating_mul(series.samples.len());
         if spent.saturating_add(cost) > budget {
             problems.reject(series.samples.len(), || {
@@ -326,11 +431,19 @@ fn to_otlp(request: prompb::WriteRequest, problems: &mut Problems, budget: usize
             continue;
         }
         spent += cost;
-        let attributes: Vec<KeyValue> = labels.iter().map(|l| string_kv(l.name.clone(), l.value.clone())).collect();
+        let attributes: Vec<KeyValue> = labels
+            .iter()
+            .map(|l| string_kv(l.name.clone(), l.value.clone()))
+            .collect();
         let mut points = Vec::with_capacity(series.samples.len());
         for sample in &series.samples {
             let Some(time) = ms_to_ns(sample.timestamp).filter(|t| *t > 0) else {
-                problems.reject(1, || format!("series {name}: sample timestamp {} ms is out of range", sample.timestamp));
+                problems.reject(1, || {
+                    format!(
+                        "series {name}: sample timestamp {} ms is out of range",
+                        sample.timestamp
+                    )
+                });
                 continue;
             };
             points.push(NumberDataPoint {
@@ -352,7 +465,9 @@ fn to_otlp(request: prompb::WriteRequest, problems: &mut Problems, budget: usize
                 is_monotonic: true,
             })
         } else {
-            metric::Data::Gauge(Gauge { data_points: points })
+            metric::Data::Gauge(Gauge {
+                data_points: points,
+            })
         };
         metrics.push(Metric {
             name,
@@ -366,7 +481,10 @@ fn to_otlp(request: prompb::WriteRequest, problems: &mut Problems, budget: usize
         resource_metrics: vec![ResourceMetrics {
             resource: Some(Resource::default()),
             scope_metrics: vec![ScopeMetrics {
-                scope: Some(InstrumentationScope { name: SCOPE_NAME.to_owned(), ..Default::default() }),
+                scope: Some(InstrumentationScope {
+                    name: SCOPE_NAME.to_owned(),
+                    ..Default::default()
+                }),
                 metrics,
                 ..Default::default()
             }],
@@ -381,7 +499,9 @@ fn attach_exemplars(points: &mut [NumberDataPoint], exemplars: &[prompb::Exempla
         return;
     }
     for e in exemplars {
-        let Some(time) = ms_to_ns(e.timestamp) else { continue };
+        let Some(time) = ms_to_ns(e.timestamp) else {
+            continue;
+        };
         let mut trace_id = Vec::new();
         let mut span_id = Vec::new();
         let mut filtered = Vec::new();
@@ -414,11 +534,16 @@ mod tests {
     use super::*;
 
     fn label(name: &str, value: &str) -> Label {
-        Label { name: name.into(), value: value.into() }
+        Label {
+            name: name.into(),
+            value: value.into(),
+        }
     }
 
     fn compress(request: &WriteRequest) -> Vec<u8> {
-        snap::raw::Encoder::new().compress_vec(&request.encode_to_vec()).unwrap()
+        snap::raw::Encoder::new()
+            .compress_vec(&request.encode_to_vec())
+            .unwrap()
     }
 
     #[test]
@@ -427,32 +552,83 @@ mod tests {
         let request = WriteRequest {
             timeseries: vec![
                 TimeSeries {
-                    labels: vec![label("__name__", "http_requests_total"), label("job", "api"), label("code", "200")],
-                    samples: vec![Sample { value: 1.0, timestamp: 1_000 }, Sample { value: stale, timestamp: 2_000 }],
+                    labels: vec![
+                        label("__name__", "http_requests_total"),
+                        label("job", "api"),
+                        label("code", "200"),
+                    ],
+                    samples: vec![
+                        Sample {
+                            value: 1.0,
+                            timestamp: 1_000,
+                        },
+                        Sample {
+                            value: stale,
+                            timestamp: 2_000,
+                        },
+                    ],
                     exemplars: vec![Exemplar {
-                        labels: vec![label("trace_id", "5b8efff798038103d269b633813fc60c"), label("user", "u1")],
+                        labels: vec![
+                            label("trace_id", "5b8efff798038103d269b633813fc60c"),
+                            label("user", "u1"),
+                        ],
                         value: 1.0,
                         timestamp: 1_900,
                     }],
                     histograms: vec![],
                 },
-                TimeSeries { labels: vec![label("__name__", "temp_celsius")], samples: vec![Sample { value: 21.5, timestamp: 1_000 }], ..Default::default() },
+                TimeSeries {
+                    labels: vec![label("__name__", "temp_celsius")],
+                    samples: vec![Sample {
+                        value: 21.5,
+                        timestamp: 1_000,
+                    }],
+                    ..Default::default()
+                },
             ],
-            metadata: vec![MetricMetadata { r#type: TYPE_COUNTER, metric_family_name: "http_requests".into(), help: "Requests.".into(), unit: String::new() }],
+            metadata: vec![MetricMetadata {
+                r#type: TYPE_COUNTER,
+                metric_family_name: "http_requests".into(),
+                help: "Requests.".into(),
+                unit: String::new(),
+            }],
         };
         let (otlp, problems) = decode(&compress(&request), 1 << 20).unwrap();
         assert_eq!(problems.rejected, 0);
         let metrics = &otlp.resource_metrics[0].scope_metrics[0].metrics;
-        assert_eq!(otlp.resource_metrics[0].scope_metrics[0].scope.as_ref().unwrap().name, SCOPE_NAME);
-        let Some(metric::Data::Sum(sum)) = &metrics[0].data else { panic!("counter should be a sum") };
+        assert_eq!(
+            otlp.resource_metrics[0].scope_metrics[0]
+                .scope
+                .as_ref()
+                .unwrap()
+                .name,
+            SCOPE_NAME
+        );
+        let Some(metric::Data::Sum(sum)) = &metrics[0].data else {
+            panic!("counter should be a sum")
+        };
         assert!(sum.is_monotonic);
         assert_eq!(metrics[0].description, "Requests.");
-        let keys: Vec<&str> = sum.data_points[0].attributes.iter().map(|kv| kv.key.as_str()).collect();
+        let keys: Vec<&str> = sum.data_points[0]
+            .attributes
+            .iter()
+            .map(|kv| kv.key.as_str())
+            .collect();
         assert_eq!(keys, vec!["code", "job"]);
         assert_eq!(sum.data_points[0].time_unix_nano, 1_000_000_000);
-        let Some(number_data_point::Value::AsDouble(v)) = sum.data_points[1].value else { panic!() };
-        assert_eq!(v.to_bits(), 0x7ff0_0000_0000_0002, "staleness marker kept bit for bit");
-        assert_eq!(sum.data_points[1].exemplars.len(), 1, "exemplar on the nearest sample");
+        let Some(number_data_point::Value::AsDouble(v)) = sum.data_points[1].value else {
+            panic!()
+        };
+        assert_eq!(
+            v.to_bits(),
+            0x7ff0_0000_0000_0002,
+            "staleness marker kept bit for bit"
+        );
+        assert_eq!(
+            sum.data_points[1].exemplars.len(),
+            1,
+            "exemplar on the nearest sample"
+        );
         assert_eq!(sum.data_points[1].exemplars[0].trace_id.len(), 16);
         assert!(matches!(metrics[1].data, Some(metric::Data::Gauge(_))));
     }
@@ -461,11 +637,28 @@ mod tests {
     fn invalid_series_are_reported_and_the_rest_kept() {
         let request = WriteRequest {
             timeseries: vec![
-                TimeSeries { labels: vec![label("job", "x")], samples: vec![Sample { value: 1.0, timestamp: 1 }], ..Default::default() },
-                TimeSeries { labels: vec![label("__name__", "ok")], samples: vec![Sample { value: 1.0, timestamp: 5 }], ..Default::default() },
+                TimeSeries {
+                    labels: vec![label("job", "x")],
+                    samples: vec![Sample {
+                        value: 1.0,
+                        timestamp: 1,
+                    }],
+                    ..Default::default()
+                },
+                TimeSeries {
+                    labels: vec![label("__name__", "ok")],
+                    samples: vec![Sample {
+                        value: 1.0,
+                        timestamp: 5,
+                    }],
+                    ..Default::default()
+                },
                 TimeSeries {
                     labels: vec![label("__name__", "dup"), label("a", "1"), label("a", "2")],
-                    samples: vec![Sample { value: 1.0, timestamp: 5 }],
+                    samples: vec![Sample {
+                        value: 1.0,
+                        timestamp: 5,
+                    }],
                     ..Default::default()
                 },
             ],
@@ -473,7 +666,11 @@ mod tests {
         };
         let (otlp, problems) = decode(&compress(&request), 1 << 20).unwrap();
         assert_eq!(problems.rejected, 2);
-        assert!(problems.messages[0].contains("__name__"), "{:?}", problems.messages);
+        assert!(
+            problems.messages[0].contains("__name__"),
+            "{:?}",
+            problems.messages
+        );
         assert_eq!(otlp.resource_metrics[0].scope_metrics[0].metrics.len(), 1);
     }
 
@@ -482,11 +679,27 @@ mod tests {
         // 2,000 labels of 1 KiB on 500 identical samples: a few KiB compressed, ~1 GB as points.
         let mut labels = vec![label("__name__", "wide")];
         labels.extend((0..2000).map(|i| label(&format!("l{i}"), &"v".repeat(1024))));
-        let samples: Vec<Sample> = (1..=500).map(|t| Sample { value: 1.0, timestamp: t }).collect();
+        let samples: Vec<Sample> = (1..=500)
+            .map(|t| Sample {
+                value: 1.0,
+                timestamp: t,
+            })
+            .collect();
         let request = WriteRequest {
             timeseries: vec![
-                TimeSeries { labels, samples, ..Default::default() },
-                TimeSeries { labels: vec![label("__name__", "ok")], samples: vec![Sample { value: 1.0, timestamp: 5 }], ..Default::default() },
+                TimeSeries {
+                    labels,
+                    samples,
+                    ..Default::default()
+                },
+                TimeSeries {
+                    labels: vec![label("__name__", "ok")],
+                    samples: vec![Sample {
+                        value: 1.0,
+                        timestamp: 5,
+                    }],
+                    ..Default::default()
+                },
             ],
             metadata: vec![],
         };
@@ -494,18 +707,36 @@ mod tests {
         assert!(body.len() < 1 << 20, "{} bytes compressed", body.len());
         let (otlp, problems) = decode(&body, 4 << 20).unwrap();
         assert_eq!(problems.rejected, 500);
-        assert!(problems.messages[0].contains("series wide") && problems.messages[0].contains("fewer samples"), "{:?}", problems.messages);
+        assert!(
+            problems.messages[0].contains("series wide")
+                && problems.messages[0].contains("fewer samples"),
+            "{:?}",
+            problems.messages
+        );
         let metrics = &otlp.resource_metrics[0].scope_metrics[0].metrics;
-        assert_eq!(metrics.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), vec!["ok"]);
+        assert_eq!(
+            metrics.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+            vec!["ok"]
+        );
     }
 
     #[test]
     fn bad_bodies_are_errors() {
         assert!(decode(b"definitely not snappy", 1 << 20).is_err());
-        let big = snap::raw::Encoder::new().compress_vec(&vec![0u8; 4096]).unwrap();
-        assert!(matches!(decode(&big, 1024), Err(IngestError::DecompressedTooLarge { .. })));
-        let garbage = snap::raw::Encoder::new().compress_vec(&[0xff, 0xff, 0xff]).unwrap();
-        assert!(matches!(decode(&garbage, 1 << 20), Err(IngestError::Protobuf(_))));
+        let big = snap::raw::Encoder::new()
+            .compress_vec(&vec![0u8; 4096])
+            .unwrap();
+        assert!(matches!(
+            decode(&big, 1024),
+            Err(IngestError::DecompressedTooLarge { .. })
+        ));
+        let garbage = snap::raw::Encoder::new()
+            .compress_vec(&[0xff, 0xff, 0xff])
+            .unwrap();
+        assert!(matches!(
+            decode(&garbage, 1 << 20),
+            Err(IngestError::Protobuf(_))
+        ));
     }
 }
 
@@ -533,7 +764,9 @@ impl std::fmt::Debug for SampleWriter {
 impl SampleWriter {
     /// A writer into `storage`'s metrics table.
     pub fn new(storage: Arc<lumen_storage::Storage>, config: crate::IngestConfig) -> Self {
-        SampleWriter { exporter: Arc::new(Exporter::new(storage, config)) }
+        SampleWriter {
+            exporter: Arc::new(Exporter::new(storage, config)),
+        }
     }
 
     /// Stores the samples; invalid ones (no name, bad timestamp) are reported as an error after
@@ -549,23 +782,43 @@ impl SampleWriter {
             if matches!(entry, std::collections::hash_map::Entry::Vacant(_)) {
                 order.push(sample.labels);
             }
-            entry.or_default().push(prompb::Sample { value: sample.value, timestamp: sample.time_ms });
+            entry.or_default().push(prompb::Sample {
+                value: sample.value,
+                timestamp: sample.time_ms,
+            });
         }
         let timeseries = order
             .into_iter()
             .filter_map(|labels| {
                 let samples = by_series.remove(&labels)?;
                 Some(prompb::TimeSeries {
-                    labels: labels.into_iter().map(|(name, value)| prompb::Label { name, value }).collect(),
+                    labels: labels
+                        .into_iter()
+                        .map(|(name, value)| prompb::Label { name, value })
+                        .collect(),
                     samples,
                     ..Default::default()
                 })
             })
             .collect();
-        let mut problems = Problems { rejected: 0, messages: Vec::new(), unreported: 0 };
+        let mut problems = Problems {
+            rejected: 0,
+            messages: Vec::new(),
+            unreported: 0,
+        };
         // Lumen's own samples (rule results, ALERTS): no outside input to bound.
-        let request = to_otlp(prompb::WriteRequest { timeseries, ..Default::default() }, &mut problems, usize::MAX);
-        let outcome = self.exporter.export::<Metrics>(Protocol::Internal, 0, move || Ok(request)).await?;
+        let request = to_otlp(
+            prompb::WriteRequest {
+                timeseries,
+                ..Default::default()
+            },
+            &mut problems,
+            usize::MAX,
+        );
+        let outcome = self
+            .exporter
+            .export::<Metrics>(Protocol::Internal, 0, move || Ok(request))
+            .await?;
         if problems.rejected > 0 || outcome.rejected > 0 {
             let mut messages = problems.messages;
             if !outcome.message.is_empty() {

@@ -47,8 +47,8 @@
 pub mod error;
 pub mod format;
 pub mod hexid;
-pub mod otlp_convert;
 pub mod http;
+pub mod otlp_convert;
 pub mod promql;
 pub mod pruning;
 pub mod readonly;

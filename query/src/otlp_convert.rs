@@ -78,7 +78,8 @@ pub fn delta_to_cumulative(samples: &mut [(i64, f64)]) {
 }
 
 /// Resource attributes that `target_info` leaves out because `job` and `instance` carry them.
-pub const TARGET_INFO_EXCLUDED: [&str; 3] = ["service.name", "service.namespace", "service.instance.id"];
+pub const TARGET_INFO_EXCLUDED: [&str; 3] =
+    ["service.name", "service.namespace", "service.instance.id"];
 
 #[cfg(test)]
 mod tests {
@@ -97,7 +98,10 @@ mod tests {
             negative: &[],
             count: 6,
         };
-        assert_eq!(exponential_to_classic(&h), vec![(0.0, 1), (2.0, 3), (8.0, 6), (f64::INFINITY, 6)]);
+        assert_eq!(
+            exponential_to_classic(&h),
+            vec![(0.0, 1), (2.0, 3), (8.0, 6), (f64::INFINITY, 6)]
+        );
     }
 
     #[test]
@@ -116,7 +120,10 @@ mod tests {
         let out = exponential_to_classic(&h);
         assert_eq!(out.len(), 5);
         assert!((out[0].0 - -1.0).abs() < 1e-12 && out[0].1 == 2, "{out:?}");
-        assert!((out[1].0 - -std::f64::consts::FRAC_1_SQRT_2).abs() < 1e-12 && out[1].1 == 3, "{out:?}");
+        assert!(
+            (out[1].0 - -std::f64::consts::FRAC_1_SQRT_2).abs() < 1e-12 && out[1].1 == 3,
+            "{out:?}"
+        );
         assert_eq!(out[2], (0.001, 3));
         assert!((out[3].0 - 2.0).abs() < 1e-12 && out[3].1 == 7, "{out:?}");
         assert_eq!(out[4], (f64::INFINITY, 7));

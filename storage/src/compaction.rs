@@ -105,14 +105,20 @@ pub fn plan(segments: &[SegmentMeta], config: &CompactionConfig, when: &Conditio
     let mut partitions: BTreeMap<(&'static str, i64), Vec<&SegmentMeta>> = BTreeMap::new();
     for s in segments {
         if s.rows < config.max_rows && !when.skip.contains(&s.id) {
-            partitions.entry((s.table.name(), segment::partition_start(s.min_time))).or_default().push(s);
+            partitions
+                .entry((s.table.name(), segment::partition_start(s.min_time)))
+                .or_default()
+                .push(s);
         }
     }
     let mut plans = Vec::new();
     for ((_, partition), mut candidates) in partitions {
         let table = candidates[0].table;
-        let settled_at = partition.saturating_add(segment::PARTITION_NANOS).saturating_add(config.settle_after.as_nanos() as i64);
-        let sealed = when.force || (when.now_ns >= settled_at && !when.busy.contains(&(table, partition)));
+        let settled_at = partition
+            .saturating_add(segment::PARTITION_NANOS)
+            .saturating_add(config.settle_after.as_nanos() as i64);
+        let sealed =
+            when.force || (when.now_ns >= settled_at && !when.busy.contains(&(table, partition)));
         candidates.sort_by_key(|s| (s.rows, s.id));
         let chosen: Vec<&SegmentMeta> = if when.force {
             take_within(&candidates, config.max_rows, usize::MAX)
@@ -122,8 +128,11 @@ pub fn plan(segments: &[SegmentMeta], config: &CompactionConfig, when: &Conditio
             // Size tiers: from the smallest up, the first run of segments within 4× of its first.
             let mut chosen = Vec::new();
             for (i, first) in candidates.iter().enumerate() {
-                let tier: Vec<&SegmentMeta> =
-                    candidates[i..].iter().copied().take_while(|s| s.rows <= first.rows.saturating_mul(4).max(1)).collect();
+                let tier: Vec<&SegmentMeta> = candidates[i..]
+                    .iter()
+                    .copied()
+                    .take_while(|s| s.rows <= first.rows.saturating_mul(4).max(1))
+                    .collect();
                 if tier.len() >= config.fan_in.max(2) {
                     chosen = take_within(&tier, config.max_rows, usize::MAX);
                     break;
@@ -134,7 +143,11 @@ pub fn plan(segments: &[SegmentMeta], config: &CompactionConfig, when: &Conditio
         if chosen.len() >= 2 {
             let mut inputs: Vec<SegmentMeta> = chosen.into_iter().cloned().collect();
             inputs.sort_by_key(|s| s.id);
-            plans.push(Plan { table, partition, inputs });
+            plans.push(Plan {
+                table,
+                partition,
+                inputs,
+            });
         }
     }
     plans
@@ -142,7 +155,11 @@ pub fn plan(segments: &[SegmentMeta], config: &CompactionConfig, when: &Conditio
 
 /// The smallest segments of `sorted` (ascending by rows) whose rows add up to at most `max_rows`,
 /// at most [`MAX_INPUTS`], stopping before one with more than `ratio` × the rows taken so far.
-fn take_within<'a>(sorted: &[&'a SegmentMeta], max_rows: u64, ratio: usize) -> Vec<&'a SegmentMeta> {
+fn take_within<'a>(
+    sorted: &[&'a SegmentMeta],
+    max_rows: u64,
+    ratio: usize,
+) -> Vec<&'a SegmentMeta> {
     let mut total = 0u64;
     let mut taken = Vec::new();
     for s in sorted.iter().copied().take(MAX_INPUTS) {
@@ -182,10 +199,23 @@ pub fn merge(plan: &Plan, id: u64, keep_going: &dyn Fn() -> bool) -> Result<Segm
     merge_in_batches(plan, id, keep_going, BATCH_ROWS, OUTPUT_ROWS)
 }
 
-fn merge_in_batches(plan: &Plan, id: u64, keep_going: &dyn Fn() -> bool, batch_rows: usize, output_rows: usize) -> Result<SegmentMeta> {
+fn merge_in_batches(
+    plan: &Plan,
+    id: u64,
+    keep_going: &dyn Fn() -> bool,
+    batch_rows: usize,
+    output_rows: usize,
+) -> Result<SegmentMeta> {
     let table = plan.table;
-    let first = plan.inputs.first().ok_or_else(|| invalid("nothing to merge"))?;
-    let dir = first.path.parent().ok_or_else(|| invalid("a segment path without a directory"))?.to_path_buf();
+    let first = plan
+        .inputs
+        .first()
+        .ok_or_else(|| invalid("nothing to merge"))?;
+    let dir = first
+        .path
+        .parent()
+        .ok_or_else(|| invalid("a segment path without a directory"))?
+        .to_path_buf();
     let mut schema: Option<SchemaRef> = None;
     let mut max_wal_seq = 0u64;
     let mut readers = Vec::with_capacity(plan.inputs.len());
@@ -194,16 +224,33 @@ fn merge_in_batches(plan: &Plan, id: u64, keep_going: &dyn Fn() -> bool, batch_r
         match &schema {
             None => schema = Some(input_schema),
             Some(s) if s.fields() == input_schema.fields() => {}
-            Some(_) => return Err(invalid(&format!("{} has a different schema from the other segments of its partition", input.path.display()))),
+            Some(_) => {
+                return Err(invalid(&format!(
+                    "{} has a different schema from the other segments of its partition",
+                    input.path.display()
+                )));
+            }
         }
         max_wal_seq = max_wal_seq.max(seq);
         readers.push(reader);
     }
     let schema = schema.ok_or_else(|| invalid("nothing to merge"))?;
-    let key_columns: Vec<usize> = table.sort_columns().iter().filter_map(|name| schema.index_of(name).ok()).collect();
-    let converter = RowConverter::new(key_columns.iter().map(|i| SortField::new(schema.field(*i).data_type().clone())).collect())?;
+    let key_columns: Vec<usize> = table
+        .sort_columns()
+        .iter()
+        .filter_map(|name| schema.index_of(name).ok())
+        .collect();
+    let converter = RowConverter::new(
+        key_columns
+            .iter()
+            .map(|i| SortField::new(schema.field(*i).data_type().clone()))
+            .collect(),
+    )?;
     let keys_of = |batch: &RecordBatch| -> Result<Rows> {
-        let columns: Vec<_> = key_columns.iter().map(|i| batch.column(*i).clone()).collect();
+        let columns: Vec<_> = key_columns
+            .iter()
+            .map(|i| batch.column(*i).clone())
+            .collect();
         Ok(converter.convert_columns(&columns)?)
     };
 
@@ -212,7 +259,13 @@ fn merge_in_batches(plan: &Plan, id: u64, keep_going: &dyn Fn() -> bool, batch_r
     for mut reader in readers {
         if let Some(batch) = next_batch(&mut reader, &dir)? {
             let keys = keys_of(&batch)?;
-            cursors.push(Cursor { reader, source: sources.len(), batch_rows: batch.num_rows(), keys, pos: 0 });
+            cursors.push(Cursor {
+                reader,
+                source: sources.len(),
+                batch_rows: batch.num_rows(),
+                keys,
+                pos: 0,
+            });
             sources.push(batch);
         }
     }
@@ -234,7 +287,10 @@ fn merge_in_batches(plan: &Plan, id: u64, keep_going: &dyn Fn() -> bool, batch_r
                 best = i;
             }
         }
-        let bound = (0..cursors.len()).filter(|i| *i != best).map(|i| (cursors[i].keys.row(cursors[i].pos), i)).min();
+        let bound = (0..cursors.len())
+            .filter(|i| *i != best)
+            .map(|i| (cursors[i].keys.row(cursors[i].pos), i))
+            .min();
         let cursor = &cursors[best];
         let start = cursor.pos;
         let mut end = start + 1;
@@ -280,12 +336,19 @@ fn merge_in_batches(plan: &Plan, id: u64, keep_going: &dyn Fn() -> bool, batch_r
 }
 
 fn invalid(message: &str) -> StorageError {
-    StorageError::io("compacting", std::io::Error::new(std::io::ErrorKind::InvalidData, message.to_string()))
+    StorageError::io(
+        "compacting",
+        std::io::Error::new(std::io::ErrorKind::InvalidData, message.to_string()),
+    )
 }
 
 /// A reader of a whole segment, its Arrow schema and the WAL seq recorded in it.
-fn open_input(path: &Path, batch_rows: usize) -> Result<(ParquetRecordBatchReader, SchemaRef, u64)> {
-    let file = File::open(path).map_err(|e| StorageError::io(format!("opening {}", path.display()), e))?;
+fn open_input(
+    path: &Path,
+    batch_rows: usize,
+) -> Result<(ParquetRecordBatchReader, SchemaRef, u64)> {
+    let file =
+        File::open(path).map_err(|e| StorageError::io(format!("opening {}", path.display()), e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
     let seq = builder
         .metadata()
@@ -300,7 +363,12 @@ fn open_input(path: &Path, batch_rows: usize) -> Result<(ParquetRecordBatchReade
 
 fn next_batch(reader: &mut ParquetRecordBatchReader, dir: &Path) -> Result<Option<RecordBatch>> {
     for batch in reader.by_ref() {
-        let batch = batch.map_err(|e| StorageError::io(format!("reading a segment in {}", dir.display()), std::io::Error::other(e)))?;
+        let batch = batch.map_err(|e| {
+            StorageError::io(
+                format!("reading a segment in {}", dir.display()),
+                std::io::Error::other(e),
+            )
+        })?;
         if batch.num_rows() > 0 {
             return Ok(Some(batch));
         }
@@ -309,7 +377,12 @@ fn next_batch(reader: &mut ParquetRecordBatchReader, dir: &Path) -> Result<Optio
 }
 
 /// The output batch made of `runs` of `sources`' rows.
-fn assemble(schema: &SchemaRef, sources: &[RecordBatch], runs: &[(usize, usize, usize)], rows: usize) -> Result<RecordBatch> {
+fn assemble(
+    schema: &SchemaRef,
+    sources: &[RecordBatch],
+    runs: &[(usize, usize, usize)],
+    rows: usize,
+) -> Result<RecordBatch> {
     let mut columns = Vec::with_capacity(schema.fields().len());
     for c in 0..schema.fields().len() {
         let data: Vec<ArrayData> = sources.iter().map(|b| b.column(c).to_data()).collect();
@@ -328,7 +401,15 @@ mod tests {
     use super::*;
 
     fn seg(id: u64, rows: u64, min_time: i64) -> SegmentMeta {
-        SegmentMeta { id, table: Table::Metrics, path: format!("/x/{id}.parquet").into(), min_time, max_time: min_time, rows, bytes: rows }
+        SegmentMeta {
+            id,
+            table: Table::Metrics,
+            path: format!("/x/{id}.parquet").into(),
+            min_time,
+            max_time: min_time,
+            rows,
+            bytes: rows,
+        }
     }
 
     const HOUR: i64 = segment::PARTITION_NANOS;
@@ -338,44 +419,114 @@ mod tests {
         let config = CompactionConfig::default();
         let now = 10 * HOUR + 60_000_000_000;
         let at = 10 * HOUR + 1;
-        let ids = |plans: &[Plan]| plans.iter().map(|p| p.inputs.iter().map(|s| s.id).collect::<Vec<_>>()).collect::<Vec<_>>();
+        let ids = |plans: &[Plan]| {
+            plans
+                .iter()
+                .map(|p| p.inputs.iter().map(|s| s.id).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
         // Three of a size: not yet.
-        let when = Conditions { now_ns: now, ..Conditions::default() };
+        let when = Conditions {
+            now_ns: now,
+            ..Conditions::default()
+        };
         let three = [seg(1, 1000, at), seg(2, 1200, at), seg(3, 900, at)];
         assert!(plan(&three, &config, &when).is_empty());
         // A fourth: the four merge; a big one already merged stays out.
-        let five = [seg(1, 1000, at), seg(2, 1200, at), seg(3, 900, at), seg(4, 1100, at), seg(5, 1_000_000, at)];
+        let five = [
+            seg(1, 1000, at),
+            seg(2, 1200, at),
+            seg(3, 900, at),
+            seg(4, 1100, at),
+            seg(5, 1_000_000, at),
+        ];
         assert_eq!(ids(&plan(&five, &config, &when)), vec![vec![1, 2, 3, 4]]);
         // Segments that failed before are left out.
-        assert!(plan(&five, &config, &Conditions { skip: HashSet::from([2]), ..when.clone() }).is_empty());
+        assert!(
+            plan(
+                &five,
+                &config,
+                &Conditions {
+                    skip: HashSet::from([2]),
+                    ..when.clone()
+                }
+            )
+            .is_empty()
+        );
         // Forced: everything in the partition.
-        assert_eq!(ids(&plan(&five, &config, &Conditions { force: true, ..when.clone() })), vec![vec![1, 2, 3, 4, 5]]);
+        assert_eq!(
+            ids(&plan(
+                &five,
+                &config,
+                &Conditions {
+                    force: true,
+                    ..when.clone()
+                }
+            )),
+            vec![vec![1, 2, 3, 4, 5]]
+        );
     }
 
     #[test]
     fn a_settled_partition_merges_everything_up_to_the_size_cap_and_partitions_stay_apart() {
-        let config = CompactionConfig { max_rows: 10_000, ..CompactionConfig::default() };
+        let config = CompactionConfig {
+            max_rows: 10_000,
+            ..CompactionConfig::default()
+        };
         let now = 12 * HOUR;
         let old = 10 * HOUR + 5;
         let current = 12 * HOUR - 1;
         // The hour that ended 0 ns ago is not settled: two segments there are not a tier of four.
-        let segments = [seg(1, 6000, old), seg(2, 3000, old), seg(3, 2000, old), seg(4, 20_000, old), seg(5, 10, current), seg(6, 10, current)];
-        let when = Conditions { now_ns: now, ..Conditions::default() };
+        let segments = [
+            seg(1, 6000, old),
+            seg(2, 3000, old),
+            seg(3, 2000, old),
+            seg(4, 20_000, old),
+            seg(5, 10, current),
+            seg(6, 10, current),
+        ];
+        let when = Conditions {
+            now_ns: now,
+            ..Conditions::default()
+        };
         let plans = plan(&segments, &config, &when);
         assert_eq!(plans.len(), 1, "{plans:?}");
         assert_eq!(plans[0].partition, 10 * HOUR);
         // Smallest first while the total stays under the cap: 2000 + 3000 (+ 6000 would pass it).
-        assert_eq!(plans[0].inputs.iter().map(|s| s.id).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(
+            plans[0].inputs.iter().map(|s| s.id).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
         // An ended hour still being flushed into (a backfill) waits for a tier too.
-        let busy = Conditions { busy: HashSet::from([(Table::Metrics, 10 * HOUR)]), ..when.clone() };
+        let busy = Conditions {
+            busy: HashSet::from([(Table::Metrics, 10 * HOUR)]),
+            ..when.clone()
+        };
         assert!(plan(&segments, &config, &busy).is_empty());
         // Late data into a settled hour merges among itself, not into the hour's big segment...
         let late = [seg(1, 1_000_000, old), seg(7, 10, old), seg(8, 20, old)];
         let plans = plan(&late, &CompactionConfig::default(), &when);
-        assert_eq!(plans.iter().map(|p| p.inputs.iter().map(|s| s.id).collect::<Vec<_>>()).collect::<Vec<_>>(), vec![vec![7, 8]]);
+        assert_eq!(
+            plans
+                .iter()
+                .map(|p| p.inputs.iter().map(|s| s.id).collect::<Vec<_>>())
+                .collect::<Vec<_>>(),
+            vec![vec![7, 8]]
+        );
         assert!(plan(&late[..2], &CompactionConfig::default(), &when).is_empty());
         // ...unless asked to.
-        assert_eq!(plan(&late, &CompactionConfig::default(), &Conditions { force: true, ..when }).len(), 1);
+        assert_eq!(
+            plan(
+                &late,
+                &CompactionConfig::default(),
+                &Conditions {
+                    force: true,
+                    ..when
+                }
+            )
+            .len(),
+            1
+        );
     }
 
     #[test]
@@ -384,7 +535,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ids = AtomicU64::new(1);
         let schema = Table::Metrics.schema();
-        let (time_col, value_col) = (schema.index_of("time").unwrap(), schema.index_of("value").unwrap());
+        let (time_col, value_col) = (
+            schema.index_of("time").unwrap(),
+            schema.index_of("value").unwrap(),
+        );
         // Three inputs of random rows over 5 series and 6 instants (many equal sort keys); the
         // first holds one early series only, so it runs out first and the other two tie for long.
         // Each row's value names its input and position, so the output order is checked exactly.
@@ -415,12 +569,20 @@ mod tests {
             let batch = crate::index::tests::metrics_batch(&rows);
             let mut columns = batch.columns().to_vec();
             columns[time_col] = std::sync::Arc::new(
-                arrow::array::TimestampNanosecondArray::from((0..rows.len()).map(|_| next(6) as i64).collect::<Vec<_>>()).with_timezone("UTC"),
+                arrow::array::TimestampNanosecondArray::from(
+                    (0..rows.len()).map(|_| next(6) as i64).collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
             );
-            columns[value_col] =
-                std::sync::Arc::new(arrow::array::Float64Array::from((0..rows.len()).map(|i| (input * 1000 + i as u64) as f64).collect::<Vec<_>>()));
+            columns[value_col] = std::sync::Arc::new(arrow::array::Float64Array::from(
+                (0..rows.len())
+                    .map(|i| (input * 1000 + i as u64) as f64)
+                    .collect::<Vec<_>>(),
+            ));
             let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-            inputs.extend(segment::write_segments(dir.path(), Table::Metrics, &[batch], &ids, 1).unwrap());
+            inputs.extend(
+                segment::write_segments(dir.path(), Table::Metrics, &[batch], &ids, 1).unwrap(),
+            );
         }
         assert_eq!(inputs.len(), 3);
         // What a merge must give: every input's rows in file order, oldest input first, stably
@@ -428,12 +590,31 @@ mod tests {
         let key_and_value = |path: &Path| -> Vec<((String, u64, i64), f64)> {
             let mut out = Vec::new();
             for b in segment::read_all(path).unwrap() {
-                let names = b.column(schema.index_of("metric_name").unwrap()).as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
-                let sids = b.column(schema.index_of("series_id").unwrap()).as_any().downcast_ref::<arrow::array::UInt64Array>().unwrap();
-                let times = b.column(time_col).as_any().downcast_ref::<arrow::array::TimestampNanosecondArray>().unwrap();
-                let values = b.column(value_col).as_any().downcast_ref::<arrow::array::Float64Array>().unwrap();
+                let names = b
+                    .column(schema.index_of("metric_name").unwrap())
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .unwrap();
+                let sids = b
+                    .column(schema.index_of("series_id").unwrap())
+                    .as_any()
+                    .downcast_ref::<arrow::array::UInt64Array>()
+                    .unwrap();
+                let times = b
+                    .column(time_col)
+                    .as_any()
+                    .downcast_ref::<arrow::array::TimestampNanosecondArray>()
+                    .unwrap();
+                let values = b
+                    .column(value_col)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Float64Array>()
+                    .unwrap();
                 for i in 0..b.num_rows() {
-                    out.push(((names.value(i).to_string(), sids.value(i), times.value(i)), values.value(i)));
+                    out.push((
+                        (names.value(i).to_string(), sids.value(i), times.value(i)),
+                        values.value(i),
+                    ));
                 }
             }
             out
@@ -441,7 +622,11 @@ mod tests {
         let mut expected: Vec<_> = inputs.iter().flat_map(|s| key_and_value(&s.path)).collect();
         expected.sort_by(|a, b| a.0.cmp(&b.0));
 
-        let plan = Plan { table: Table::Metrics, partition: 0, inputs };
+        let plan = Plan {
+            table: Table::Metrics,
+            partition: 0,
+            inputs,
+        };
         // Batches of 3 rows in, 5 out: every refill and every trim of the batches held is exercised.
         let merged = merge_in_batches(&plan, 99, &|| true, 3, 5).unwrap();
         assert_eq!(merged.rows, plan.rows());
@@ -450,7 +635,13 @@ mod tests {
         let sidecar = crate::index::load_series_index(&merged).unwrap();
         let rebuilt = crate::index::SeriesIndex::from_segment_file(&merged.path).unwrap();
         let entries = |index: &crate::index::SeriesIndex| {
-            (0..index.len()).map(|o| index.series(o).map(|e| (e.series_id(), e.first_row(), e.rows()))).collect::<Vec<_>>()
+            (0..index.len())
+                .map(|o| {
+                    index
+                        .series(o)
+                        .map(|e| (e.series_id(), e.first_row(), e.rows()))
+                })
+                .collect::<Vec<_>>()
         };
         assert_eq!(entries(&sidecar), entries(&rebuilt));
         assert_eq!(sidecar.len(), 5);

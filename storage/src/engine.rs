@@ -14,9 +14,9 @@
 //! Flushes and compactions both change the manifest; [`Storage::commit_manifest`] takes their
 //! changes one at a time, and segment ids come from one counter.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Weak};
@@ -140,8 +140,15 @@ struct CommitFailed {
 }
 
 enum WalCommand {
-    Append { table: Table, batch: RecordBatch, ipc: Vec<u8>, reply: tokio::sync::oneshot::Sender<Result<()>> },
-    Freeze { reply: Sender<Result<Option<Arc<FrozenBuffer>>>> },
+    Append {
+        table: Table,
+        batch: RecordBatch,
+        ipc: Vec<u8>,
+        reply: tokio::sync::oneshot::Sender<Result<()>>,
+    },
+    Freeze {
+        reply: Sender<Result<Option<Arc<FrozenBuffer>>>>,
+    },
     Stop,
 }
 
@@ -195,13 +202,18 @@ impl Storage {
     /// Blocking; call before serving. Starts the WAL and flusher threads.
     pub fn open(config: StorageConfig) -> Result<Arc<Storage>> {
         let dir = config.data_dir.clone();
-        fs::create_dir_all(&dir).map_err(|e| StorageError::io(format!("creating data directory {}", dir.display()), e))?;
+        fs::create_dir_all(&dir).map_err(|e| {
+            StorageError::io(format!("creating data directory {}", dir.display()), e)
+        })?;
         let lock_path = dir.join("LOCK");
-        let lock_file = File::create(&lock_path).map_err(|e| StorageError::io(format!("creating {}", lock_path.display()), e))?;
+        let lock_file = File::create(&lock_path)
+            .map_err(|e| StorageError::io(format!("creating {}", lock_path.display()), e))?;
         if lock_file.try_lock().is_err() {
             return Err(StorageError::io(
                 format!("locking {}", dir.display()),
-                std::io::Error::other("another Lumen process is using this data directory; stop it or pass a different --data-dir"),
+                std::io::Error::other(
+                    "another Lumen process is using this data directory; stop it or pass a different --data-dir",
+                ),
             ));
         }
 
@@ -274,7 +286,11 @@ impl Storage {
         if storage.config.compaction.enabled {
             let weak = Arc::downgrade(&storage);
             let signal = storage.compact_signal.clone();
-            let tick = storage.config.compaction.settle_after.clamp(Duration::from_millis(100), Duration::from_secs(30));
+            let tick = storage
+                .config
+                .compaction
+                .settle_after
+                .clamp(Duration::from_millis(100), Duration::from_secs(30));
             let compactor = std::thread::Builder::new()
                 .name("lumen-compactor".into())
                 .spawn(move || compactor_loop(weak, signal, tick))
@@ -302,7 +318,10 @@ impl Storage {
             return Err(StorageError::ShuttingDown);
         }
         if batch.schema().fields() != table.schema().fields() {
-            return Err(StorageError::SchemaMismatch { table: table.name(), message: "fields differ".into() });
+            return Err(StorageError::SchemaMismatch {
+                table: table.name(),
+                message: "fields differ".into(),
+            });
         }
         if batch.num_rows() == 0 {
             return Ok(());
@@ -313,7 +332,10 @@ impl Storage {
             metrics::counter!("lumen_writes_rejected_total", "reason" => "head_full").increment(1);
             self.request_flush();
             return Err(StorageError::Overloaded {
-                reason: format!("the in-memory head is full ({held} of {} bytes) while flushes catch up", self.config.max_head_bytes),
+                reason: format!(
+                    "the in-memory head is full ({held} of {} bytes) while flushes catch up",
+                    self.config.max_head_bytes
+                ),
                 retry_after: Duration::from_secs(2),
             });
         }
@@ -322,7 +344,13 @@ impl Storage {
         {
             let tx = self.wal_tx.lock();
             let tx = tx.as_ref().ok_or(StorageError::ShuttingDown)?;
-            tx.send(WalCommand::Append { table, batch, ipc, reply }).map_err(|_| StorageError::ShuttingDown)?;
+            tx.send(WalCommand::Append {
+                table,
+                batch,
+                ipc,
+                reply,
+            })
+            .map_err(|_| StorageError::ShuttingDown)?;
         }
         let result = done.await.map_err(|_| StorageError::ShuttingDown)?;
         // The WAL thread keeps `head_bytes` current; reading it avoids taking the state lock on
@@ -336,7 +364,13 @@ impl Storage {
     /// Loads the series indexes of the newest metrics segments into the index cache while they fit
     /// (see [`crate::index::warm_up`]); blocking, meant for a background thread at start-up.
     pub fn warm_series_indexes(&self, keep_going: &dyn Fn() -> bool) -> crate::index::WarmUp {
-        let mut segments: Vec<SegmentMeta> = self.state.lock().manifest.table_segments(Table::Metrics).cloned().collect();
+        let mut segments: Vec<SegmentMeta> = self
+            .state
+            .lock()
+            .manifest
+            .table_segments(Table::Metrics)
+            .cloned()
+            .collect();
         segments.sort_by_key(|s| std::cmp::Reverse((s.max_time, s.id)));
         crate::index::warm_up(&segments, keep_going)
     }
@@ -444,10 +478,16 @@ impl Storage {
             match self.flush_buffer(&buffer) {
                 Ok(segments) => {
                     metrics::counter!("lumen_flushes_total", "outcome" => "ok").increment(1);
-                    metrics::histogram!("lumen_flush_duration_seconds").record(started.elapsed().as_secs_f64());
+                    metrics::histogram!("lumen_flush_duration_seconds")
+                        .record(started.elapsed().as_secs_f64());
                     let rows: u64 = segments.iter().map(|s| s.rows).sum();
                     metrics::counter!("lumen_flushed_rows_total").increment(rows);
-                    tracing::info!(segments = segments.len(), rows, elapsed_ms = started.elapsed().as_millis() as u64, "flushed head to segments");
+                    tracing::info!(
+                        segments = segments.len(),
+                        rows,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "flushed head to segments"
+                    );
                     report.rows += rows;
                     report.segments.extend(segments);
                 }
@@ -478,7 +518,13 @@ impl Storage {
             let when = compaction::Conditions {
                 now_ns: chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX),
                 force,
-                busy: self.flushed_into.lock().iter().filter(|(_, at)| at.elapsed() < settle).map(|(p, _)| *p).collect(),
+                busy: self
+                    .flushed_into
+                    .lock()
+                    .iter()
+                    .filter(|(_, at)| at.elapsed() < settle)
+                    .map(|(p, _)| *p)
+                    .collect(),
                 skip: {
                     let mut failed = self.compaction_failed.lock();
                     failed.retain(|_, at| at.elapsed() < RETRY_FAILED_MERGE_AFTER);
@@ -514,7 +560,9 @@ impl Storage {
                         );
                         report.failed += 1;
                         let now = Instant::now();
-                        self.compaction_failed.lock().extend(plan.inputs.iter().map(|s| (s.id, now)));
+                        self.compaction_failed
+                            .lock()
+                            .extend(plan.inputs.iter().map(|s| (s.id, now)));
                     }
                 }
             }
@@ -531,7 +579,9 @@ impl Storage {
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.compact_blocking(true))
             .await
-            .map_err(|e| StorageError::io("compaction task", std::io::Error::other(e.to_string())))?
+            .map_err(|e| {
+                StorageError::io("compaction task", std::io::Error::other(e.to_string()))
+            })?
     }
 
     fn merge_and_commit(&self, plan: &compaction::Plan) -> Result<SegmentMeta> {
@@ -544,12 +594,27 @@ impl Storage {
                 if self.is_shutting_down() {
                     return Err(StorageError::ShuttingDown);
                 }
-                if manifest.segments.iter().filter(|s| inputs.contains(&s.id)).count() != inputs.len() {
-                    return Err(StorageError::io("compacting", std::io::Error::other("a segment to merge left the manifest meanwhile")));
+                if manifest
+                    .segments
+                    .iter()
+                    .filter(|s| inputs.contains(&s.id))
+                    .count()
+                    != inputs.len()
+                {
+                    return Err(StorageError::io(
+                        "compacting",
+                        std::io::Error::other("a segment to merge left the manifest meanwhile"),
+                    ));
                 }
-                let at = manifest.segments.iter().position(|s| inputs.contains(&s.id)).unwrap_or(manifest.segments.len());
+                let at = manifest
+                    .segments
+                    .iter()
+                    .position(|s| inputs.contains(&s.id))
+                    .unwrap_or(manifest.segments.len());
                 manifest.segments.retain(|s| !inputs.contains(&s.id));
-                manifest.segments.insert(at.min(manifest.segments.len()), output.clone());
+                manifest
+                    .segments
+                    .insert(at.min(manifest.segments.len()), output.clone());
                 Ok(())
             },
             |_| {},
@@ -571,8 +636,10 @@ impl Storage {
         }
         let bytes_before: u64 = plan.inputs.iter().map(|s| s.bytes).sum();
         metrics::counter!("lumen_compactions_total", "table" => plan.table.name(), "outcome" => "ok").increment(1);
-        metrics::counter!("lumen_compacted_rows_total", "table" => plan.table.name()).increment(output.rows);
-        metrics::histogram!("lumen_compaction_duration_seconds").record(started.elapsed().as_secs_f64());
+        metrics::counter!("lumen_compacted_rows_total", "table" => plan.table.name())
+            .increment(output.rows);
+        metrics::histogram!("lumen_compaction_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
         tracing::info!(
             table = plan.table.name(),
             partition = %chrono::DateTime::from_timestamp_nanos(plan.partition).format("%Y-%m-%dT%H"),
@@ -596,7 +663,8 @@ impl Storage {
             if retired.is_empty() {
                 return;
             }
-            let (due, keep): (Vec<_>, Vec<_>) = retired.drain(..).partition(|(at, _)| at.elapsed() >= grace);
+            let (due, keep): (Vec<_>, Vec<_>) =
+                retired.drain(..).partition(|(at, _)| at.elapsed() >= grace);
             *retired = keep;
             due.into_iter().map(|(_, s)| s).collect()
         };
@@ -609,14 +677,26 @@ impl Storage {
 
     /// Applies `change` to the manifest, persists it and installs it (with `installed`, under the
     /// state lock, so queries see both at once). Changes are applied one at a time.
-    fn commit_manifest(&self, change: impl FnOnce(&mut Manifest) -> Result<()>, installed: impl FnOnce(&mut State)) -> std::result::Result<Manifest, CommitFailed> {
+    fn commit_manifest(
+        &self,
+        change: impl FnOnce(&mut Manifest) -> Result<()>,
+        installed: impl FnOnce(&mut State),
+    ) -> std::result::Result<Manifest, CommitFailed> {
         let _one_at_a_time = self.manifest_lock.lock();
         let mut manifest = self.state.lock().manifest.clone();
-        change(&mut manifest).map_err(|error| CommitFailed { error, may_be_on_disk: false })?;
-        manifest.next_segment_id = manifest.next_segment_id.max(self.next_segment_id.load(Ordering::Acquire));
+        change(&mut manifest).map_err(|error| CommitFailed {
+            error,
+            may_be_on_disk: false,
+        })?;
+        manifest.next_segment_id = manifest
+            .next_segment_id
+            .max(self.next_segment_id.load(Ordering::Acquire));
         // A failure may come after the rename (the directory fsync): the manifest on disk may then
         // name the new files, so the caller must keep them; the next start removes them if not.
-        manifest.persist().map_err(|error| CommitFailed { error, may_be_on_disk: true })?;
+        manifest.persist().map_err(|error| CommitFailed {
+            error,
+            may_be_on_disk: true,
+        })?;
         let mut state = self.state.lock();
         state.manifest = manifest.clone();
         installed(&mut state);
@@ -627,8 +707,19 @@ impl Storage {
         let dir = &self.config.data_dir;
         let mut written = Vec::new();
         for table in Table::ALL {
-            let batches: Vec<RecordBatch> = buffer.buffer.batches(table).iter().map(|b| b.batch.clone()).collect();
-            match segment::write_segments(dir, table, &batches, &self.next_segment_id, buffer.buffer.max_seq) {
+            let batches: Vec<RecordBatch> = buffer
+                .buffer
+                .batches(table)
+                .iter()
+                .map(|b| b.batch.clone())
+                .collect();
+            match segment::write_segments(
+                dir,
+                table,
+                &batches,
+                &self.next_segment_id,
+                buffer.buffer.max_seq,
+            ) {
                 Ok(segments) => written.extend(segments),
                 Err(e) => {
                     for s in &written {
@@ -696,7 +787,9 @@ impl Storage {
         let active = &state.head.active;
         !state.head.frozen.is_empty()
             || active.bytes >= self.config.flush_bytes
-            || active.first_write.is_some_and(|t| t.elapsed() >= self.config.flush_interval)
+            || active
+                .first_write
+                .is_some_and(|t| t.elapsed() >= self.config.flush_interval)
     }
 }
 
@@ -714,7 +807,9 @@ impl Drop for Storage {
 fn flusher_loop(storage: Weak<Storage>, signal: Arc<Signal>) {
     let mut backoff = Duration::from_secs(1);
     while let Some(requested) = wait_for_wake(&signal, Duration::from_secs(1)) {
-        let Some(storage) = storage.upgrade() else { return };
+        let Some(storage) = storage.upgrade() else {
+            return;
+        };
         if storage.is_shutting_down() {
             return;
         }
@@ -746,7 +841,9 @@ fn wake(signal: &Signal, stop: bool) {
 fn wait_for_wake(signal: &Signal, timeout: Duration) -> Option<bool> {
     let (lock, cvar) = signal;
     let guard = lock.lock().ok()?;
-    let (mut guard, _) = cvar.wait_timeout_while(guard, timeout, |w| !w.requested && !w.stop).ok()?;
+    let (mut guard, _) = cvar
+        .wait_timeout_while(guard, timeout, |w| !w.requested && !w.stop)
+        .ok()?;
     if guard.stop {
         return None;
     }
@@ -756,7 +853,9 @@ fn wait_for_wake(signal: &Signal, timeout: Duration) -> Option<bool> {
 fn compactor_loop(storage: Weak<Storage>, signal: Arc<Signal>, tick: Duration) {
     // Woken after each flush, and every `tick` to notice partitions that have settled.
     while wait_for_wake(&signal, tick).is_some() {
-        let Some(storage) = storage.upgrade() else { return };
+        let Some(storage) = storage.upgrade() else {
+            return;
+        };
         if storage.is_shutting_down() {
             return;
         }
@@ -765,9 +864,19 @@ fn compactor_loop(storage: Weak<Storage>, signal: Arc<Signal>, tick: Duration) {
     }
 }
 
-type Pending = Vec<(u64, Table, RecordBatch, tokio::sync::oneshot::Sender<Result<()>>)>;
+type Pending = Vec<(
+    u64,
+    Table,
+    RecordBatch,
+    tokio::sync::oneshot::Sender<Result<()>>,
+)>;
 
-fn wal_loop(mut wal: WalFile, rx: Receiver<WalCommand>, state: Arc<Mutex<State>>, head_bytes: Arc<AtomicUsize>) {
+fn wal_loop(
+    mut wal: WalFile,
+    rx: Receiver<WalCommand>,
+    state: Arc<Mutex<State>>,
+    head_bytes: Arc<AtomicUsize>,
+) {
     let mut pending: Pending = Vec::new();
     // After a failed write or fsync the file's contents are unknown; refuse further appends rather
     // than acknowledge data that may not be durable.
@@ -777,9 +886,17 @@ fn wal_loop(mut wal: WalFile, rx: Receiver<WalCommand>, state: Arc<Mutex<State>>
         let mut group_bytes = 0usize;
         while let Some(command) = next.take() {
             match command {
-                WalCommand::Append { table, batch, ipc, reply } => {
+                WalCommand::Append {
+                    table,
+                    batch,
+                    ipc,
+                    reply,
+                } => {
                     if let Some(why) = &poisoned {
-                        let _ = reply.send(Err(StorageError::io("WAL", std::io::Error::other(why.clone()))));
+                        let _ = reply.send(Err(StorageError::io(
+                            "WAL",
+                            std::io::Error::other(why.clone()),
+                        )));
                     } else {
                         match wal.append(table, &ipc) {
                             Ok(seq) => pending.push((seq, table, batch, reply)),
@@ -814,7 +931,13 @@ fn wal_loop(mut wal: WalFile, rx: Receiver<WalCommand>, state: Arc<Mutex<State>>
     commit(&mut wal, &mut pending, &state, &head_bytes, &mut poisoned);
 }
 
-fn commit(wal: &mut WalFile, pending: &mut Pending, state: &Mutex<State>, head_bytes: &AtomicUsize, poisoned: &mut Option<String>) {
+fn commit(
+    wal: &mut WalFile,
+    pending: &mut Pending,
+    state: &Mutex<State>,
+    head_bytes: &AtomicUsize,
+    poisoned: &mut Option<String>,
+) {
     if pending.is_empty() {
         return;
     }
@@ -843,7 +966,10 @@ fn commit(wal: &mut WalFile, pending: &mut Pending, state: &Mutex<State>, head_b
             tracing::error!(error = %e, "WAL fsync failed; refusing further writes until restart");
             *poisoned = Some(format!("WAL fsync failed: {e}"));
             for (_, _, _, reply) in pending.drain(..) {
-                let _ = reply.send(Err(StorageError::io("WAL fsync", std::io::Error::other(e.to_string()))));
+                let _ = reply.send(Err(StorageError::io(
+                    "WAL fsync",
+                    std::io::Error::other(e.to_string()),
+                )));
             }
         }
     }
@@ -861,11 +987,21 @@ fn quarantine_bad_segments(dir: &Path, manifest: &mut Manifest) -> Result<usize>
         return Ok(0);
     }
     let quarantine = dir.join("quarantine");
-    fs::create_dir_all(&quarantine).map_err(|e| StorageError::io(format!("creating {}", quarantine.display()), e))?;
+    fs::create_dir_all(&quarantine)
+        .map_err(|e| StorageError::io(format!("creating {}", quarantine.display()), e))?;
     for meta in manifest.segments.iter().filter(|m| bad.contains(&m.id)) {
         if meta.path.exists() {
-            let name = format!("{}-{}", meta.table.name(), meta.path.file_name().and_then(|n| n.to_str()).unwrap_or("segment"));
-            fs::rename(&meta.path, quarantine.join(name)).map_err(|e| StorageError::io(format!("quarantining {}", meta.path.display()), e))?;
+            let name = format!(
+                "{}-{}",
+                meta.table.name(),
+                meta.path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("segment")
+            );
+            fs::rename(&meta.path, quarantine.join(name)).map_err(|e| {
+                StorageError::io(format!("quarantining {}", meta.path.display()), e)
+            })?;
         }
         // Its series index sidecar describes a file that is gone from the store. Best effort: a
         // sidecar must never stop start-up (the orphan pass below tries again).
@@ -883,7 +1019,11 @@ fn remove_orphans(manifest: &Manifest, dir: &Path) -> Result<usize> {
     // Live: every listed segment and its series index sidecar. Everything else under segments/ —
     // files of a flush that crashed before its manifest update, temporary files, sidecars of
     // segments no longer listed — goes.
-    let live: std::collections::HashSet<PathBuf> = manifest.segments.iter().flat_map(segment::segment_files).collect();
+    let live: std::collections::HashSet<PathBuf> = manifest
+        .segments
+        .iter()
+        .flat_map(segment::segment_files)
+        .collect();
     let mut removed = 0;
     for path in segment::list_files(dir)? {
         if !live.contains(&path) {

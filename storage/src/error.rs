@@ -51,12 +51,18 @@ pub enum StorageError {
 impl StorageError {
     /// Wraps an I/O error with what the engine was doing.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        StorageError::Io { context: context.into(), source }
+        StorageError::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// True when the client may retry the same write later (overload, shutdown).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StorageError::Overloaded { .. } | StorageError::ShuttingDown)
+        matches!(
+            self,
+            StorageError::Overloaded { .. } | StorageError::ShuttingDown
+        )
     }
 }
 

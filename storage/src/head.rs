@@ -35,7 +35,11 @@ impl HeadBatch {
             Some(t) => (min(t).unwrap_or(i64::MAX), max(t).unwrap_or(i64::MIN)),
             None => (i64::MIN, i64::MAX),
         };
-        HeadBatch { batch, min_time, max_time }
+        HeadBatch {
+            batch,
+            min_time,
+            max_time,
+        }
     }
 
     /// True when the batch may hold rows in `[start, end]`.
@@ -128,7 +132,10 @@ impl Head {
         }
         let buffer = std::mem::take(&mut self.active);
         self.next_frozen_id += 1;
-        let frozen = Arc::new(FrozenBuffer { id: self.next_frozen_id, buffer });
+        let frozen = Arc::new(FrozenBuffer {
+            id: self.next_frozen_id,
+            buffer,
+        });
         self.frozen.push(frozen.clone());
         Some(frozen)
     }

@@ -36,8 +36,8 @@ use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
-pub use cache::{WarmUp, cached, forget, load_series_index, set_cache_capacity, warm_up};
 pub(crate) use build::Builder;
+pub use cache::{WarmUp, cached, forget, load_series_index, set_cache_capacity, warm_up};
 pub(crate) use cache::{remember, write_sidecar};
 
 /// Marks an absent string (a null column value).
@@ -269,36 +269,58 @@ impl SeriesIndex {
 
     /// The entry with ordinal `ordinal`.
     pub fn series(&self, ordinal: u32) -> Option<SeriesEntry<'_>> {
-        self.entries.get(ordinal as usize).map(|entry| SeriesEntry { index: self, entry })
+        self.entries
+            .get(ordinal as usize)
+            .map(|entry| SeriesEntry { index: self, entry })
     }
 
     /// Every distinct descriptor, with the ordinals of its series.
     pub fn descriptors(&self) -> impl Iterator<Item = (MetricDescriptor<'_>, &RoaringBitmap)> + '_ {
-        self.by_descriptor.iter().enumerate().map(|(i, bitmap)| (self.descriptor_at(i), bitmap))
+        self.by_descriptor
+            .iter()
+            .enumerate()
+            .map(|(i, bitmap)| (self.descriptor_at(i), bitmap))
     }
 
     /// Ordinals of the series whose `metric_name` is `name`.
     pub fn series_with_metric_name(&self, name: &str) -> Option<&RoaringBitmap> {
-        self.string_ids.get(name).and_then(|id| self.by_name.get(id))
+        self.string_ids
+            .get(name)
+            .and_then(|id| self.by_name.get(id))
     }
 
     /// Every distinct attribute key of `column`.
     pub fn attribute_keys(&self, column: AttributeColumn) -> impl Iterator<Item = &str> + '_ {
-        self.map_of(column).keys().map(|k| self.string(*k).unwrap_or(""))
+        self.map_of(column)
+            .keys()
+            .map(|k| self.string(*k).unwrap_or(""))
     }
 
     /// Every distinct non-null value of attribute `key` of `column`, with the ordinals of the series
     /// holding that pair.
-    pub fn attribute_values(&self, column: AttributeColumn, key: &str) -> impl Iterator<Item = (&str, &Postings)> + '_ {
+    pub fn attribute_values(
+        &self,
+        column: AttributeColumn,
+        key: &str,
+    ) -> impl Iterator<Item = (&str, &Postings)> + '_ {
         self.string_ids
             .get(key)
             .and_then(|k| self.map_of(column).get(k))
             .into_iter()
-            .flat_map(move |values| values.iter().map(move |(v, bitmap)| (self.string(*v).unwrap_or(""), bitmap)))
+            .flat_map(move |values| {
+                values
+                    .iter()
+                    .map(move |(v, bitmap)| (self.string(*v).unwrap_or(""), bitmap))
+            })
     }
 
     /// Ordinals of the series whose `column` has `key` = `value`.
-    pub fn series_with_attribute(&self, column: AttributeColumn, key: &str, value: &str) -> Option<&Postings> {
+    pub fn series_with_attribute(
+        &self,
+        column: AttributeColumn,
+        key: &str,
+        value: &str,
+    ) -> Option<&Postings> {
         let k = self.string_ids.get(key)?;
         let v = self.string_ids.get(value)?;
         self.map_of(column).get(k)?.get(v)
@@ -325,8 +347,13 @@ impl SeriesIndex {
     /// is cached (the query layer keeps the Prometheus names of the descriptors here, so a query
     /// does not rebuild them per segment). One type per index: `None` when another type took the
     /// slot first (compute it yourself then).
-    pub fn derived<T: std::any::Any + Send + Sync>(&self, make: impl FnOnce(&SeriesIndex) -> T) -> Option<&T> {
-        self.derived.get_or_init(|| Box::new(make(self))).downcast_ref::<T>()
+    pub fn derived<T: std::any::Any + Send + Sync>(
+        &self,
+        make: impl FnOnce(&SeriesIndex) -> T,
+    ) -> Option<&T> {
+        self.derived
+            .get_or_init(|| Box::new(make(self)))
+            .downcast_ref::<T>()
     }
 
     /// The value [`SeriesIndex::derived`] keeps, if it was made already and is a `T`.
@@ -376,7 +403,10 @@ impl SeriesIndex {
         }
     }
 
-    fn pairs_in(&self, (start, len): (u32, u32)) -> impl Iterator<Item = (&str, Option<&str>)> + '_ {
+    fn pairs_in(
+        &self,
+        (start, len): (u32, u32),
+    ) -> impl Iterator<Item = (&str, Option<&str>)> + '_ {
         let start = start as usize;
         let end = start.saturating_add(len as usize).min(self.pairs.len());
         self.pairs
@@ -395,7 +425,11 @@ impl SeriesIndex {
         entries: Vec<Entry>,
         pairs: Vec<(u32, u32)>,
     ) -> SeriesIndex {
-        let string_ids: HashMap<Arc<str>, u32> = strings.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
+        let string_ids: HashMap<Arc<str>, u32> = strings
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), i as u32))
+            .collect();
         let mut by_descriptor = vec![RoaringBitmap::new(); descriptors.len()];
         let mut by_name: HashMap<u32, RoaringBitmap> = HashMap::new();
         let mut by_attribute: HashMap<u32, ValueBitmaps> = HashMap::new();
@@ -412,7 +446,11 @@ impl SeriesIndex {
             {
                 append(by_name.entry(d.name).or_default(), ordinal);
             }
-            for (slot, (range, map)) in [(e.attrs, &mut by_attribute), (e.resource, &mut by_resource)].into_iter().enumerate() {
+            for (slot, (range, map)) in
+                [(e.attrs, &mut by_attribute), (e.resource, &mut by_resource)]
+                    .into_iter()
+                    .enumerate()
+            {
                 let start = range.0 as usize;
                 let end = start.saturating_add(range.1 as usize).min(pairs.len());
                 let series_pairs = pairs.get(start.min(end)..end).unwrap_or(&[]);
@@ -440,9 +478,17 @@ impl SeriesIndex {
             + descriptors.len() * std::mem::size_of::<DescriptorIds>()
             + entries.len() * std::mem::size_of::<Entry>()
             + pairs.len() * 8;
-        approx_bytes += by_descriptor.iter().chain(by_name.values()).map(|b| b.serialized_size() + 32).sum::<usize>();
+        approx_bytes += by_descriptor
+            .iter()
+            .chain(by_name.values())
+            .map(|b| b.serialized_size() + 32)
+            .sum::<usize>();
         for map in [&by_attribute, &by_resource] {
-            approx_bytes += map.values().flat_map(|v| v.values()).map(|p| p.approx_bytes() + 40).sum::<usize>();
+            approx_bytes += map
+                .values()
+                .flat_map(|v| v.values())
+                .map(|p| p.approx_bytes() + 40)
+                .sum::<usize>();
         }
         SeriesIndex {
             segment_rows,

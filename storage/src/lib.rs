@@ -34,7 +34,9 @@ pub mod wal;
 pub use compaction::CompactionConfig;
 pub use engine::{CompactionReport, FlushReport, Storage, StorageConfig, TableSnapshot, TimeRange};
 pub use error::{Result, StorageError};
-pub use index::{AttributeColumn, MetricDescriptor, Postings, SeriesEntry, SeriesIndex, load_series_index};
+pub use index::{
+    AttributeColumn, MetricDescriptor, Postings, SeriesEntry, SeriesIndex, load_series_index,
+};
 pub use manifest::SegmentMeta;
 pub use roaring::{self, RoaringBitmap};
 pub use schema::Table;

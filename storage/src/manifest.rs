@@ -74,18 +74,30 @@ impl Manifest {
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Manifest { data_dir: data_dir.to_path_buf(), flushed_wal_seq: 0, next_segment_id: 1, segments: vec![] });
+                return Ok(Manifest {
+                    data_dir: data_dir.to_path_buf(),
+                    flushed_wal_seq: 0,
+                    next_segment_id: 1,
+                    segments: vec![],
+                });
             }
             Err(e) => return Err(StorageError::io(format!("reading {}", path.display()), e)),
         };
-        let bad = |message: String| StorageError::Manifest { path: path.display().to_string(), message };
+        let bad = |message: String| StorageError::Manifest {
+            path: path.display().to_string(),
+            message,
+        };
         let file: ManifestFile = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         if file.version != FORMAT_VERSION {
-            return Err(bad(format!("format version {} is not supported (this build reads {FORMAT_VERSION})", file.version)));
+            return Err(bad(format!(
+                "format version {} is not supported (this build reads {FORMAT_VERSION})",
+                file.version
+            )));
         }
         let mut segments = Vec::with_capacity(file.segments.len());
         for s in file.segments {
-            let table = Table::from_name(&s.table).ok_or_else(|| bad(format!("unknown table {:?}", s.table)))?;
+            let table = Table::from_name(&s.table)
+                .ok_or_else(|| bad(format!("unknown table {:?}", s.table)))?;
             segments.push(SegmentMeta {
                 id: s.id,
                 table,
@@ -96,7 +108,12 @@ impl Manifest {
                 bytes: s.bytes,
             });
         }
-        Ok(Manifest { data_dir: data_dir.to_path_buf(), flushed_wal_seq: file.flushed_wal_seq, next_segment_id: file.next_segment_id, segments })
+        Ok(Manifest {
+            data_dir: data_dir.to_path_buf(),
+            flushed_wal_seq: file.flushed_wal_seq,
+            next_segment_id: file.next_segment_id,
+            segments,
+        })
     }
 
     /// Writes the manifest atomically.
@@ -107,22 +124,40 @@ impl Manifest {
             .map(|s| SegmentEntry {
                 id: s.id,
                 table: s.table.name().to_string(),
-                path: s.path.strip_prefix(&self.data_dir).unwrap_or(&s.path).to_string_lossy().into_owned(),
+                path: s
+                    .path
+                    .strip_prefix(&self.data_dir)
+                    .unwrap_or(&s.path)
+                    .to_string_lossy()
+                    .into_owned(),
                 min_time: s.min_time,
                 max_time: s.max_time,
                 rows: s.rows,
                 bytes: s.bytes,
             })
             .collect();
-        let file = ManifestFile { version: FORMAT_VERSION, flushed_wal_seq: self.flushed_wal_seq, next_segment_id: self.next_segment_id, segments };
-        let json = serde_json::to_vec_pretty(&file).map_err(|e| StorageError::Manifest { path: FILE_NAME.into(), message: e.to_string() })?;
+        let file = ManifestFile {
+            version: FORMAT_VERSION,
+            flushed_wal_seq: self.flushed_wal_seq,
+            next_segment_id: self.next_segment_id,
+            segments,
+        };
+        let json = serde_json::to_vec_pretty(&file).map_err(|e| StorageError::Manifest {
+            path: FILE_NAME.into(),
+            message: e.to_string(),
+        })?;
         let path = self.data_dir.join(FILE_NAME);
         let tmp = self.data_dir.join(format!("{FILE_NAME}.tmp"));
         let io = |e| StorageError::io(format!("writing {}", tmp.display()), e);
         let mut f = fs::File::create(&tmp).map_err(io)?;
         f.write_all(&json).map_err(io)?;
         f.sync_all().map_err(io)?;
-        fs::rename(&tmp, &path).map_err(|e| StorageError::io(format!("renaming {} to {}", tmp.display(), path.display()), e))?;
+        fs::rename(&tmp, &path).map_err(|e| {
+            StorageError::io(
+                format!("renaming {} to {}", tmp.display(), path.display()),
+                e,
+            )
+        })?;
         sync_dir(&self.data_dir)
     }
 
@@ -163,6 +198,9 @@ mod tests {
     fn corrupt_manifest_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(FILE_NAME), b"{not json").unwrap();
-        assert!(matches!(Manifest::load(dir.path()), Err(StorageError::Manifest { .. })));
+        assert!(matches!(
+            Manifest::load(dir.path()),
+            Err(StorageError::Manifest { .. })
+        ));
     }
 }

@@ -211,7 +211,11 @@ static SPANS: LazyLock<SchemaRef> = LazyLock::new(|| {
         utf8("status_message"),
         attrs("attributes"),
         u32_count("dropped_attributes_count"),
-        Field::new("events", list_of(DataType::Struct(span_event_fields())), true),
+        Field::new(
+            "events",
+            list_of(DataType::Struct(span_event_fields())),
+            true,
+        ),
         u32_count("dropped_events_count"),
         Field::new("links", list_of(DataType::Struct(span_link_fields())), true),
         u32_count("dropped_links_count"),
@@ -268,8 +272,16 @@ static METRICS: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("positive_bucket_counts", list_of(DataType::UInt64), true),
         Field::new("negative_offset", DataType::Int32, true),
         Field::new("negative_bucket_counts", list_of(DataType::UInt64), true),
-        Field::new("quantiles", list_of(DataType::Struct(quantile_fields())), true),
-        Field::new("exemplars", list_of(DataType::Struct(exemplar_fields())), true),
+        Field::new(
+            "quantiles",
+            list_of(DataType::Struct(quantile_fields())),
+            true,
+        ),
+        Field::new(
+            "exemplars",
+            list_of(DataType::Struct(exemplar_fields())),
+            true,
+        ),
     ];
     fields.extend(resource_and_scope());
     Arc::new(Schema::new(fields))

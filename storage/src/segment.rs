@@ -38,7 +38,13 @@ pub const PARTITION_NANOS: i64 = 3_600_000_000_000;
 const ROW_GROUP_ROWS: usize = 1 << 20;
 
 /// Columns holding timestamps or other slowly changing integers: delta encoding makes them nearly free.
-const DELTA_COLUMNS: &[&str] = &["time", "end_time", "observed_time", "start_time", "duration_ns"];
+const DELTA_COLUMNS: &[&str] = &[
+    "time",
+    "end_time",
+    "observed_time",
+    "start_time",
+    "duration_ns",
+];
 /// Float columns: byte-stream-split lets zstd find the shared exponent bytes.
 const FLOAT_COLUMNS: &[&str] = &["value", "sum", "min", "max"];
 
@@ -59,7 +65,11 @@ pub(crate) fn writer_properties(table: Table, max_wal_seq: u64) -> Result<Writer
     let mut sorting = Vec::new();
     for name in table.sort_columns() {
         if let Ok(idx) = schema.index_of(name) {
-            sorting.push(SortingColumn { column_idx: idx as i32, descending: false, nulls_first: true });
+            sorting.push(SortingColumn {
+                column_idx: idx as i32,
+                descending: false,
+                nulls_first: true,
+            });
         }
     }
     builder = builder.set_sorting_columns(Some(sorting));
@@ -96,12 +106,24 @@ fn time_column(batch: &RecordBatch) -> Result<&TimestampNanosecondArray> {
     batch
         .column_by_name(TIME_COLUMN)
         .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
-        .ok_or_else(|| StorageError::SchemaMismatch { table: "?", message: "no nanosecond `time` column".into() })
+        .ok_or_else(|| StorageError::SchemaMismatch {
+            table: "?",
+            message: "no nanosecond `time` column".into(),
+        })
 }
 
 /// The projection of a file with `schema` onto its top-level columns whose names `keep` accepts.
-pub fn root_projection(schema: &parquet::schema::types::SchemaDescriptor, keep: impl Fn(&str) -> bool) -> parquet::arrow::ProjectionMask {
-    let roots = schema.root_schema().get_fields().iter().enumerate().filter(|(_, f)| keep(f.name())).map(|(i, _)| i);
+pub fn root_projection(
+    schema: &parquet::schema::types::SchemaDescriptor,
+    keep: impl Fn(&str) -> bool,
+) -> parquet::arrow::ProjectionMask {
+    let roots = schema
+        .root_schema()
+        .get_fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| keep(f.name()))
+        .map(|(i, _)| i);
     parquet::arrow::ProjectionMask::roots(schema, roots)
 }
 
@@ -111,7 +133,9 @@ pub fn partition_start(time_ns: i64) -> i64 {
 }
 
 fn partition_dir_name(start_ns: i64) -> String {
-    chrono::DateTime::from_timestamp_nanos(start_ns).format("%Y-%m-%dT%H").to_string()
+    chrono::DateTime::from_timestamp_nanos(start_ns)
+        .format("%Y-%m-%dT%H")
+        .to_string()
 }
 
 /// Sorts `batch` by the table's sort columns.
@@ -119,7 +143,10 @@ pub fn sort_batch(table: Table, batch: &RecordBatch) -> Result<RecordBatch> {
     let mut columns = Vec::new();
     for name in table.sort_columns() {
         if let Some(col) = batch.column_by_name(name) {
-            columns.push(SortColumn { values: string_ranks(col).unwrap_or_else(|| col.clone()), options: None });
+            columns.push(SortColumn {
+                values: string_ranks(col).unwrap_or_else(|| col.clone()),
+                options: None,
+            });
         }
     }
     if columns.is_empty() || batch.num_rows() < 2 {
@@ -157,7 +184,16 @@ fn string_ranks(col: &ArrayRef) -> Option<ArrayRef> {
     for (rank, id) in order.iter().enumerate() {
         rank_of[*id as usize] = rank as u32 + 1; // 0 is null
     }
-    let ranks: Vec<u32> = first_rank.iter().map(|id| if *id == u32::MAX { 0 } else { rank_of[*id as usize] }).collect();
+    let ranks: Vec<u32> = first_rank
+        .iter()
+        .map(|id| {
+            if *id == u32::MAX {
+                0
+            } else {
+                rank_of[*id as usize]
+            }
+        })
+        .collect();
     Some(Arc::new(arrow::array::UInt32Array::from(ranks)))
 }
 
@@ -178,20 +214,28 @@ pub fn write_segments(
     let times = time_column(&all)?;
     let mut partitions: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
     for (row, t) in times.values().iter().enumerate() {
-        partitions.entry(partition_start(*t)).or_default().push(row as u32);
+        partitions
+            .entry(partition_start(*t))
+            .or_default()
+            .push(row as u32);
     }
     let props = writer_properties(table, max_wal_seq)?;
     let mut written = Vec::with_capacity(partitions.len());
     for (start, rows) in partitions {
         let indices = UInt32Array::from(rows);
-        let part = if indices.len() == all.num_rows() { all.clone() } else { take_record_batch(&all, &indices)? };
+        let part = if indices.len() == all.num_rows() {
+            all.clone()
+        } else {
+            take_record_batch(&all, &indices)?
+        };
         let sorted = sort_batch(table, &part)?;
         let id = ids.fetch_add(1, Ordering::AcqRel);
         let dir = partition_dir(data_dir, table, start);
-        let written_one = SegmentWriter::create(&dir, id, table, &sorted.schema(), props.clone()).and_then(|mut w| {
-            w.write(&sorted)?;
-            w.finish()
-        });
+        let written_one = SegmentWriter::create(&dir, id, table, &sorted.schema(), props.clone())
+            .and_then(|mut w| {
+                w.write(&sorted)?;
+                w.finish()
+            });
         match written_one {
             Ok(meta) => written.push(meta),
             Err(e) => {
@@ -207,7 +251,10 @@ pub fn write_segments(
 
 /// The directory of `table`'s partition starting at `start_ns`.
 pub fn partition_dir(data_dir: &Path, table: Table, start_ns: i64) -> PathBuf {
-    data_dir.join("segments").join(table.name()).join(partition_dir_name(start_ns))
+    data_dir
+        .join("segments")
+        .join(table.name())
+        .join(partition_dir_name(start_ns))
 }
 
 /// Writes one segment file batch by batch, in segment order: under a temporary name, fsync'd and
@@ -228,10 +275,18 @@ pub(crate) struct SegmentWriter {
 
 impl SegmentWriter {
     /// Starts segment `id` of `table` in `dir`, with rows of `schema`.
-    pub(crate) fn create(dir: &Path, id: u64, table: Table, schema: &arrow::datatypes::SchemaRef, props: WriterProperties) -> Result<SegmentWriter> {
-        fs::create_dir_all(dir).map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
+    pub(crate) fn create(
+        dir: &Path,
+        id: u64,
+        table: Table,
+        schema: &arrow::datatypes::SchemaRef,
+        props: WriterProperties,
+    ) -> Result<SegmentWriter> {
+        fs::create_dir_all(dir)
+            .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
         let tmp = dir.join(format!("{id:012}.parquet.tmp"));
-        let file = File::create(&tmp).map_err(|e| StorageError::io(format!("writing {}", tmp.display()), e))?;
+        let file = File::create(&tmp)
+            .map_err(|e| StorageError::io(format!("writing {}", tmp.display()), e))?;
         let mut this = SegmentWriter {
             dir: dir.to_path_buf(),
             id,
@@ -267,7 +322,15 @@ impl SegmentWriter {
         {
             self.index = Some(Err(e));
         }
-        self.writer.as_mut().ok_or_else(|| StorageError::io("writing a segment", std::io::Error::other("already finished")))?.write(batch)?;
+        self.writer
+            .as_mut()
+            .ok_or_else(|| {
+                StorageError::io(
+                    "writing a segment",
+                    std::io::Error::other("already finished"),
+                )
+            })?
+            .write(batch)?;
         Ok(())
     }
 
@@ -275,13 +338,17 @@ impl SegmentWriter {
     pub(crate) fn finish(mut self) -> Result<SegmentMeta> {
         let tmp = self.tmp.clone();
         let io = |e| StorageError::io(format!("writing {}", tmp.display()), e);
-        let writer = self.writer.take().ok_or_else(|| io(std::io::Error::other("already finished")))?;
+        let writer = self
+            .writer
+            .take()
+            .ok_or_else(|| io(std::io::Error::other("already finished")))?;
         let file = writer.into_inner()?;
         file.sync_all().map_err(io)?;
         let bytes = file.metadata().map_err(io)?.len();
         drop(file);
         let path = self.dir.join(format!("{:012}.parquet", self.id));
-        fs::rename(&self.tmp, &path).map_err(|e| StorageError::io(format!("renaming {}", self.tmp.display()), e))?;
+        fs::rename(&self.tmp, &path)
+            .map_err(|e| StorageError::io(format!("renaming {}", self.tmp.display()), e))?;
         let index = match self.index.take() {
             Some(built) => write_series_index(&path, built.map(|b| b.finish(bytes))),
             None => None,
@@ -314,7 +381,10 @@ impl Drop for SegmentWriter {
 
 /// Writes the series index sidecar of a metrics segment (see [`crate::index`]). A failure is logged,
 /// not returned: the index is rebuilt from the segment when a query first needs it.
-fn write_series_index(path: &Path, built: std::result::Result<SeriesIndex, String>) -> Option<SeriesIndex> {
+fn write_series_index(
+    path: &Path,
+    built: std::result::Result<SeriesIndex, String>,
+) -> Option<SeriesIndex> {
     let written = built
         .map_err(|e| StorageError::io("building the series index", std::io::Error::other(e)))
         .and_then(|index| index::write_sidecar(path, &index).map(|()| index));
@@ -357,7 +427,10 @@ pub fn verify(meta: &SegmentMeta) -> std::result::Result<(), String> {
     let reader = SerializedFileReader::new(file).map_err(|e| format!("unreadable footer: {e}"))?;
     let rows = reader.metadata().file_metadata().num_rows();
     if rows as u64 != meta.rows {
-        return Err(format!("holds {rows} rows, the manifest says {}", meta.rows));
+        return Err(format!(
+            "holds {rows} rows, the manifest says {}",
+            meta.rows
+        ));
     }
     Ok(())
 }
@@ -373,9 +446,14 @@ pub fn list_files(data_dir: &Path) -> Result<Vec<PathBuf>> {
             Err(e) => return Err(StorageError::io(format!("listing {}", dir.display()), e)),
         };
         for entry in entries {
-            let entry = entry.map_err(|e| StorageError::io(format!("listing {}", dir.display()), e))?;
+            let entry =
+                entry.map_err(|e| StorageError::io(format!("listing {}", dir.display()), e))?;
             let path = entry.path();
-            if path.is_dir() { stack.push(path) } else { out.push(path) }
+            if path.is_dir() {
+                stack.push(path)
+            } else {
+                out.push(path)
+            }
         }
     }
     Ok(out)
@@ -383,7 +461,9 @@ pub fn list_files(data_dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Reads a whole segment back (tests and tools; queries read through the query crate).
 pub fn read_all(path: &Path) -> Result<Vec<RecordBatch>> {
-    let file = File::open(path).map_err(|e| StorageError::io(format!("opening {}", path.display()), e))?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
+    let file =
+        File::open(path).map_err(|e| StorageError::io(format!("opening {}", path.display()), e))?;
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
     Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
 }

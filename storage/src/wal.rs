@@ -89,7 +89,8 @@ pub struct WalFile {
 impl WalFile {
     /// Creates a new WAL file in `dir` whose first record will get `next_seq`.
     pub fn create(dir: &Path, next_seq: u64) -> Result<WalFile> {
-        fs::create_dir_all(dir).map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
+        fs::create_dir_all(dir)
+            .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
         let path = dir.join(file_name(next_seq));
         let mut file = OpenOptions::new()
             .create(true)
@@ -101,7 +102,12 @@ impl WalFile {
             .and_then(|()| file.sync_all())
             .map_err(|e| StorageError::io(format!("writing {}", path.display()), e))?;
         sync_dir(dir)?;
-        Ok(WalFile { dir: dir.to_path_buf(), writer: BufWriter::with_capacity(1 << 20, file), next_seq, bytes_since_sync: 0 })
+        Ok(WalFile {
+            dir: dir.to_path_buf(),
+            writer: BufWriter::with_capacity(1 << 20, file),
+            next_seq,
+            bytes_since_sync: 0,
+        })
     }
 
     /// The seq the next appended record gets.
@@ -116,7 +122,12 @@ impl WalFile {
         let len = u32::try_from(payload_len)
             .ok()
             .filter(|len| *len <= MAX_RECORD_BYTES)
-            .ok_or_else(|| StorageError::io("appending to WAL", std::io::Error::other("record over 1 GiB")))?;
+            .ok_or_else(|| {
+                StorageError::io(
+                    "appending to WAL",
+                    std::io::Error::other("record over 1 GiB"),
+                )
+            })?;
         let mut hasher = crc32fast::Hasher::new();
         let seq_bytes = seq.to_le_bytes();
         hasher.update(&seq_bytes);
@@ -136,8 +147,13 @@ impl WalFile {
 
     /// Writes buffered records and fsyncs them. Returns the bytes made durable.
     pub fn sync(&mut self) -> Result<u64> {
-        self.writer.flush().map_err(|e| StorageError::io("writing WAL", e))?;
-        self.writer.get_ref().sync_data().map_err(|e| StorageError::io("fsync of WAL", e))?;
+        self.writer
+            .flush()
+            .map_err(|e| StorageError::io("writing WAL", e))?;
+        self.writer
+            .get_ref()
+            .sync_data()
+            .map_err(|e| StorageError::io("fsync of WAL", e))?;
         Ok(std::mem::take(&mut self.bytes_since_sync))
     }
 
@@ -177,8 +193,15 @@ pub struct ReplayReport {
 
 /// Reads every WAL file in `dir`, calls `apply` with each record whose seq is above `flushed_seq`,
 /// and cuts torn or corrupt tails off (logging them). Files with no valid record are removed.
-pub fn replay(dir: &Path, flushed_seq: u64, mut apply: impl FnMut(WalRecord) -> Result<()>) -> Result<ReplayReport> {
-    let mut report = ReplayReport { next_seq: flushed_seq + 1, ..Default::default() };
+pub fn replay(
+    dir: &Path,
+    flushed_seq: u64,
+    mut apply: impl FnMut(WalRecord) -> Result<()>,
+) -> Result<ReplayReport> {
+    let mut report = ReplayReport {
+        next_seq: flushed_seq + 1,
+        ..Default::default()
+    };
     let files = list_files(dir)?;
     let total = files.len();
     for (n, (first_seq, path)) in files.into_iter().enumerate() {
@@ -193,7 +216,8 @@ pub fn replay(dir: &Path, flushed_seq: u64, mut apply: impl FnMut(WalRecord) -> 
         }
         report.next_seq = report.next_seq.max(file_report.next_seq);
         if file_report.records == 0 {
-            fs::remove_file(&path).map_err(|e| StorageError::io(format!("removing empty {}", path.display()), e))?;
+            fs::remove_file(&path)
+                .map_err(|e| StorageError::io(format!("removing empty {}", path.display()), e))?;
         }
     }
     Ok(report)
@@ -207,8 +231,13 @@ fn replay_file(
 ) -> Result<ReplayReport> {
     let io = |e| StorageError::io(format!("reading {}", path.display()), e);
     let mut data = Vec::new();
-    File::open(path).and_then(|mut f| f.read_to_end(&mut data)).map_err(io)?;
-    let mut report = ReplayReport { next_seq: first_seq, ..Default::default() };
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut data))
+        .map_err(io)?;
+    let mut report = ReplayReport {
+        next_seq: first_seq,
+        ..Default::default()
+    };
     let mut offset = FILE_MAGIC.len();
     let mut problem: Option<String> = None;
     if data.len() < FILE_MAGIC.len() || &data[..FILE_MAGIC.len()] != FILE_MAGIC {
@@ -224,7 +253,9 @@ fn replay_file(
                     let batch = match decode_batch(ipc) {
                         Ok(batch) => batch,
                         Err(e) => {
-                            problem = Some(format!("record {seq} has a valid checksum but does not decode: {e}"));
+                            problem = Some(format!(
+                                "record {seq} has a valid checksum but does not decode: {e}"
+                            ));
                             break;
                         }
                     };
@@ -253,9 +284,15 @@ fn replay_file(
 }
 
 /// Parses the record at the start of `data`: (total length, seq, table, ipc bytes), or why it is bad.
-fn parse_record(data: &[u8], expected_seq: u64) -> std::result::Result<(usize, u64, Table, &[u8]), String> {
+fn parse_record(
+    data: &[u8],
+    expected_seq: u64,
+) -> std::result::Result<(usize, u64, Table, &[u8]), String> {
     if data.len() < RECORD_HEADER {
-        return Err(format!("{} stray bytes where a record header should be", data.len()));
+        return Err(format!(
+            "{} stray bytes where a record header should be",
+            data.len()
+        ));
     }
     let len = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
     let crc = u32::from_le_bytes([data[4], data[5], data[6], data[7]]);
@@ -264,7 +301,10 @@ fn parse_record(data: &[u8], expected_seq: u64) -> std::result::Result<(usize, u
     }
     let end = RECORD_HEADER + len as usize;
     if data.len() < end {
-        return Err(format!("record of {len} bytes cut short at {} bytes", data.len() - RECORD_HEADER));
+        return Err(format!(
+            "record of {len} bytes cut short at {} bytes",
+            data.len() - RECORD_HEADER
+        ));
     }
     let payload = &data[RECORD_HEADER..end];
     if crc32fast::hash(payload) != crc {
@@ -274,9 +314,12 @@ fn parse_record(data: &[u8], expected_seq: u64) -> std::result::Result<(usize, u
     seq_bytes.copy_from_slice(&payload[..8]);
     let seq = u64::from_le_bytes(seq_bytes);
     if seq != expected_seq {
-        return Err(format!("sequence gap: expected {expected_seq}, found {seq}"));
+        return Err(format!(
+            "sequence gap: expected {expected_seq}, found {seq}"
+        ));
     }
-    let table = Table::from_code(payload[8]).ok_or_else(|| format!("unknown table code {}", payload[8]))?;
+    let table =
+        Table::from_code(payload[8]).ok_or_else(|| format!("unknown table code {}", payload[8]))?;
     Ok((end, seq, table, &payload[9..]))
 }
 
@@ -288,7 +331,8 @@ pub fn trim(dir: &Path, flushed_seq: u64) -> Result<usize> {
         let (_, path) = &pair[0];
         let (next_first, _) = pair[1];
         if next_first <= flushed_seq + 1 {
-            fs::remove_file(path).map_err(|e| StorageError::io(format!("removing {}", path.display()), e))?;
+            fs::remove_file(path)
+                .map_err(|e| StorageError::io(format!("removing {}", path.display()), e))?;
             removed += 1;
         }
     }
@@ -307,8 +351,10 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Size of a WAL file on disk (for tests and diagnostics).
 pub fn file_len(path: &Path) -> Result<u64> {
-    let mut f = File::open(path).map_err(|e| StorageError::io(format!("opening {}", path.display()), e))?;
-    f.seek(SeekFrom::End(0)).map_err(|e| StorageError::io(format!("seeking {}", path.display()), e))
+    let mut f =
+        File::open(path).map_err(|e| StorageError::io(format!("opening {}", path.display()), e))?;
+    f.seek(SeekFrom::End(0))
+        .map_err(|e| StorageError::io(format!("seeking {}", path.display()), e))
 }
 
 #[cfg(test)]
@@ -326,7 +372,8 @@ mod tests {
     fn write_records(dir: &Path, first: u64, n: i64) -> PathBuf {
         let mut wal = WalFile::create(dir, first).unwrap();
         for i in 0..n {
-            wal.append(Table::Logs, &encode_batch(&batch(i)).unwrap()).unwrap();
+            wal.append(Table::Logs, &encode_batch(&batch(i)).unwrap())
+                .unwrap();
         }
         wal.sync().unwrap();
         dir.join(file_name(first))
@@ -388,7 +435,11 @@ mod tests {
         write_records(dir.path(), 4, 3); // 4..=6
         write_records(dir.path(), 7, 1); // 7
         assert_eq!(trim(dir.path(), 5).unwrap(), 1);
-        let left: Vec<u64> = list_files(dir.path()).unwrap().into_iter().map(|(s, _)| s).collect();
+        let left: Vec<u64> = list_files(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
         assert_eq!(left, vec![4, 7]);
         assert_eq!(trim(dir.path(), 7).unwrap(), 1);
         assert_eq!(list_files(dir.path()).unwrap().len(), 1);

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{
-    Array, ArrayRef, FixedSizeBinaryArray, Int32Array, Int64Array, StringArray, TimestampNanosecondArray, UInt32Array,
-    UInt64Array, new_null_array,
+    Array, ArrayRef, FixedSizeBinaryArray, Int32Array, Int64Array, StringArray,
+    TimestampNanosecondArray, UInt32Array, UInt64Array, new_null_array,
 };
 use arrow::datatypes::{DataType, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -32,8 +32,12 @@ fn batch(table: Table, ids: &[i64]) -> RecordBatch {
         .map(|f| -> ArrayRef {
             match (f.name().as_str(), f.data_type()) {
                 ("time", _) => Arc::new(
-                    TimestampNanosecondArray::from(ids.iter().map(|i| T0 + i * 1_000_000_000).collect::<Vec<_>>())
-                        .with_timezone("UTC"),
+                    TimestampNanosecondArray::from(
+                        ids.iter()
+                            .map(|i| T0 + i * 1_000_000_000)
+                            .collect::<Vec<_>>(),
+                    )
+                    .with_timezone("UTC"),
                 ),
                 (_, DataType::FixedSizeBinary(w)) => {
                     let values = ids.iter().map(|i| {
@@ -50,7 +54,9 @@ fn batch(table: Table, ids: &[i64]) -> RecordBatch {
                 (_, DataType::Int64) => Arc::new(Int64Array::from(vec![0; n])),
                 (_, DataType::Int32) => Arc::new(Int32Array::from(vec![0; n])),
                 (_, DataType::UInt32) => Arc::new(UInt32Array::from(vec![0; n])),
-                (_, DataType::UInt64) => Arc::new(UInt64Array::from(ids.iter().map(|i| *i as u64).collect::<Vec<_>>())),
+                (_, DataType::UInt64) => Arc::new(UInt64Array::from(
+                    ids.iter().map(|i| *i as u64).collect::<Vec<_>>(),
+                )),
                 (_, DataType::Utf8) => Arc::new(StringArray::from(vec!["x"; n])),
                 (name, other) => panic!("no test value for {name}: {other}"),
             }
@@ -77,8 +83,16 @@ fn visible_ids(storage: &Storage, table: Table) -> Vec<i64> {
     let mut ids: Vec<i64> = batches
         .iter()
         .flat_map(|b| {
-            let t = b.column_by_name("time").unwrap().as_any().downcast_ref::<TimestampNanosecondArray>().unwrap();
-            t.values().iter().map(|v| (v - T0) / 1_000_000_000).collect::<Vec<_>>()
+            let t = b
+                .column_by_name("time")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<TimestampNanosecondArray>()
+                .unwrap();
+            t.values()
+                .iter()
+                .map(|v| (v - T0) / 1_000_000_000)
+                .collect::<Vec<_>>()
         })
         .collect();
     ids.sort();
@@ -89,8 +103,14 @@ fn visible_ids(storage: &Storage, table: Table) -> Vec<i64> {
 async fn writes_are_queryable_at_once_and_after_flush() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::open(config(dir.path())).unwrap();
-    storage.write(Table::Spans, batch(Table::Spans, &[3, 1, 2])).await.unwrap();
-    storage.write(Table::Logs, batch(Table::Logs, &[5])).await.unwrap();
+    storage
+        .write(Table::Spans, batch(Table::Spans, &[3, 1, 2]))
+        .await
+        .unwrap();
+    storage
+        .write(Table::Logs, batch(Table::Logs, &[5]))
+        .await
+        .unwrap();
     assert_eq!(visible_ids(&storage, Table::Spans), vec![1, 2, 3]);
     let report = storage.flush().await.unwrap();
     assert_eq!(report.rows, 4);
@@ -101,7 +121,12 @@ async fn writes_are_queryable_at_once_and_after_flush() {
     assert_eq!(visible_ids(&storage, Table::Logs), vec![5]);
     // Segments are sorted by trace id.
     let rows = lumen_storage::segment::read_all(&snap.segments[0].path).unwrap();
-    let ids = rows[0].column_by_name("trace_id").unwrap().as_any().downcast_ref::<FixedSizeBinaryArray>().unwrap();
+    let ids = rows[0]
+        .column_by_name("trace_id")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<FixedSizeBinaryArray>()
+        .unwrap();
     let firsts: Vec<u8> = (0..ids.len()).map(|i| ids.value(i)[7]).collect();
     assert_eq!(firsts, vec![2, 3, 4]);
     storage.shutdown().await.unwrap();
@@ -112,11 +137,23 @@ async fn segments_are_split_by_hour_and_pruned_by_time() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::open(config(dir.path())).unwrap();
     let hour = HOUR / 1_000_000_000;
-    storage.write(Table::Metrics, batch(Table::Metrics, &[0, 1, hour, hour + 5, 2 * hour])).await.unwrap();
+    storage
+        .write(
+            Table::Metrics,
+            batch(Table::Metrics, &[0, 1, hour, hour + 5, 2 * hour]),
+        )
+        .await
+        .unwrap();
     storage.flush().await.unwrap();
     let all = storage.snapshot(Table::Metrics, TimeRange::default());
     assert_eq!(all.segments.len(), 3);
-    let second_hour = storage.snapshot(Table::Metrics, TimeRange { start: Some(T0 + HOUR), end: Some(T0 + HOUR + 10) });
+    let second_hour = storage.snapshot(
+        Table::Metrics,
+        TimeRange {
+            start: Some(T0 + HOUR),
+            end: Some(T0 + HOUR + 10),
+        },
+    );
     assert_eq!(second_hour.segments.len(), 1);
     assert_eq!(second_hour.segments[0].rows, 2);
     storage.shutdown().await.unwrap();
@@ -127,9 +164,15 @@ async fn acknowledged_writes_survive_a_crash_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     {
         let storage = Storage::open(config(dir.path())).unwrap();
-        storage.write(Table::Spans, batch(Table::Spans, &[1, 2])).await.unwrap();
+        storage
+            .write(Table::Spans, batch(Table::Spans, &[1, 2]))
+            .await
+            .unwrap();
         storage.flush().await.unwrap();
-        storage.write(Table::Spans, batch(Table::Spans, &[3])).await.unwrap();
+        storage
+            .write(Table::Spans, batch(Table::Spans, &[3]))
+            .await
+            .unwrap();
         // No shutdown: dropping stops the threads without flushing, like a crash after the fsync.
     }
     let storage = Storage::open(config(dir.path())).unwrap();
@@ -147,7 +190,10 @@ async fn orphan_segments_from_an_interrupted_flush_are_removed() {
     let dir = tempfile::tempdir().unwrap();
     {
         let storage = Storage::open(config(dir.path())).unwrap();
-        storage.write(Table::Logs, batch(Table::Logs, &[1])).await.unwrap();
+        storage
+            .write(Table::Logs, batch(Table::Logs, &[1]))
+            .await
+            .unwrap();
     }
     // A flush that wrote its file but crashed before the manifest update.
     let orphan_dir = dir.path().join("segments/logs/2025-11-24T16");
@@ -163,11 +209,23 @@ async fn corrupt_segment_is_quarantined_and_the_store_still_opens() {
     let dir = tempfile::tempdir().unwrap();
     let path = {
         let storage = Storage::open(config(dir.path())).unwrap();
-        storage.write(Table::Logs, batch(Table::Logs, &[1])).await.unwrap();
-        storage.write(Table::Spans, batch(Table::Spans, &[7])).await.unwrap();
+        storage
+            .write(Table::Logs, batch(Table::Logs, &[1]))
+            .await
+            .unwrap();
+        storage
+            .write(Table::Spans, batch(Table::Spans, &[7]))
+            .await
+            .unwrap();
         let report = storage.flush().await.unwrap();
         storage.shutdown().await.unwrap();
-        report.segments.iter().find(|s| s.table == Table::Logs).unwrap().path.clone()
+        report
+            .segments
+            .iter()
+            .find(|s| s.table == Table::Logs)
+            .unwrap()
+            .path
+            .clone()
     };
     std::fs::write(&path, b"garbage, not parquet").unwrap();
     let storage = Storage::open(config(dir.path())).unwrap();
@@ -183,7 +241,10 @@ async fn full_head_refuses_writes_retryably() {
     let mut cfg = config(dir.path());
     cfg.max_head_bytes = 1;
     let storage = Storage::open(cfg).unwrap();
-    let err = storage.write(Table::Logs, batch(Table::Logs, &[1])).await.unwrap_err();
+    let err = storage
+        .write(Table::Logs, batch(Table::Logs, &[1]))
+        .await
+        .unwrap_err();
     assert!(err.is_retryable(), "{err}");
 }
 
@@ -204,14 +265,21 @@ async fn concurrent_writers_share_fsyncs_and_all_land() {
         let storage = storage.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..25i64 {
-                storage.write(Table::Logs, batch(Table::Logs, &[w * 100 + i])).await.unwrap();
+                storage
+                    .write(Table::Logs, batch(Table::Logs, &[w * 100 + i]))
+                    .await
+                    .unwrap();
             }
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
-    let expected: Vec<i64> = (0..8).flat_map(|w| (0..25).map(move |i| w * 100 + i)).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let expected: Vec<i64> = (0..8)
+        .flat_map(|w| (0..25).map(move |i| w * 100 + i))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     assert_eq!(visible_ids(&storage, Table::Logs), expected);
     storage.shutdown().await.unwrap();
     let storage = Storage::open(config(dir.path())).unwrap();

@@ -37,11 +37,15 @@ struct Hook {
 
 impl Hook {
     async fn start(addr: &str) -> Hook {
-        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind the webhook receiver");
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind the webhook receiver");
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
         let record = |path: &'static str| {
-            move |State(store): State<Arc<Mutex<Vec<Received>>>>, headers: HeaderMap, body: Bytes| async move {
+            move |State(store): State<Arc<Mutex<Vec<Received>>>>,
+                  headers: HeaderMap,
+                  body: Bytes| async move {
                 let parsed = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 store.lock().unwrap().push(Received {
                     path: path.to_string(),
@@ -60,11 +64,21 @@ impl Hook {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Hook { addr, received, task }
+        Hook {
+            addr,
+            received,
+            task,
+        }
     }
 
     fn all(&self, path: &str) -> Vec<Received> {
-        self.received.lock().unwrap().iter().filter(|r| r.path == path).cloned().collect()
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
     }
 
     /// Notifications on `path` containing an alert named `alertname` in `status`.
@@ -73,14 +87,21 @@ impl Hook {
             .into_iter()
             .filter(|r| {
                 r.body["status"] == status
-                    && r.body["alerts"]
-                        .as_array()
-                        .is_some_and(|a| a.iter().any(|a| a["labels"]["alertname"] == alertname && a["status"] == status))
+                    && r.body["alerts"].as_array().is_some_and(|a| {
+                        a.iter()
+                            .any(|a| a["labels"]["alertname"] == alertname && a["status"] == status)
+                    })
             })
             .collect()
     }
 
-    async fn wait_for(&self, path: &str, alertname: &str, status: &str, timeout: Duration) -> Received {
+    async fn wait_for(
+        &self,
+        path: &str,
+        alertname: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> Received {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(r) = self.matching(path, alertname, status).into_iter().next() {
@@ -89,7 +110,10 @@ impl Hook {
             assert!(
                 Instant::now() < deadline,
                 "no {status} notification for {alertname} on {path} within {timeout:?}; got: {:#?}",
-                self.all(path).iter().map(|r| r.body.clone()).collect::<Vec<_>>()
+                self.all(path)
+                    .iter()
+                    .map(|r| r.body.clone())
+                    .collect::<Vec<_>>()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -117,7 +141,11 @@ impl Drop for Alertmanager {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn start_alertmanager(webhook: SocketAddr) -> Alertmanager {
@@ -133,8 +161,14 @@ async fn start_alertmanager(webhook: SocketAddr) -> Alertmanager {
     std::fs::write(dir.path().join("alertmanager.yml"), config).unwrap();
     let port = free_port();
     let child = Command::new(binary)
-        .arg(format!("--config.file={}", dir.path().join("alertmanager.yml").display()))
-        .arg(format!("--storage.path={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("alertmanager.yml").display()
+        ))
+        .arg(format!(
+            "--storage.path={}",
+            dir.path().join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--cluster.listen-address=")
         .stdout(Stdio::null())
@@ -149,28 +183,50 @@ async fn start_alertmanager(webhook: SocketAddr) -> Alertmanager {
         {
             break;
         }
-        assert!(Instant::now() < deadline, "alertmanager did not become ready");
+        assert!(
+            Instant::now() < deadline,
+            "alertmanager did not become ready"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Alertmanager { child, url, _dir: dir }
+    Alertmanager {
+        child,
+        url,
+        _dir: dir,
+    }
 }
 
 fn now_ns() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 /// Sends one gauge point over OTLP/HTTP (JSON).
 async fn send_gauge(server: &TestServer, name: &str, attributes: &[(&str, &str)], value: f64) {
-    let attributes: Vec<Value> =
-        attributes.iter().map(|(k, v)| json!({"key": k, "value": {"stringValue": v}})).collect();
+    let attributes: Vec<Value> = attributes
+        .iter()
+        .map(|(k, v)| json!({"key": k, "value": {"stringValue": v}}))
+        .collect();
     let body = json!({"resourceMetrics": [{
         "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "orders"}}]},
         "scopeMetrics": [{"metrics": [{"name": name, "gauge": {"dataPoints": [
             {"attributes": attributes, "timeUnixNano": now_ns().to_string(), "asDouble": value}
         ]}}]}]
     }]});
-    let r = reqwest::Client::new().post(format!("{}/v1/metrics", server.http)).json(&body).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap_or_default());
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/metrics", server.http))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
 }
 
 /// Sends `n` error spans of `service` over OTLP/HTTP (JSON).
@@ -193,8 +249,18 @@ async fn send_error_spans(server: &TestServer, service: &str, n: usize) {
         "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
         "scopeSpans": [{"spans": spans}]
     }]});
-    let r = reqwest::Client::new().post(format!("{}/v1/traces", server.http)).json(&body).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap_or_default());
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/traces", server.http))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
 }
 
 const RULES: &str = r#"
@@ -287,7 +353,10 @@ async fn promql_and_sql_rules_fire_and_resolve_through_a_webhook_and_alertmanage
     let hook = Hook::start("127.0.0.1:0").await;
     let am = start_alertmanager(hook.addr).await;
     let dir = tempfile::tempdir().unwrap();
-    let extra = format!("\n[[alerting.receivers]]\nname = \"am\"\ntype = \"alertmanager\"\nurl = \"{}\"\n", am.url);
+    let extra = format!(
+        "\n[[alerting.receivers]]\nname = \"am\"\ntype = \"alertmanager\"\nurl = \"{}\"\n",
+        am.url
+    );
     let server = start(&files(dir.path(), RULES, &lumen_toml(hook.addr, &extra)));
 
     let sent = Instant::now();
@@ -295,8 +364,13 @@ async fn promql_and_sql_rules_fire_and_resolve_through_a_webhook_and_alertmanage
     send_error_spans(&server, "payment", 3).await;
 
     // The PromQL rule: pending for 2 s, then firing, then a grouped, signed webhook notification.
-    let firing = hook.wait_for("/hook", "QueueDepthHigh", "firing", Duration::from_secs(30)).await;
-    assert!(firing.at.duration_since(sent) >= Duration::from_secs(2), "fired before `for: 2s` passed");
+    let firing = hook
+        .wait_for("/hook", "QueueDepthHigh", "firing", Duration::from_secs(30))
+        .await;
+    assert!(
+        firing.at.duration_since(sent) >= Duration::from_secs(2),
+        "fired before `for: 2s` passed"
+    );
     let body = &firing.body;
     assert_eq!(body["version"], "4");
     assert_eq!(body["receiver"], "hook");
@@ -310,29 +384,57 @@ async fn promql_and_sql_rules_fire_and_resolve_through_a_webhook_and_alertmanage
     assert_eq!(a["annotations"]["human"], "50 queued");
     assert_eq!(a["status"], "firing");
     assert_eq!(a["endsAt"], "0001-01-01T00:00:00Z");
-    assert!(a["generatorURL"].as_str().unwrap().starts_with(&server.http));
+    assert!(
+        a["generatorURL"]
+            .as_str()
+            .unwrap()
+            .starts_with(&server.http)
+    );
     assert_eq!(a["fingerprint"].as_str().unwrap().len(), 16);
     assert_eq!(firing.headers.get("x-team").unwrap(), "bookstore");
-    let signature = firing.headers.get("x-lumen-signature").expect("signature header").to_str().unwrap();
+    let signature = firing
+        .headers
+        .get("x-lumen-signature")
+        .expect("signature header")
+        .to_str()
+        .unwrap();
     let mut mac = Hmac::<Sha256>::new_from_slice(b"s3cret").unwrap();
     mac.update(&firing.raw);
-    assert_eq!(signature, format!("sha256={}", hex::encode(mac.finalize().into_bytes())));
+    assert_eq!(
+        signature,
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    );
 
     // The SQL rule: one alert per row, string columns as labels, `value` as the value.
-    let sql_firing = hook.wait_for("/hook", "PaymentErrors", "firing", Duration::from_secs(30)).await;
+    let sql_firing = hook
+        .wait_for("/hook", "PaymentErrors", "firing", Duration::from_secs(30))
+        .await;
     let a = alert(&sql_firing, "PaymentErrors");
-    assert_eq!(a["labels"], json!({"alertname": "PaymentErrors", "service": "payment", "severity": "ticket"}));
+    assert_eq!(
+        a["labels"],
+        json!({"alertname": "PaymentErrors", "service": "payment", "severity": "ticket"})
+    );
     assert_eq!(a["annotations"]["summary"], "payment: 3 failed charges");
 
     // Alertmanager got both from Lumen's pushes and notified its own webhook.
-    let am_firing = hook.wait_for("/am", "QueueDepthHigh", "firing", Duration::from_secs(30)).await;
-    assert_eq!(alert(&am_firing, "QueueDepthHigh")["annotations"]["summary"], "depth 50 on orders");
-    hook.wait_for("/am", "PaymentErrors", "firing", Duration::from_secs(30)).await;
+    let am_firing = hook
+        .wait_for("/am", "QueueDepthHigh", "firing", Duration::from_secs(30))
+        .await;
+    assert_eq!(
+        alert(&am_firing, "QueueDepthHigh")["annotations"]["summary"],
+        "depth 50 on orders"
+    );
+    hook.wait_for("/am", "PaymentErrors", "firing", Duration::from_secs(30))
+        .await;
 
     // Visible in the APIs, in SQL and as ALERTS series.
     let alerts = get_json(format!("{}/api/v1/alerts", server.http)).await;
-    let names: Vec<&str> =
-        alerts["data"]["alerts"].as_array().unwrap().iter().map(|a| a["labels"]["alertname"].as_str().unwrap()).collect();
+    let names: Vec<&str> = alerts["data"]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["labels"]["alertname"].as_str().unwrap())
+        .collect();
     assert!(names.contains(&"QueueDepthHigh"), "{alerts}");
     let rules = get_json(format!("{}/api/v1/rules", server.http)).await;
     let groups = rules["data"]["groups"].as_array().unwrap();
@@ -343,22 +445,56 @@ async fn promql_and_sql_rules_fire_and_resolve_through_a_webhook_and_alertmanage
     assert_eq!(rule["duration"], 2.0);
     assert_eq!(rule["state"], "firing");
     assert_eq!(rule["alerts"][0]["value"], "5e+01");
-    let promql = get_json(format!("{}/api/v1/query?query=ALERTS%7Balertstate%3D%22firing%22%7D", server.http)).await;
+    let promql = get_json(format!(
+        "{}/api/v1/query?query=ALERTS%7Balertstate%3D%22firing%22%7D",
+        server.http
+    ))
+    .await;
     let series = promql["data"]["result"].as_array().unwrap();
-    assert!(series.iter().any(|s| s["metric"]["alertname"] == "QueueDepthHigh"), "{promql}");
-    let output = Command::new(env!("CARGO_BIN_EXE_lumen")).args(["alerts", "--server", &server.http]).output().unwrap();
+    assert!(
+        series
+            .iter()
+            .any(|s| s["metric"]["alertname"] == "QueueDepthHigh"),
+        "{promql}"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_lumen"))
+        .args(["alerts", "--server", &server.http])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success() && text.contains("QueueDepthHigh") && text.contains("firing"), "{text}");
+    assert!(
+        output.status.success() && text.contains("QueueDepthHigh") && text.contains("firing"),
+        "{text}"
+    );
 
     // Resolution: the gauge drops; the SQL rule's 6 s window empties by itself.
     send_gauge(&server, "queue_depth", &[("queue", "orders")], 1.0).await;
-    let resolved = hook.wait_for("/hook", "QueueDepthHigh", "resolved", Duration::from_secs(30)).await;
+    let resolved = hook
+        .wait_for(
+            "/hook",
+            "QueueDepthHigh",
+            "resolved",
+            Duration::from_secs(30),
+        )
+        .await;
     let a = alert(&resolved, "QueueDepthHigh");
     assert_ne!(a["endsAt"], "0001-01-01T00:00:00Z");
-    hook.wait_for("/hook", "PaymentErrors", "resolved", Duration::from_secs(30)).await;
-    hook.wait_for("/am", "QueueDepthHigh", "resolved", Duration::from_secs(30)).await;
-    hook.wait_for("/am", "PaymentErrors", "resolved", Duration::from_secs(30)).await;
-    assert_eq!(hook.matching("/hook", "QueueDepthHigh", "firing").len(), 1, "repeat_interval is 1h: one firing notification");
+    hook.wait_for(
+        "/hook",
+        "PaymentErrors",
+        "resolved",
+        Duration::from_secs(30),
+    )
+    .await;
+    hook.wait_for("/am", "QueueDepthHigh", "resolved", Duration::from_secs(30))
+        .await;
+    hook.wait_for("/am", "PaymentErrors", "resolved", Duration::from_secs(30))
+        .await;
+    assert_eq!(
+        hook.matching("/hook", "QueueDepthHigh", "firing").len(),
+        1,
+        "repeat_interval is 1h: one firing notification"
+    );
 
     // Every state change is in the `alerts` table.
     let rows = server
@@ -380,7 +516,12 @@ async fn a_notification_waits_for_a_receiver_that_is_down_and_arrives_once() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let alerts = get_json(format!("{}/api/v1/alerts", server.http)).await;
-        if alerts["data"]["alerts"].as_array().unwrap().iter().any(|a| a["state"] == "firing") {
+        if alerts["data"]["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["state"] == "firing")
+        {
             break;
         }
         assert!(Instant::now() < deadline, "the alert never fired");
@@ -389,9 +530,14 @@ async fn a_notification_waits_for_a_receiver_that_is_down_and_arrives_once() {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let hook = Hook::start(&hook_addr.to_string()).await;
-    hook.wait_for("/hook", "QueueDepthHigh", "firing", Duration::from_secs(60)).await;
+    hook.wait_for("/hook", "QueueDepthHigh", "firing", Duration::from_secs(60))
+        .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(hook.matching("/hook", "QueueDepthHigh", "firing").len(), 1, "delivered exactly once after the outage");
+    assert_eq!(
+        hook.matching("/hook", "QueueDepthHigh", "firing").len(),
+        1,
+        "delivered exactly once after the outage"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,7 +546,8 @@ async fn a_firing_alert_survives_kill9_without_a_new_notification() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = start(&files(dir.path(), RULES, &lumen_toml(hook.addr, "")));
     send_gauge(&server, "queue_depth", &[("queue", "orders")], 50.0).await;
-    hook.wait_for("/hook", "QueueDepthHigh", "firing", Duration::from_secs(30)).await;
+    hook.wait_for("/hook", "QueueDepthHigh", "firing", Duration::from_secs(30))
+        .await;
     let active_at = |alerts: &Value| -> Option<String> {
         alerts["data"]["alerts"]
             .as_array()?
@@ -408,17 +555,36 @@ async fn a_firing_alert_survives_kill9_without_a_new_notification() {
             .find(|a| a["labels"]["alertname"] == "QueueDepthHigh" && a["state"] == "firing")
             .map(|a| a["activeAt"].as_str().unwrap().to_string())
     };
-    let before = active_at(&get_json(format!("{}/api/v1/alerts", server.http)).await).expect("firing");
+    let before =
+        active_at(&get_json(format!("{}/api/v1/alerts", server.http)).await).expect("firing");
 
     // A reload that adds a group keeps the firing alert's state (no new alert, no new notification).
-    let more = format!("{RULES}  - name: extra\n    rules:\n      - record: queue_depth:max\n        expr: max(queue_depth)\n");
+    let more = format!(
+        "{RULES}  - name: extra\n    rules:\n      - record: queue_depth:max\n        expr: max(queue_depth)\n"
+    );
     std::fs::write(dir.path().join("rules.yml"), more).unwrap();
-    let r = reqwest::Client::new().post(format!("{}/-/reload", server.http)).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap_or_default());
+    let r = reqwest::Client::new()
+        .post(format!("{}/-/reload", server.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rules = get_json(format!("{}/api/v1/rules", server.http)).await;
-    assert_eq!(rules["data"]["groups"].as_array().unwrap().len(), 3, "{rules}");
-    assert_eq!(active_at(&get_json(format!("{}/api/v1/alerts", server.http)).await), Some(before.clone()));
+    assert_eq!(
+        rules["data"]["groups"].as_array().unwrap().len(),
+        3,
+        "{rules}"
+    );
+    assert_eq!(
+        active_at(&get_json(format!("{}/api/v1/alerts", server.http)).await),
+        Some(before.clone())
+    );
 
     server.kill9();
     server.restart();
@@ -428,7 +594,10 @@ async fn a_firing_alert_survives_kill9_without_a_new_notification() {
         if let Some(after) = active_at(&get_json(format!("{}/api/v1/alerts", server.http)).await) {
             break after;
         }
-        assert!(Instant::now() < deadline, "the alert is not firing after the restart");
+        assert!(
+            Instant::now() < deadline,
+            "the alert is not firing after the restart"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(after, before, "activeAt survives the restart");
@@ -438,9 +607,18 @@ async fn a_firing_alert_survives_kill9_without_a_new_notification() {
         1,
         "no new notification within the repeat interval after the restart"
     );
-    let history = server.sql_rows("SELECT state FROM alerts WHERE rule = 'QueueDepthHigh' ORDER BY time").await;
-    let states: Vec<&str> = history.iter().map(|r| r["state"].as_str().unwrap()).collect();
-    assert_eq!(states, vec!["pending", "firing"], "the restart is not a new alert");
+    let history = server
+        .sql_rows("SELECT state FROM alerts WHERE rule = 'QueueDepthHigh' ORDER BY time")
+        .await;
+    let states: Vec<&str> = history
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        vec!["pending", "firing"],
+        "the restart is not a new alert"
+    );
 }
 
 const BAD_RULES: &str = r#"groups:
@@ -463,22 +641,44 @@ async fn bad_rule_files_are_rejected_at_check_start_and_reload() {
     std::fs::write(&bad, BAD_RULES).unwrap();
 
     // `lumen rules check`: every error with its line, exit status 1.
-    let output = Command::new(env!("CARGO_BIN_EXE_lumen")).args(["rules", "check"]).arg(&bad).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_lumen"))
+        .args(["rules", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     for (line, what) in [(5, "rate_of_everything"), (9, "nosuchfunc"), (11, "exprr")] {
-        assert!(stderr.contains(&format!("bad.yml:{line}:")), "no error on line {line} in:\n{stderr}");
+        assert!(
+            stderr.contains(&format!("bad.yml:{line}:")),
+            "no error on line {line} in:\n{stderr}"
+        );
         assert!(stderr.contains(what), "no mention of {what} in:\n{stderr}");
     }
     let good = dir.path().join("good.yml");
     std::fs::write(&good, RULES).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_lumen")).args(["rules", "check"]).arg(&good).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(env!("CARGO_BIN_EXE_lumen"))
+        .args(["rules", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(String::from_utf8_lossy(&output.stdout).contains("SUCCESS: 2 rules found"));
 
     // `lumen serve` refuses to start with them, saying why.
     let output = Command::new(env!("CARGO_BIN_EXE_lumen"))
-        .args(["serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir.path().join("data-bad"))
         .arg("--rules")
         .arg(&bad)
@@ -486,7 +686,10 @@ async fn bad_rule_files_are_rejected_at_check_start_and_reload() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("bad.yml:5:") && stderr.contains("lumen rules check"), "{stderr}");
+    assert!(
+        stderr.contains("bad.yml:5:") && stderr.contains("lumen rules check"),
+        "{stderr}"
+    );
 
     // A failed reload keeps the running rules; a good one replaces them.
     let hook = Hook::start("127.0.0.1:0").await;
@@ -498,26 +701,47 @@ async fn bad_rule_files_are_rejected_at_check_start_and_reload() {
             .as_array()
             .unwrap()
             .iter()
-            .flat_map(|g| g["rules"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()))
+            .flat_map(|g| {
+                g["rules"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["name"].as_str().unwrap().to_string())
+            })
             .collect();
         names.sort();
         names
     };
     assert_eq!(rule_names().await, vec!["PaymentErrors", "QueueDepthHigh"]);
     std::fs::write(rules_dir.path().join("rules.yml"), BAD_RULES).unwrap();
-    let r = reqwest::Client::new().post(format!("{}/-/reload", server.http)).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/-/reload", server.http))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 500);
     let message = r.text().await.unwrap();
-    assert!(message.contains("rate_of_everything") && message.contains("previous rules keep running"), "{message}");
+    assert!(
+        message.contains("rate_of_everything") && message.contains("previous rules keep running"),
+        "{message}"
+    );
     assert_eq!(rule_names().await, vec!["PaymentErrors", "QueueDepthHigh"]);
 
     let renamed = RULES.replace("QueueDepthHigh", "QueueDepthCritical");
     std::fs::write(rules_dir.path().join("rules.yml"), renamed).unwrap();
-    let status = Command::new("kill").arg("-HUP").arg(server.pid().unwrap().to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg("-HUP")
+        .arg(server.pid().unwrap().to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(20);
     while rule_names().await != vec!["PaymentErrors", "QueueDepthCritical"] {
-        assert!(Instant::now() < deadline, "SIGHUP did not reload the rules: {:?}", rule_names().await);
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not reload the rules: {:?}",
+            rule_names().await
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

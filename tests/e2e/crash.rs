@@ -14,7 +14,10 @@ use prost::Message;
 use crate::server::TestServer;
 
 fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
 }
 
 /// A logs request of `n` records whose bodies are `item-<first>` .. `item-<first + n - 1>`.
@@ -23,7 +26,9 @@ pub fn logs_request(first: u64, n: u64) -> Vec<u8> {
         .map(|i| LogRecord {
             time_unix_nano: now_ns(),
             severity_number: 9,
-            body: Some(AnyValue { value: Some(any_value::Value::StringValue(format!("item-{i}"))) }),
+            body: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(format!("item-{i}"))),
+            }),
             ..Default::default()
         })
         .collect();
@@ -32,12 +37,17 @@ pub fn logs_request(first: u64, n: u64) -> Vec<u8> {
             resource: Some(Resource {
                 attributes: vec![KeyValue {
                     key: "service.name".into(),
-                    value: Some(AnyValue { value: Some(any_value::Value::StringValue("crash-test".into())) }),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue("crash-test".into())),
+                    }),
                     ..Default::default()
                 }],
                 ..Default::default()
             }),
-            scope_logs: vec![ScopeLogs { log_records: records, ..Default::default() }],
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     }
@@ -46,7 +56,11 @@ pub fn logs_request(first: u64, n: u64) -> Vec<u8> {
 
 /// Sends batches from `writers` concurrent clients until the server stops answering; returns the
 /// items whose batch was acknowledged with 200.
-async fn send_until_killed(server: &mut TestServer, kill_after: Duration, first_item: u64) -> HashSet<u64> {
+async fn send_until_killed(
+    server: &mut TestServer,
+    kill_after: Duration,
+    first_item: u64,
+) -> HashSet<u64> {
     const BATCH: u64 = 50;
     let acked = Arc::new(Mutex::new(HashSet::new()));
     let url = format!("{}/v1/logs", server.http);
@@ -80,22 +94,42 @@ async fn send_until_killed(server: &mut TestServer, kill_after: Duration, first_
         w.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(!acked.is_empty(), "nothing was acknowledged before the kill");
+    assert!(
+        !acked.is_empty(),
+        "nothing was acknowledged before the kill"
+    );
     acked
 }
 
 async fn assert_exactly_once(server: &TestServer, acked: &HashSet<u64>) {
-    let dupes = server.sql("SELECT body, count(*) AS n FROM logs GROUP BY body HAVING count(*) > 1 LIMIT 5").await;
-    assert_eq!(dupes["rows"].as_array().unwrap().len(), 0, "duplicates after recovery: {dupes}");
+    let dupes = server
+        .sql("SELECT body, count(*) AS n FROM logs GROUP BY body HAVING count(*) > 1 LIMIT 5")
+        .await;
+    assert_eq!(
+        dupes["rows"].as_array().unwrap().len(),
+        0,
+        "duplicates after recovery: {dupes}"
+    );
     let rows = server.sql("SELECT body FROM logs").await;
     let present: HashSet<u64> = rows["rows"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r[0].as_str().unwrap().strip_prefix("item-").unwrap().parse().unwrap())
+        .map(|r| {
+            r[0].as_str()
+                .unwrap()
+                .strip_prefix("item-")
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
         .collect();
     let missing: Vec<_> = acked.difference(&present).take(5).collect();
-    assert!(missing.is_empty(), "{} acknowledged items lost, e.g. {missing:?}", acked.difference(&present).count());
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged items lost, e.g. {missing:?}",
+        acked.difference(&present).count()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,8 +153,13 @@ async fn kill_after_flushes_loses_nothing_and_duplicates_nothing() {
     // Recovery is repeatable: a second restart changes nothing.
     server.restart();
     assert_exactly_once(&server, &acked).await;
-    let segments = std::fs::read_dir(server.data_dir().join("segments/logs")).map(|d| d.count()).unwrap_or(0);
-    assert!(segments > 0, "the second phase should have flushed segments");
+    let segments = std::fs::read_dir(server.data_dir().join("segments/logs"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(
+        segments > 0,
+        "the second phase should have flushed segments"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,27 +184,57 @@ async fn a_corrupt_segment_is_quarantined_and_the_server_keeps_serving() {
     assert_eq!(ok.status().as_u16(), 200);
     server.kill9();
     // Damage the flushed segment; the 5 later records are only in the WAL.
-    let segment = walk(&server.data_dir().join("segments")).into_iter().find(|p| p.extension().is_some_and(|e| e == "parquet")).unwrap();
+    let segment = walk(&server.data_dir().join("segments"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .unwrap();
     std::fs::write(&segment, b"PAR1 not really").unwrap();
     // And tear the WAL tail as a crash mid-write would.
-    let wal = walk(&server.data_dir().join("wal")).into_iter().max().unwrap();
+    let wal = walk(&server.data_dir().join("wal"))
+        .into_iter()
+        .max()
+        .unwrap();
     let mut f = std::fs::OpenOptions::new().append(true).open(&wal).unwrap();
     std::io::Write::write_all(&mut f, &[0x55, 0x01, 0x00]).unwrap();
     drop(f);
     server.restart();
     let v = server.sql("SELECT count(*) FROM logs").await;
-    assert_eq!(v["rows"][0][0], serde_json::json!(5), "the WAL records survive; the corrupt segment is set aside");
-    let metrics = reqwest::get(format!("{}/metrics", server.http)).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("lumen_segments_quarantined_total 1"), "{metrics}");
-    assert!(metrics.contains("lumen_wal_truncations_total 1"), "{metrics}");
-    assert_eq!(std::fs::read_dir(server.data_dir().join("quarantine")).unwrap().count(), 1);
+    assert_eq!(
+        v["rows"][0][0],
+        serde_json::json!(5),
+        "the WAL records survive; the corrupt segment is set aside"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", server.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("lumen_segments_quarantined_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lumen_wal_truncations_total 1"),
+        "{metrics}"
+    );
+    assert_eq!(
+        std::fs::read_dir(server.data_dir().join("quarantine"))
+            .unwrap()
+            .count(),
+        1
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
-        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+        if path.is_dir() {
+            out.extend(walk(&path))
+        } else {
+            out.push(path)
+        }
     }
     out
 }

@@ -7,7 +7,8 @@ use crate::server::TestServer;
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/otlp-examples");
 
 async fn post_example(server: &TestServer, file: &str, path: &str) {
-    let body = std::fs::read(format!("{EXAMPLES}/{file}")).expect("example file (../shared/otlp-examples)");
+    let body = std::fs::read(format!("{EXAMPLES}/{file}"))
+        .expect("example file (../shared/otlp-examples)");
     let resp = reqwest::Client::new()
         .post(format!("{}{path}", server.http))
         .header("content-type", "application/json")
@@ -19,15 +20,26 @@ async fn post_example(server: &TestServer, file: &str, path: &str) {
     let text = resp.text().await.unwrap();
     assert_eq!(status, 200, "{file}: {text}");
     let response: Value = serde_json::from_str(&text).expect("JSON response");
-    assert!(response.get("partialSuccess").is_none_or(|p| p.get("rejectedSpans").is_none()), "{text}");
+    assert!(
+        response
+            .get("partialSuccess")
+            .is_none_or(|p| p.get("rejectedSpans").is_none()),
+        "{text}"
+    );
 }
 
 fn scope_and_resource(row: &serde_json::Map<String, Value>) {
     assert_eq!(row["service_name"], json!("my.service"));
-    assert_eq!(row["resource_attributes"], json!({"service.name": "my.service"}));
+    assert_eq!(
+        row["resource_attributes"],
+        json!({"service.name": "my.service"})
+    );
     assert_eq!(row["scope_name"], json!("my.library"));
     assert_eq!(row["scope_version"], json!("1.0.0"));
-    assert_eq!(row["scope_attributes"], json!({"my.scope.attribute": "some scope attribute"}));
+    assert_eq!(
+        row["scope_attributes"],
+        json!({"my.scope.attribute": "some scope attribute"})
+    );
     assert_eq!(row["resource_dropped_attributes_count"], json!(0));
 }
 
@@ -44,7 +56,9 @@ async fn official_examples_round_trip_through_sql() {
         if phase == "segments" {
             server.flush().await;
         }
-        let spans = server.sql_rows("SELECT * FROM spans WHERE trace_id = '5b8efff798038103d269b633813fc60c'").await;
+        let spans = server
+            .sql_rows("SELECT * FROM spans WHERE trace_id = '5b8efff798038103d269b633813fc60c'")
+            .await;
         assert_eq!(spans.len(), 1, "{phase}");
         let s = &spans[0];
         scope_and_resource(s);
@@ -61,7 +75,9 @@ async fn official_examples_round_trip_through_sql() {
         assert_eq!(s["events"], json!([]));
         assert_eq!(s["links"], json!([]));
 
-        let logs = server.sql_rows("SELECT * FROM logs WHERE event_name IS NULL").await;
+        let logs = server
+            .sql_rows("SELECT * FROM logs WHERE event_name IS NULL")
+            .await;
         assert_eq!(logs.len(), 1, "{phase}");
         let l = &logs[0];
         scope_and_resource(l);
@@ -85,7 +101,9 @@ async fn official_examples_round_trip_through_sql() {
             })
         );
 
-        let events = server.sql_rows("SELECT * FROM logs WHERE event_name = 'browser.page_view'").await;
+        let events = server
+            .sql_rows("SELECT * FROM logs WHERE event_name = 'browser.page_view'")
+            .await;
         assert_eq!(events.len(), 1, "{phase}");
         let e = &events[0];
         scope_and_resource(e);
@@ -99,16 +117,26 @@ async fn official_examples_round_trip_through_sql() {
             json!({"type": 0, "url": "https://www.guidgenerator.com/online-guid-generator.aspx",
                    "referrer": "https://wwww.google.com", "title": "Free Online GUID Generator"})
         );
-        assert_eq!(e["attributes"], json!({"event.attribute": "some event attribute"}));
+        assert_eq!(
+            e["attributes"],
+            json!({"event.attribute": "some event attribute"})
+        );
 
-        let metrics = server.sql_rows("SELECT * FROM metrics ORDER BY metric_name").await;
+        let metrics = server
+            .sql_rows("SELECT * FROM metrics ORDER BY metric_name")
+            .await;
         assert_eq!(metrics.len(), 4, "{phase}");
         for m in &metrics {
             scope_and_resource(m);
             assert_eq!(m["time"], json!("2018-12-13T14:51:00.300000000Z"));
             assert_eq!(m["unit"], json!("1"));
         }
-        let by_name = |name: &str| metrics.iter().find(|m| m["metric_name"] == json!(name)).unwrap();
+        let by_name = |name: &str| {
+            metrics
+                .iter()
+                .find(|m| m["metric_name"] == json!(name))
+                .unwrap()
+        };
         let counter = by_name("my.counter");
         assert_eq!(counter["metric_type"], json!("sum"));
         assert_eq!(counter["description"], json!("I am a Counter"));
@@ -116,8 +144,14 @@ async fn official_examples_round_trip_through_sql() {
         assert_eq!(counter["is_monotonic"], json!(true));
         assert_eq!(counter["value"], json!(5.0));
         assert_eq!(counter["value_int"], Value::Null);
-        assert_eq!(counter["start_time"], json!("2018-12-13T14:51:00.300000000Z"));
-        assert_eq!(counter["attributes"], json!({"my.counter.attr": "some value"}));
+        assert_eq!(
+            counter["start_time"],
+            json!("2018-12-13T14:51:00.300000000Z")
+        );
+        assert_eq!(
+            counter["attributes"],
+            json!({"my.counter.attr": "some value"})
+        );
         let gauge = by_name("my.gauge");
         assert_eq!(gauge["metric_type"], json!("gauge"));
         assert_eq!(gauge["value"], json!(10.0));
@@ -143,7 +177,10 @@ async fn official_examples_round_trip_through_sql() {
         assert_eq!(exp["positive_bucket_counts"], json!([0, 2]));
         assert_eq!(exp["min"], json!(0.0));
         assert_eq!(exp["max"], json!(5.0));
-        assert_eq!(exp["attributes"], json!({"my.exponential.histogram.attr": "some value"}));
+        assert_eq!(
+            exp["attributes"],
+            json!({"my.exponential.histogram.attr": "some value"})
+        );
         // A stable series id: same name and labels, same id, across head and segments.
         assert!(counter["series_id"].as_u64().is_some());
     }

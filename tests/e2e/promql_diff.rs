@@ -257,8 +257,12 @@ async fn load(
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
-                let samples: Vec<(f64, i64)> =
-                    g.samples.iter().copied().filter(|(_, t)| (from..to).contains(t)).collect();
+                let samples: Vec<(f64, i64)> = g
+                    .samples
+                    .iter()
+                    .copied()
+                    .filter(|(_, t)| (from..to).contains(t))
+                    .collect();
                 series(&l, &samples)
             })
             .collect()
@@ -267,18 +271,40 @@ async fn load(
     // Lumen gets the data in three flushes (three segments per hour the data touches), which are
     // then merged: the answers come from a compacted segment, the state most data is kept in.
     let third = (end - start) / 3;
-    for (from, to) in [(i64::MIN, start + third), (start + third, start + 2 * third), (start + 2 * third, i64::MAX)] {
+    for (from, to) in [
+        (i64::MIN, start + third),
+        (start + third, start + 2 * third),
+        (start + 2 * third, i64::MAX),
+    ] {
         remote_write(client, lumen, part(from, to)).await;
-        let flushed = client.post(format!("{lumen}/api/v1/admin/flush")).send().await.unwrap();
-        assert_eq!(flushed.status().as_u16(), 200, "flush: {}", flushed.text().await.unwrap_or_default());
+        let flushed = client
+            .post(format!("{lumen}/api/v1/admin/flush"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            flushed.status().as_u16(),
+            200,
+            "flush: {}",
+            flushed.text().await.unwrap_or_default()
+        );
     }
-    let compacted = client.post(format!("{lumen}/api/v1/admin/compact")).send().await.unwrap();
+    let compacted = client
+        .post(format!("{lumen}/api/v1/admin/compact"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(compacted.status().as_u16(), 200);
     let compacted: serde_json::Value = compacted.json().await.unwrap();
     // The background compactor may have merged some already; together every segment is merged.
     let segments = lumen_segments(client, lumen).await;
-    assert!(segments <= 2.0, "after compaction at most one metrics segment per hour, found {segments} ({compacted})");
-    println!("promql_diff: Lumen's data flushed three times, then compacted: {compacted}; metrics segments now {segments}");
+    assert!(
+        segments <= 2.0,
+        "after compaction at most one metrics segment per hour, found {segments} ({compacted})"
+    );
+    println!(
+        "promql_diff: Lumen's data flushed three times, then compacted: {compacted}; metrics segments now {segments}"
+    );
     // Counted per metric name: without their names, `_sum` and `_count` series would collide.
     for (who, base) in [("Lumen", lumen), ("Prometheus", prometheus)] {
         let mut count = 0usize;
@@ -300,7 +326,14 @@ async fn load(
 
 /// `lumen_segments{table="metrics"}` from Lumen's /metrics.
 async fn lumen_segments(client: &reqwest::Client, lumen: &str) -> f64 {
-    let text = client.get(format!("{lumen}/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = client
+        .get(format!("{lumen}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix("lumen_segments{table=\"metrics\"} "))
         .and_then(|v| v.trim().parse().ok())
@@ -355,7 +388,10 @@ async fn promql_agrees_with_prometheus() {
         .unwrap()
         .as_millis() as i64;
     // LUMEN_PROMQL_DIFF_SHIFT=<seconds> moves the data off that phase (to explore alignments).
-    let shift = std::env::var("LUMEN_PROMQL_DIFF_SHIFT").ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
+    let shift = std::env::var("LUMEN_PROMQL_DIFF_SHIFT")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or(0);
     let end = (now - MINUTE).div_euclid(PHASE) * PHASE - shift * SECOND;
     let start = end - 50 * MINUTE;
     let (series_written, samples_written) =
@@ -415,7 +451,9 @@ async fn promql_agrees_with_prometheus() {
         }
     }
     if retried > 0 {
-        println!("promql_diff: {retried} evaluations disagreed on the first try and were asked again");
+        println!(
+            "promql_diff: {retried} evaluations disagreed on the first try and were asked again"
+        );
     }
 
     let (mut compared, mut points, mut empty) = (0usize, 0usize, 0usize);

@@ -41,8 +41,20 @@ struct Sample {
 
 pub(crate) fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {
     TimeSeries {
-        labels: labels.iter().map(|(n, v)| Label { name: n.to_string(), value: v.to_string() }).collect(),
-        samples: samples.iter().map(|(value, timestamp)| Sample { value: *value, timestamp: *timestamp }).collect(),
+        labels: labels
+            .iter()
+            .map(|(n, v)| Label {
+                name: n.to_string(),
+                value: v.to_string(),
+            })
+            .collect(),
+        samples: samples
+            .iter()
+            .map(|(value, timestamp)| Sample {
+                value: *value,
+                timestamp: *timestamp,
+            })
+            .collect(),
     }
 }
 
@@ -60,7 +72,9 @@ pub(crate) async fn send(server: &TestServer, body: Vec<u8>, encoding: &str) -> 
 }
 
 pub(crate) fn snappy(request: &WriteRequest) -> Vec<u8> {
-    snap::raw::Encoder::new().compress_vec(&request.encode_to_vec()).unwrap()
+    snap::raw::Encoder::new()
+        .compress_vec(&request.encode_to_vec())
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,8 +83,18 @@ async fn remote_write_requests_land_in_the_metrics_table() {
     let t0 = 1_764_000_000_000i64;
     let request = WriteRequest {
         timeseries: vec![
-            series(&[("__name__", "bookstore_orders_total"), ("job", "payment"), ("status", "ok")], &[(3.0, t0), (5.0, t0 + 15_000)]),
-            series(&[("__name__", "inventory_level"), ("job", "warehouse")], &[(42.5, t0)]),
+            series(
+                &[
+                    ("__name__", "bookstore_orders_total"),
+                    ("job", "payment"),
+                    ("status", "ok"),
+                ],
+                &[(3.0, t0), (5.0, t0 + 15_000)],
+            ),
+            series(
+                &[("__name__", "inventory_level"), ("job", "warehouse")],
+                &[(42.5, t0)],
+            ),
         ],
     };
     let (status, body) = send(&server, snappy(&request), "snappy").await;
@@ -80,7 +104,10 @@ async fn remote_write_requests_land_in_the_metrics_table() {
         .await;
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[0]["metric_name"], json!("bookstore_orders_total"));
-    assert_eq!(rows[0]["attributes"], json!({"job": "payment", "status": "ok"}));
+    assert_eq!(
+        rows[0]["attributes"],
+        json!({"job": "payment", "status": "ok"})
+    );
     assert_eq!(rows[0]["value"], json!(3.0));
     assert_eq!(rows[0]["time"], json!("2025-11-24T16:00:00.000000000Z"));
     assert_eq!(rows[1]["value"], json!(5.0));
@@ -94,12 +121,17 @@ async fn remote_write_requests_land_in_the_metrics_table() {
     assert_eq!(status, 415);
     // A series without __name__ is refused; the valid one in the same request is kept.
     let mixed = WriteRequest {
-        timeseries: vec![series(&[("job", "x")], &[(1.0, t0)]), series(&[("__name__", "kept_metric")], &[(7.0, t0)])],
+        timeseries: vec![
+            series(&[("job", "x")], &[(1.0, t0)]),
+            series(&[("__name__", "kept_metric")], &[(7.0, t0)]),
+        ],
     };
     let (status, body) = send(&server, snappy(&mixed), "snappy").await;
     assert_eq!(status, 400);
     assert!(body.contains("__name__"), "{body}");
-    let kept = server.sql("SELECT value FROM metrics WHERE metric_name = 'kept_metric'").await;
+    let kept = server
+        .sql("SELECT value FROM metrics WHERE metric_name = 'kept_metric'")
+        .await;
     assert_eq!(kept["rows"], json!([[7.0]]));
 }
 
@@ -113,13 +145,21 @@ impl Drop for Prometheus {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_prometheus_remote_writes_its_scrapes() {
-    let binary = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"].into_iter().find(|p| std::path::Path::new(p).exists());
-    let binary = binary.expect("the prometheus binary is needed: apt-get install prometheus (.ci/run installs it)");
+    let binary = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let binary = binary.expect(
+        "the prometheus binary is needed: apt-get install prometheus (.ci/run installs it)",
+    );
     let server = TestServer::start();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -131,8 +171,14 @@ async fn real_prometheus_remote_writes_its_scrapes() {
     std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
     let _prometheus = Prometheus(
         Command::new(binary)
-            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -149,16 +195,24 @@ async fn real_prometheus_remote_writes_its_scrapes() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    assert!(!rows.is_empty(), "Prometheus never remote-wrote `up` to Lumen");
+    assert!(
+        !rows.is_empty(),
+        "Prometheus never remote-wrote `up` to Lumen"
+    );
     assert_eq!(rows[0]["job"], json!("prom"));
     assert_eq!(rows[0]["instance"], json!(format!("127.0.0.1:{port}")));
     assert_eq!(rows[0]["value"], json!(1.0));
     // Prometheus sends its metadata too: its own counters arrive typed as monotonic sums.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let v = server.sql("SELECT count(*) FROM metrics WHERE metric_name LIKE 'prometheus_%' ").await;
+        let v = server
+            .sql("SELECT count(*) FROM metrics WHERE metric_name LIKE 'prometheus_%' ")
+            .await;
         if v["rows"][0][0].as_i64().unwrap_or(0) > 10 || Instant::now() > deadline {
-            assert!(v["rows"][0][0].as_i64().unwrap_or(0) > 10, "too few Prometheus self-metrics: {v}");
+            assert!(
+                v["rows"][0][0].as_i64().unwrap_or(0) > 10,
+                "too few Prometheus self-metrics: {v}"
+            );
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

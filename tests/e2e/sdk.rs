@@ -16,11 +16,15 @@ use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider 
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::propagation::TextMapPropagator as _;
 use opentelemetry::trace::{
-    Link, Span as _, SpanContext, SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider as _,
+    Link, Span as _, SpanContext, SpanKind, Status, TraceContextExt as _, Tracer as _,
+    TracerProvider as _,
 };
-use opentelemetry::{Array, Context, InstrumentationScope, KeyValue, StringValue, Value as OtelValue};
+use opentelemetry::{
+    Array, Context, InstrumentationScope, KeyValue, StringValue, Value as OtelValue,
+};
 use opentelemetry_otlp::{
-    Compression, LogExporter, MetricExporter, Protocol, SpanExporter, WithExportConfig as _, WithTonicConfig as _,
+    Compression, LogExporter, MetricExporter, Protocol, SpanExporter, WithExportConfig as _,
+    WithTonicConfig as _,
 };
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
@@ -106,8 +110,14 @@ async fn http_json_logs() {
 fn rfc3339_formatting_of_the_expected_values() {
     let t = UNIX_EPOCH + Duration::new(1_544_712_660, 300_000_000);
     assert_eq!(rfc3339(t), "2018-12-13T14:51:00.300000000Z");
-    assert_eq!(rfc3339(UNIX_EPOCH + Duration::new(951_782_400, 7)), "2000-02-29T00:00:00.000000007Z");
-    assert_eq!(rfc3339(UNIX_EPOCH + Duration::new(4_102_444_799, 999_999_999)), "2099-12-31T23:59:59.999999999Z");
+    assert_eq!(
+        rfc3339(UNIX_EPOCH + Duration::new(951_782_400, 7)),
+        "2000-02-29T00:00:00.000000007Z"
+    );
+    assert_eq!(
+        rfc3339(UNIX_EPOCH + Duration::new(4_102_444_799, 999_999_999)),
+        "2099-12-31T23:59:59.999999999Z"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -222,7 +232,8 @@ impl Transport {
             builder.with_batch_exporter(exporter)
         } else {
             use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
-            builder.with_span_processor(BatchSpanProcessor::builder(exporter, runtime::Tokio).build())
+            builder
+                .with_span_processor(BatchSpanProcessor::builder(exporter, runtime::Tokio).build())
         };
         builder.build()
     }
@@ -235,13 +246,23 @@ impl Transport {
         view: impl Fn(&Instrument) -> Option<Stream> + Send + Sync + 'static,
     ) -> SdkMeterProvider {
         let exporter = self.metric_exporter(server, temporality);
-        let builder = SdkMeterProvider::builder().with_resource(resource).with_view(view);
+        let builder = SdkMeterProvider::builder()
+            .with_resource(resource)
+            .with_view(view);
         let builder = if self.is_grpc() {
             use opentelemetry_sdk::metrics::PeriodicReader;
-            builder.with_reader(PeriodicReader::builder(exporter).with_interval(NEVER).build())
+            builder.with_reader(
+                PeriodicReader::builder(exporter)
+                    .with_interval(NEVER)
+                    .build(),
+            )
         } else {
             use opentelemetry_sdk::metrics::periodic_reader_with_async_runtime::PeriodicReader;
-            builder.with_reader(PeriodicReader::builder(exporter, runtime::Tokio).with_interval(NEVER).build())
+            builder.with_reader(
+                PeriodicReader::builder(exporter, runtime::Tokio)
+                    .with_interval(NEVER)
+                    .build(),
+            )
         };
         builder.build()
     }
@@ -281,7 +302,10 @@ async fn traces_round_trip(transport: Transport) {
         Resource::builder_empty()
             .with_service_name(checkout_service.clone())
             .with_schema_url(
-                [KeyValue::new("deployment.environment.name", "e2e"), KeyValue::new("host.cpu.count", 2_i64)],
+                [
+                    KeyValue::new("deployment.environment.name", "e2e"),
+                    KeyValue::new("host.cpu.count", 2_i64),
+                ],
                 RESOURCE_SCHEMA,
             )
             .build(),
@@ -300,8 +324,11 @@ async fn traces_round_trip(transport: Transport) {
             .with_attributes([KeyValue::new("library.flavor", "e2e")])
             .build(),
     );
-    let payment_tracer =
-        payment.tracer_with_scope(InstrumentationScope::builder("payment.grpc").with_version("0.9.0").build());
+    let payment_tracer = payment.tracer_with_scope(
+        InstrumentationScope::builder("payment.grpc")
+            .with_version("0.9.0")
+            .build(),
+    );
 
     let base = base_time();
     let at = |micros: u64| base + Duration::from_micros(micros);
@@ -328,23 +355,45 @@ async fn traces_round_trip(transport: Transport) {
             KeyValue::new("checkout.express", true),
             KeyValue::new(
                 "checkout.items",
-                OtelValue::Array(Array::String(vec![StringValue::from("sku-1"), StringValue::from("sku-2")])),
+                OtelValue::Array(Array::String(vec![
+                    StringValue::from("sku-1"),
+                    StringValue::from("sku-2"),
+                ])),
             ),
-            KeyValue::new("checkout.quantities", OtelValue::Array(Array::I64(vec![1, 2, 3]))),
-            KeyValue::new("checkout.prices", OtelValue::Array(Array::F64(vec![9.99, 20.0]))),
-            KeyValue::new("checkout.gift_flags", OtelValue::Array(Array::Bool(vec![true, false]))),
+            KeyValue::new(
+                "checkout.quantities",
+                OtelValue::Array(Array::I64(vec![1, 2, 3])),
+            ),
+            KeyValue::new(
+                "checkout.prices",
+                OtelValue::Array(Array::F64(vec![9.99, 20.0])),
+            ),
+            KeyValue::new(
+                "checkout.gift_flags",
+                OtelValue::Array(Array::Bool(vec![true, false])),
+            ),
         ])
-        .with_links(vec![Link::new(warmup_sc.clone(), vec![KeyValue::new("link.reason", "retry-of")], 0)])
+        .with_links(vec![Link::new(
+            warmup_sc.clone(),
+            vec![KeyValue::new("link.reason", "retry-of")],
+            0,
+        )])
         .start(&checkout_tracer);
     root.add_event_with_timestamp(
         "cart.loaded",
         at(11_000),
-        vec![KeyValue::new("cart.size", 3_i64), KeyValue::new("cart.currency", "EUR")],
+        vec![
+            KeyValue::new("cart.size", 3_i64),
+            KeyValue::new("cart.currency", "EUR"),
+        ],
     );
     root.add_event_with_timestamp(
         "exception",
         at(95_000),
-        vec![KeyValue::new("exception.type", "PaymentDeclined"), KeyValue::new("exception.escaped", false)],
+        vec![
+            KeyValue::new("exception.type", "PaymentDeclined"),
+            KeyValue::new("exception.escaped", false),
+        ],
     );
     root.set_status(Status::error("payment declined"));
     let root_sc = root.span_context().clone();
@@ -355,7 +404,10 @@ async fn traces_round_trip(transport: Transport) {
         .span_builder("POST payment/pay")
         .with_kind(SpanKind::Client)
         .with_start_time(at(20_000))
-        .with_attributes([KeyValue::new("server.address", "payment"), KeyValue::new("server.port", 8443_i64)])
+        .with_attributes([
+            KeyValue::new("server.address", "payment"),
+            KeyValue::new("server.port", 8443_i64),
+        ])
         .start_with_context(&checkout_tracer, &root_cx);
     let client_sc = client.span_context().clone();
     let client_cx = root_cx.with_span(client);
@@ -374,7 +426,10 @@ async fn traces_round_trip(transport: Transport) {
     let propagator = TraceContextPropagator::new();
     let mut headers: HashMap<String, String> = HashMap::new();
     propagator.inject_context(&client_cx, &mut headers);
-    assert_eq!(headers["traceparent"], format!("00-{}-{}-01", root_sc.trace_id(), client_sc.span_id()));
+    assert_eq!(
+        headers["traceparent"],
+        format!("00-{}-{}-01", root_sc.trace_id(), client_sc.span_id())
+    );
     headers.insert("tracestate".into(), "lumen=e2e".into());
     let remote_cx = propagator.extract(&headers);
 
@@ -408,10 +463,20 @@ async fn traces_round_trip(transport: Transport) {
 
     let trace = root_sc.trace_id().to_string();
     assert_eq!(trace.len(), 32);
-    let got = server.wait_for_count(&format!("SELECT count(*) FROM spans WHERE trace_id = '{trace}'"), 5).await;
+    let got = server
+        .wait_for_count(
+            &format!("SELECT count(*) FROM spans WHERE trace_id = '{trace}'"),
+            5,
+        )
+        .await;
     assert_eq!(got, 5, "{label}: spans of trace {trace}");
     let warmup_trace = warmup_sc.trace_id().to_string();
-    let got = server.wait_for_count(&format!("SELECT count(*) FROM spans WHERE trace_id = '{warmup_trace}'"), 1).await;
+    let got = server
+        .wait_for_count(
+            &format!("SELECT count(*) FROM spans WHERE trace_id = '{warmup_trace}'"),
+            1,
+        )
+        .await;
     assert_eq!(got, 1, "{label}: the linked span");
 
     let checkout_resource = json!({
@@ -426,27 +491,52 @@ async fn traces_round_trip(transport: Transport) {
             server.flush().await;
         }
         let ctx = format!("{label}/{phase}");
-        let rows = server.sql_rows(&format!("SELECT * FROM spans WHERE trace_id = '{trace}' ORDER BY time")).await;
-        let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap_or("?")).collect();
+        let rows = server
+            .sql_rows(&format!(
+                "SELECT * FROM spans WHERE trace_id = '{trace}' ORDER BY time"
+            ))
+            .await;
+        let names: Vec<&str> = rows
+            .iter()
+            .map(|r| r["name"].as_str().unwrap_or("?"))
+            .collect();
         assert_eq!(
             names,
-            ["POST /checkout", "POST payment/pay", "POST /pay", "charge card", "orders publish"],
+            [
+                "POST /checkout",
+                "POST payment/pay",
+                "POST /pay",
+                "charge card",
+                "orders publish"
+            ],
             "{ctx}: spans ordered by time"
         );
-        let span = |name: &str| rows.iter().find(|r| r["name"] == json!(name)).expect("span by name");
+        let span = |name: &str| {
+            rows.iter()
+                .find(|r| r["name"] == json!(name))
+                .expect("span by name")
+        };
 
         // Checkout: server span (root).
         let s = span("POST /checkout");
         let c = format!("{ctx}: POST /checkout");
         assert_span_basics(s, &c, &root_sc, None, "server", at(10_000), at(100_000));
-        assert_eq!(s["flags"], json!(0x101), "{c}: sampled, parent is local (none)");
+        assert_eq!(
+            s["flags"],
+            json!(0x101),
+            "{c}: sampled, parent is local (none)"
+        );
         assert_eq!(s["service_name"], json!(checkout_service), "{c}");
         assert_eq!(s["resource_attributes"], checkout_resource, "{c}");
         assert_eq!(s["resource_schema_url"], json!(RESOURCE_SCHEMA), "{c}");
         assert_eq!(s["scope_name"], json!("checkout.http"), "{c}");
         assert_eq!(s["scope_version"], json!("1.4.2"), "{c}");
         assert_eq!(s["scope_schema_url"], json!(SCOPE_SCHEMA), "{c}");
-        assert_eq!(s["scope_attributes"], json!({"library.flavor": "e2e"}), "{c}");
+        assert_eq!(
+            s["scope_attributes"],
+            json!({"library.flavor": "e2e"}),
+            "{c}"
+        );
         assert_eq!(s["status_code"], json!("error"), "{c}");
         assert_eq!(s["status_message"], json!("payment declined"), "{c}");
         assert_eq!(
@@ -465,9 +555,17 @@ async fn traces_round_trip(transport: Transport) {
             "{c}"
         );
         assert_eq!(s["dropped_attributes_count"], json!(0), "{c}");
-        let events = s["events"].as_array().unwrap_or_else(|| panic!("{c}: events is a list: {}", s["events"]));
+        let events = s["events"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{c}: events is a list: {}", s["events"]));
         assert_eq!(events.len(), 2, "{c}: {events:?}");
-        assert_event(&events[0], &c, "cart.loaded", at(11_000), json!({"cart.size": "3", "cart.currency": "EUR"}));
+        assert_event(
+            &events[0],
+            &c,
+            "cart.loaded",
+            at(11_000),
+            json!({"cart.size": "3", "cart.currency": "EUR"}),
+        );
         assert_event(
             &events[1],
             &c,
@@ -476,25 +574,51 @@ async fn traces_round_trip(transport: Transport) {
             json!({"exception.type": "PaymentDeclined", "exception.escaped": "false"}),
         );
         assert_eq!(s["dropped_events_count"], json!(0), "{c}");
-        let links = s["links"].as_array().unwrap_or_else(|| panic!("{c}: links is a list: {}", s["links"]));
+        let links = s["links"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{c}: links is a list: {}", s["links"]));
         assert_eq!(links.len(), 1, "{c}: {links:?}");
         assert_eq!(links[0]["trace_id"], json!(warmup_trace), "{c}: link");
-        assert_eq!(links[0]["span_id"], json!(warmup_sc.span_id().to_string()), "{c}: link");
-        assert_eq!(links[0]["attributes"], json!({"link.reason": "retry-of"}), "{c}: link");
-        assert_eq!(links[0]["flags"], json!(0x101), "{c}: link to a local, sampled span");
+        assert_eq!(
+            links[0]["span_id"],
+            json!(warmup_sc.span_id().to_string()),
+            "{c}: link"
+        );
+        assert_eq!(
+            links[0]["attributes"],
+            json!({"link.reason": "retry-of"}),
+            "{c}: link"
+        );
+        assert_eq!(
+            links[0]["flags"],
+            json!(0x101),
+            "{c}: link to a local, sampled span"
+        );
         assert_eq!(links[0]["dropped_attributes_count"], json!(0), "{c}: link");
         assert_eq!(s["dropped_links_count"], json!(0), "{c}");
 
         // Checkout: client span.
         let s = span("POST payment/pay");
         let c = format!("{ctx}: POST payment/pay");
-        assert_span_basics(s, &c, &client_sc, Some(&root_sc), "client", at(20_000), at(80_000));
+        assert_span_basics(
+            s,
+            &c,
+            &client_sc,
+            Some(&root_sc),
+            "client",
+            at(20_000),
+            at(80_000),
+        );
         assert_eq!(s["flags"], json!(0x101), "{c}");
         assert_eq!(s["service_name"], json!(checkout_service), "{c}");
         assert_eq!(s["resource_attributes"], checkout_resource, "{c}");
         assert_eq!(s["scope_name"], json!("checkout.http"), "{c}");
         assert_eq!(s["scope_version"], json!("1.4.2"), "{c}");
-        assert_eq!(s["attributes"], json!({"server.address": "payment", "server.port": "8443"}), "{c}");
+        assert_eq!(
+            s["attributes"],
+            json!({"server.address": "payment", "server.port": "8443"}),
+            "{c}"
+        );
         assert_eq!(s["status_code"], json!("unset"), "{c}");
         assert_eq!(s["status_message"], Value::Null, "{c}");
         assert_eq!(s["events"], json!([]), "{c}");
@@ -503,7 +627,15 @@ async fn traces_round_trip(transport: Transport) {
         // Checkout: producer span, status ok.
         let s = span("orders publish");
         let c = format!("{ctx}: orders publish");
-        assert_span_basics(s, &c, &producer_sc, Some(&root_sc), "producer", at(85_000), at(86_500));
+        assert_span_basics(
+            s,
+            &c,
+            &producer_sc,
+            Some(&root_sc),
+            "producer",
+            at(85_000),
+            at(86_500),
+        );
         assert_eq!(s["service_name"], json!(checkout_service), "{c}");
         assert_eq!(s["status_code"], json!("ok"), "{c}");
         assert_eq!(s["status_message"], Value::Null, "{c}");
@@ -512,7 +644,15 @@ async fn traces_round_trip(transport: Transport) {
         // Payment: server span whose parent came over the wire.
         let s = span("POST /pay");
         let c = format!("{ctx}: POST /pay");
-        assert_span_basics(s, &c, &pay_sc, Some(&client_sc), "server", at(30_000), at(70_000));
+        assert_span_basics(
+            s,
+            &c,
+            &pay_sc,
+            Some(&client_sc),
+            "server",
+            at(30_000),
+            at(70_000),
+        );
         assert_eq!(s["flags"], json!(0x301), "{c}: sampled, parent is remote");
         assert_eq!(s["trace_state"], json!("lumen=e2e"), "{c}");
         assert_eq!(s["service_name"], json!(payment_service), "{c}");
@@ -526,18 +666,44 @@ async fn traces_round_trip(transport: Transport) {
         // Payment: internal child.
         let s = span("charge card");
         let c = format!("{ctx}: charge card");
-        assert_span_basics(s, &c, &charge_sc, Some(&pay_sc), "internal", at(40_000), at(60_000));
+        assert_span_basics(
+            s,
+            &c,
+            &charge_sc,
+            Some(&pay_sc),
+            "internal",
+            at(40_000),
+            at(60_000),
+        );
         assert_eq!(s["flags"], json!(0x101), "{c}");
-        assert_eq!(s["trace_state"], json!("lumen=e2e"), "{c}: inherited from the parent");
+        assert_eq!(
+            s["trace_state"],
+            json!("lumen=e2e"),
+            "{c}: inherited from the parent"
+        );
         assert_eq!(s["service_name"], json!(payment_service), "{c}");
-        let events = s["events"].as_array().unwrap_or_else(|| panic!("{c}: events is a list: {}", s["events"]));
+        let events = s["events"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{c}: events is a list: {}", s["events"]));
         assert_eq!(events.len(), 1, "{c}: {events:?}");
         assert_event(&events[0], &c, "card.authorized", at(55_000), json!({}));
 
         // The span the checkout span links to, in its own trace.
-        let linked = server.sql_rows(&format!("SELECT * FROM spans WHERE trace_id = '{warmup_trace}'")).await;
+        let linked = server
+            .sql_rows(&format!(
+                "SELECT * FROM spans WHERE trace_id = '{warmup_trace}'"
+            ))
+            .await;
         assert_eq!(linked.len(), 1, "{ctx}");
-        assert_span_basics(&linked[0], &format!("{ctx}: warmup"), &warmup_sc, None, "internal", at(0), at(5_000));
+        assert_span_basics(
+            &linked[0],
+            &format!("{ctx}: warmup"),
+            &warmup_sc,
+            None,
+            "internal",
+            at(0),
+            at(5_000),
+        );
 
         // SQL over the same data: map access, the parent/child relation across services, services.
         let v = server
@@ -553,17 +719,36 @@ async fn traces_round_trip(transport: Transport) {
                  WHERE c.trace_id = '{trace}' AND c.service_name <> p.service_name"
             ))
             .await;
-        assert_eq!(v["rows"], json!([["POST payment/pay", checkout_service, "POST /pay", payment_service]]), "{ctx}");
+        assert_eq!(
+            v["rows"],
+            json!([[
+                "POST payment/pay",
+                checkout_service,
+                "POST /pay",
+                payment_service
+            ]]),
+            "{ctx}"
+        );
         let v = server
             .sql(&format!(
                 "SELECT service_name, count(*) AS n FROM spans WHERE trace_id = '{trace}' GROUP BY service_name ORDER BY service_name"
             ))
             .await;
-        assert_eq!(v["rows"], json!([[checkout_service, 3], [payment_service, 2]]), "{ctx}");
+        assert_eq!(
+            v["rows"],
+            json!([[checkout_service, 3], [payment_service, 2]]),
+            "{ctx}"
+        );
         let v = server
-            .sql(&format!("SELECT span_id FROM spans WHERE trace_id = '{trace}' AND parent_span_id IS NULL"))
+            .sql(&format!(
+                "SELECT span_id FROM spans WHERE trace_id = '{trace}' AND parent_span_id IS NULL"
+            ))
             .await;
-        assert_eq!(v["rows"], json!([[root_sc.span_id().to_string()]]), "{ctx}: the only root");
+        assert_eq!(
+            v["rows"],
+            json!([[root_sc.span_id().to_string()]]),
+            "{ctx}: the only root"
+        );
     }
 
     let results = blocking(move || (checkout.shutdown(), payment.shutdown())).await;
@@ -581,22 +766,44 @@ fn assert_span_basics(
     start: SystemTime,
     end: SystemTime,
 ) {
-    assert_eq!(s["trace_id"], json!(sc.trace_id().to_string()), "{c}: trace_id");
-    assert_eq!(s["span_id"], json!(sc.span_id().to_string()), "{c}: span_id");
+    assert_eq!(
+        s["trace_id"],
+        json!(sc.trace_id().to_string()),
+        "{c}: trace_id"
+    );
+    assert_eq!(
+        s["span_id"],
+        json!(sc.span_id().to_string()),
+        "{c}: span_id"
+    );
     let parent = parent.map_or(Value::Null, |p| json!(p.span_id().to_string()));
     assert_eq!(s["parent_span_id"], parent, "{c}: parent_span_id");
     assert_eq!(s["kind"], json!(kind), "{c}: kind");
     assert_eq!(s["time"], json!(rfc3339(start)), "{c}: start time");
     assert_eq!(s["end_time"], json!(rfc3339(end)), "{c}: end time");
-    let duration = end.duration_since(start).expect("end after start").as_nanos() as i64;
+    let duration = end
+        .duration_since(start)
+        .expect("end after start")
+        .as_nanos() as i64;
     assert_eq!(s["duration_ns"], json!(duration), "{c}: duration_ns");
 }
 
 fn assert_event(event: &Value, c: &str, name: &str, time: SystemTime, attributes: Value) {
     assert_eq!(event["name"], json!(name), "{c}: event {event}");
-    assert_eq!(event["time"], json!(rfc3339(time)), "{c}: event {name} time");
-    assert_eq!(event["attributes"], attributes, "{c}: event {name} attributes");
-    assert_eq!(event["dropped_attributes_count"], json!(0), "{c}: event {name}");
+    assert_eq!(
+        event["time"],
+        json!(rfc3339(time)),
+        "{c}: event {name} time"
+    );
+    assert_eq!(
+        event["attributes"], attributes,
+        "{c}: event {name} attributes"
+    );
+    assert_eq!(
+        event["dropped_attributes_count"],
+        json!(0),
+        "{c}: event {name}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -627,14 +834,36 @@ async fn metrics_round_trip(transport: Transport, temporality: Temporality) {
         })
     };
     let provider = transport.meter_provider(&server, resource, temporality, view);
-    let meter =
-        provider.meter_with_scope(InstrumentationScope::builder("inventory.metrics").with_version("3.1.0").build());
-    let attrs = [KeyValue::new("warehouse", "ams-1"), KeyValue::new("shard", 3_i64)];
+    let meter = provider.meter_with_scope(
+        InstrumentationScope::builder("inventory.metrics")
+            .with_version("3.1.0")
+            .build(),
+    );
+    let attrs = [
+        KeyValue::new("warehouse", "ams-1"),
+        KeyValue::new("shard", 3_i64),
+    ];
 
-    let orders = meter.u64_counter("orders.placed").with_description("Orders placed").with_unit("{order}").build();
-    let revenue = meter.f64_counter("orders.revenue").with_description("Revenue").with_unit("EUR").build();
-    let queue = meter.i64_up_down_counter("queue.depth").with_description("Jobs waiting").with_unit("{job}").build();
-    let temperature = meter.f64_gauge("cpu.temperature").with_description("CPU temperature").with_unit("Cel").build();
+    let orders = meter
+        .u64_counter("orders.placed")
+        .with_description("Orders placed")
+        .with_unit("{order}")
+        .build();
+    let revenue = meter
+        .f64_counter("orders.revenue")
+        .with_description("Revenue")
+        .with_unit("EUR")
+        .build();
+    let queue = meter
+        .i64_up_down_counter("queue.depth")
+        .with_description("Jobs waiting")
+        .with_unit("{job}")
+        .build();
+    let temperature = meter
+        .f64_gauge("cpu.temperature")
+        .with_description("CPU temperature")
+        .with_unit("Cel")
+        .build();
     let _threads = meter
         .i64_observable_gauge("worker.threads")
         .with_description("Worker threads")
@@ -647,7 +876,11 @@ async fn metrics_round_trip(transport: Transport, temporality: Temporality) {
         .with_unit("ms")
         .with_boundaries(vec![1.0, 5.0, 10.0])
         .build();
-    let sizes = meter.f64_histogram("payload.size").with_description("Payload size").with_unit("By").build();
+    let sizes = meter
+        .f64_histogram("payload.size")
+        .with_description("Payload size")
+        .with_unit("By")
+        .build();
 
     // First collection.
     orders.add(5, &attrs);
@@ -665,22 +898,37 @@ async fn metrics_round_trip(transport: Transport, temporality: Temporality) {
         sizes.record(v, &attrs);
     }
     let p = provider.clone();
-    blocking(move || p.force_flush()).await.expect("first force_flush");
-    let got = server.wait_for_count("SELECT count(*) FROM metrics", 7).await;
-    assert_eq!(got, 7, "{label}: one point per instrument after the first collection");
+    blocking(move || p.force_flush())
+        .await
+        .expect("first force_flush");
+    let got = server
+        .wait_for_count("SELECT count(*) FROM metrics", 7)
+        .await;
+    assert_eq!(
+        got, 7,
+        "{label}: one point per instrument after the first collection"
+    );
 
     // Second collection: only the counter and the explicit histogram see new measurements.
     orders.add(3, &attrs);
     latency.record(2.0, &attrs);
     let p = provider.clone();
-    blocking(move || p.shutdown()).await.expect("shutdown (final collection)");
+    blocking(move || p.shutdown())
+        .await
+        .expect("shutdown (final collection)");
     // Cumulative: all seven series again. Delta: the counter, histogram and observable gauge (its
     // callback observes on every collection) plus the up-down counter, which stays cumulative.
     let total = if delta { 11 } else { 14 };
-    let got = server.wait_for_count("SELECT count(*) FROM metrics", total).await;
+    let got = server
+        .wait_for_count("SELECT count(*) FROM metrics", total)
+        .await;
     assert_eq!(got, total, "{label}: points after both collections");
 
-    let sum_temporality = if delta { json!("delta") } else { json!("cumulative") };
+    let sum_temporality = if delta {
+        json!("delta")
+    } else {
+        json!("cumulative")
+    };
     let point_attrs = json!({"warehouse": "ams-1", "shard": "3"});
 
     for phase in ["head", "segments"] {
@@ -688,22 +936,35 @@ async fn metrics_round_trip(transport: Transport, temporality: Temporality) {
             server.flush().await;
         }
         let ctx = format!("{label}/{phase}");
-        let all = server.sql_rows("SELECT * FROM metrics ORDER BY metric_name, time").await;
+        let all = server
+            .sql_rows("SELECT * FROM metrics ORDER BY metric_name, time")
+            .await;
         assert_eq!(all.len() as i64, total, "{ctx}");
         for m in &all {
             let c = format!("{ctx}: {}", m["metric_name"]);
             assert_eq!(m["service_name"], json!(service), "{c}");
-            assert_eq!(m["resource_attributes"], json!({"service.name": service, "cloud.region": "eu-west-1"}), "{c}");
+            assert_eq!(
+                m["resource_attributes"],
+                json!({"service.name": service, "cloud.region": "eu-west-1"}),
+                "{c}"
+            );
             assert_eq!(m["scope_name"], json!("inventory.metrics"), "{c}");
             assert_eq!(m["scope_version"], json!("3.1.0"), "{c}");
             assert!(is_rfc3339_nanos(&m["time"]), "{c}: time {}", m["time"]);
         }
-        let points = |name: &str| -> Vec<&Row> { all.iter().filter(|m| m["metric_name"] == json!(name)).collect() };
+        let points = |name: &str| -> Vec<&Row> {
+            all.iter()
+                .filter(|m| m["metric_name"] == json!(name))
+                .collect()
+        };
         let per_series = |name: &str, want: usize| -> Vec<&Row> {
             let p = points(name);
             assert_eq!(p.len(), want, "{ctx}: points of {name}");
             let ids: Vec<&Value> = p.iter().map(|r| &r["series_id"]).collect();
-            assert!(ids.iter().all(|id| id.is_u64() && *id == ids[0]), "{ctx}: {name}: one series: {ids:?}");
+            assert!(
+                ids.iter().all(|id| id.is_u64() && *id == ids[0]),
+                "{ctx}: {name}: one series: {ids:?}"
+            );
             p
         };
 
@@ -717,8 +978,15 @@ async fn metrics_round_trip(transport: Transport, temporality: Temporality) {
             assert_eq!(m["description"], json!("Orders placed"), "{c}");
             assert_eq!(m["unit"], json!("{order}"), "{c}");
             assert_eq!(m["attributes"], point_attrs, "{c}");
-            assert!(is_rfc3339_nanos(&m["start_time"]), "{c}: start_time {}", m["start_time"]);
-            assert!(m["start_time"].as_str() <= m["time"].as_str(), "{c}: start_time after time: {m:?}");
+            assert!(
+                is_rfc3339_nanos(&m["start_time"]),
+                "{c}: start_time {}",
+                m["start_time"]
+            );
+            assert!(
+                m["start_time"].as_str() <= m["time"].as_str(),
+                "{c}: start_time after time: {m:?}"
+            );
         }
         assert_eq!(p[0]["value_int"], json!(7), "{c}: first");
         assert_eq!(num(&p[0]["value"]), Some(7.0), "{c}: first");
@@ -726,9 +994,15 @@ async fn metrics_round_trip(transport: Transport, temporality: Temporality) {
         assert_eq!(p[1]["value_int"], json!(second), "{c}: second");
         assert_eq!(num(&p[1]["value"]), Some(second as f64), "{c}: second");
         if delta {
-            assert_eq!(p[1]["start_time"], p[0]["time"], "{c}: a delta point starts where the previous one ended");
+            assert_eq!(
+                p[1]["start_time"], p[0]["time"],
+                "{c}: a delta point starts where the previous one ended"
+            );
         } else {
-            assert_eq!(p[1]["start_time"], p[0]["start_time"], "{c}: cumulative points share their start");
+            assert_eq!(
+                p[1]["start_time"], p[0]["start_time"],
+                "{c}: cumulative points share their start"
+            );
         }
 
         // Monotonic double counter: `value` only.
@@ -788,7 +1062,11 @@ async fn metrics_round_trip(transport: Transport, temporality: Temporality) {
             assert_eq!(m["temporality"], sum_temporality, "{c}");
             assert_eq!(m["unit"], json!("ms"), "{c}");
             assert_eq!(m["description"], json!("Request latency"), "{c}");
-            assert_eq!(nums(&m["explicit_bounds"]), Some(vec![1.0, 5.0, 10.0]), "{c}");
+            assert_eq!(
+                nums(&m["explicit_bounds"]),
+                Some(vec![1.0, 5.0, 10.0]),
+                "{c}"
+            );
             assert_eq!(m["value"], Value::Null, "{c}");
             assert_eq!(m["attributes"], point_attrs, "{c}");
         }
@@ -841,9 +1119,19 @@ async fn metrics_round_trip(transport: Transport, temporality: Temporality) {
             )
             .await;
         let expected = if delta {
-            json!([["exponential_histogram", 1], ["gauge", 1], ["histogram", 2], ["sum", 5]])
+            json!([
+                ["exponential_histogram", 1],
+                ["gauge", 1],
+                ["histogram", 2],
+                ["sum", 5]
+            ])
         } else {
-            json!([["exponential_histogram", 2], ["gauge", 2], ["histogram", 2], ["sum", 6]])
+            json!([
+                ["exponential_histogram", 2],
+                ["gauge", 2],
+                ["histogram", 2],
+                ["sum", 6]
+            ])
         };
         assert_eq!(v["rows"], expected, "{ctx}");
     }
@@ -864,13 +1152,20 @@ async fn logs_round_trip(transport: Transport) {
     let tracer_provider = transport.tracer_provider(&server, resource.clone());
     let logger_provider = transport.logger_provider(&server, resource);
     let tracer = tracer_provider.tracer("orders.worker");
-    let logger = logger_provider
-        .logger_with_scope(InstrumentationScope::builder("orders.logging").with_version("2.2.0").build());
+    let logger = logger_provider.logger_with_scope(
+        InstrumentationScope::builder("orders.logging")
+            .with_version("2.2.0")
+            .build(),
+    );
 
     let base = base_time();
     let at = |micros: u64| base + Duration::from_micros(micros);
 
-    let span = tracer.span_builder("process order").with_kind(SpanKind::Consumer).with_start_time(at(0)).start(&tracer);
+    let span = tracer
+        .span_builder("process order")
+        .with_kind(SpanKind::Consumer)
+        .with_start_time(at(0))
+        .start(&tracer);
     let sc = span.span_context().clone();
 
     // 1. Trace context set explicitly on the record.
@@ -886,9 +1181,15 @@ async fn logs_round_trip(transport: Transport) {
     record.add_attribute("order.total", 99.95_f64);
     record.add_attribute(
         "order.tags",
-        AnyValue::ListAny(Box::new(vec![AnyValue::from("gift"), AnyValue::from("express")])),
+        AnyValue::ListAny(Box::new(vec![
+            AnyValue::from("gift"),
+            AnyValue::from("express"),
+        ])),
     );
-    record.add_attribute("order.signature", AnyValue::Bytes(Box::new(vec![0x01, 0x02, 0xff])));
+    record.add_attribute(
+        "order.signature",
+        AnyValue::Bytes(Box::new(vec![0x01, 0x02, 0xff])),
+    );
     record.set_trace_context(sc.trace_id(), sc.span_id(), Some(sc.trace_flags()));
     logger.emit(record);
 
@@ -901,7 +1202,10 @@ async fn logs_round_trip(transport: Transport) {
         record.set_observed_timestamp(at(2_000));
         record.set_severity_number(Severity::Warn);
         record.set_severity_text("WARN");
-        record.set_body(AnyValue::Map(Box::new(HashMap::from([("order.id".into(), AnyValue::Int(1234))]))));
+        record.set_body(AnyValue::Map(Box::new(HashMap::from([(
+            "order.id".into(),
+            AnyValue::Int(1234),
+        )]))));
         record.add_attribute("attempt", 2_i64);
         logger.emit(record);
     }
@@ -932,12 +1236,18 @@ async fn logs_round_trip(transport: Transport) {
             server.flush().await;
         }
         let ctx = format!("{label}/{phase}");
-        let rows = server.sql_rows("SELECT * FROM logs ORDER BY severity_number DESC").await;
+        let rows = server
+            .sql_rows("SELECT * FROM logs ORDER BY severity_number DESC")
+            .await;
         assert_eq!(rows.len(), 3, "{ctx}");
         for l in &rows {
             let c = format!("{ctx}: {}", l["severity_text"]);
             assert_eq!(l["service_name"], json!(service), "{c}");
-            assert_eq!(l["resource_attributes"], json!({"service.name": service, "service.namespace": "shop"}), "{c}");
+            assert_eq!(
+                l["resource_attributes"],
+                json!({"service.name": service, "service.namespace": "shop"}),
+                "{c}"
+            );
             assert_eq!(l["scope_name"], json!("orders.logging"), "{c}");
             assert_eq!(l["scope_version"], json!("2.2.0"), "{c}");
             assert_eq!(l["dropped_attributes_count"], json!(0), "{c}");
@@ -990,8 +1300,15 @@ async fn logs_round_trip(transport: Transport) {
         assert_eq!(l["span_id"], Value::Null, "{c}");
         assert_eq!(l["flags"], json!(0), "{c}");
         assert_eq!(l["attributes"], json!({}), "{c}");
-        assert!(is_rfc3339_nanos(&l["observed_time"]), "{c}: observed_time set by the SDK: {}", l["observed_time"]);
-        assert_eq!(l["time"], l["observed_time"], "{c}: time falls back to the observed time");
+        assert!(
+            is_rfc3339_nanos(&l["observed_time"]),
+            "{c}: observed_time set by the SDK: {}",
+            l["observed_time"]
+        );
+        assert_eq!(
+            l["time"], l["observed_time"],
+            "{c}: time falls back to the observed time"
+        );
 
         // Logs join their span through the hex ids.
         let v = server
@@ -1002,11 +1319,16 @@ async fn logs_round_trip(transport: Transport) {
             .await;
         assert_eq!(
             v["rows"],
-            json!([["ERROR", "process order", "consumer"], ["WARN", "process order", "consumer"]]),
+            json!([
+                ["ERROR", "process order", "consumer"],
+                ["WARN", "process order", "consumer"]
+            ]),
             "{ctx}"
         );
         let v = server
-            .sql(&format!("SELECT count(*) FROM logs WHERE trace_id = '{trace}' AND span_id = '{span_id}'"))
+            .sql(&format!(
+                "SELECT count(*) FROM logs WHERE trace_id = '{trace}' AND span_id = '{span_id}'"
+            ))
             .await;
         assert_eq!(v["rows"], json!([[2]]), "{ctx}");
     }
@@ -1022,7 +1344,9 @@ async fn logs_round_trip(transport: Transport) {
 
 /// Two minutes ago, at a whole second plus 123456789 ns, so all nine fractional digits matter.
 fn base_time() -> SystemTime {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970");
     UNIX_EPOCH + Duration::new(now.as_secs() - 120, 123_456_789)
 }
 

@@ -37,7 +37,15 @@ impl TestServer {
         let data_dir = tmp.path().join("data");
         let extra_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let (child, http, grpc) = spawn(command, &data_dir, &extra_args);
-        TestServer { child: Some(child), http, grpc, data_dir, _tmp: Some(tmp), command: command.to_string(), extra_args }
+        TestServer {
+            child: Some(child),
+            http,
+            grpc,
+            data_dir,
+            _tmp: Some(tmp),
+            command: command.to_string(),
+            extra_args,
+        }
     }
 
     /// The process id, while running.
@@ -60,8 +68,13 @@ impl TestServer {
 
     /// SIGTERM and wait for a clean exit; returns whether it exited successfully.
     pub fn terminate(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else { return false };
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -94,12 +107,23 @@ impl TestServer {
     /// Runs SQL and returns rows as JSON objects keyed by column name.
     pub async fn sql_rows(&self, query: &str) -> Vec<serde_json::Map<String, Value>> {
         let v = self.sql(query).await;
-        let names: Vec<String> = v["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
+        let names: Vec<String> = v["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect();
         v["rows"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|row| names.iter().cloned().zip(row.as_array().unwrap().iter().cloned()).collect())
+            .map(|row| {
+                names
+                    .iter()
+                    .cloned()
+                    .zip(row.as_array().unwrap().iter().cloned())
+                    .collect()
+            })
             .collect()
     }
 
@@ -117,8 +141,17 @@ impl TestServer {
 
     /// Asks the server to flush its head to segments now.
     pub async fn flush(&self) {
-        let resp = reqwest::Client::new().post(format!("{}/api/v1/admin/flush", self.http)).send().await.expect("flush");
-        assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().await.unwrap_or_default());
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/v1/admin/flush", self.http))
+            .send()
+            .await
+            .expect("flush");
+        assert_eq!(
+            resp.status().as_u16(),
+            200,
+            "{}",
+            resp.text().await.unwrap_or_default()
+        );
     }
 
     /// Polls `query` until its single count column equals `want` (data arrives asynchronously from SDKs).
@@ -148,7 +181,10 @@ fn spawn(command: &str, data_dir: &Path, extra: &[String]) -> (Child, String, St
         .arg(data_dir)
         .args(["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"])
         .args(extra)
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

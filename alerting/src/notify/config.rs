@@ -63,19 +63,31 @@ pub struct ReceiverConfig {
     #[serde(default)]
     pub group_by: Vec<String>,
     /// Webhook only: how long a new group waits before its first notification.
-    #[serde(default = "default_group_wait", deserialize_with = "crate::duration::deserialize")]
+    #[serde(
+        default = "default_group_wait",
+        deserialize_with = "crate::duration::deserialize"
+    )]
     pub group_wait: Duration,
     /// Webhook only: minimum time between notifications of a group that changed.
-    #[serde(default = "default_group_interval", deserialize_with = "crate::duration::deserialize")]
+    #[serde(
+        default = "default_group_interval",
+        deserialize_with = "crate::duration::deserialize"
+    )]
     pub group_interval: Duration,
     /// Webhook only: an unchanged firing group is notified again after this long.
-    #[serde(default = "default_repeat_interval", deserialize_with = "crate::duration::deserialize")]
+    #[serde(
+        default = "default_repeat_interval",
+        deserialize_with = "crate::duration::deserialize"
+    )]
     pub repeat_interval: Duration,
     /// Webhook only: also notify when alerts resolve.
     #[serde(default = "default_true")]
     pub send_resolved: bool,
     /// Per-request timeout.
-    #[serde(default = "default_timeout", deserialize_with = "crate::duration::deserialize")]
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "crate::duration::deserialize"
+    )]
     pub timeout: Duration,
     /// Webhook only: at most this many alerts per notification (0 = no limit); the rest are
     /// counted in `truncatedAlerts`.
@@ -135,7 +147,8 @@ impl ReceiverConfig {
 
     /// The URL requests go to: the webhook URL, or Alertmanager's push endpoint.
     pub fn target_url(&self) -> Result<Url, NotifyError> {
-        let url = Url::parse(&self.url).map_err(|err| self.invalid(format!("url {:?} does not parse: {err}", self.url)))?;
+        let url = Url::parse(&self.url)
+            .map_err(|err| self.invalid(format!("url {:?} does not parse: {err}", self.url)))?;
         match self.kind {
             ReceiverKind::Webhook => Ok(url),
             ReceiverKind::Alertmanager => {
@@ -164,13 +177,19 @@ impl ReceiverConfig {
     }
 
     fn invalid(&self, message: String) -> NotifyError {
-        NotifyError::InvalidConfig { receiver: self.name.clone(), message }
+        NotifyError::InvalidConfig {
+            receiver: self.name.clone(),
+            message,
+        }
     }
 
     fn validate(&self) -> Result<(), NotifyError> {
         let name_ok = !self.name.is_empty()
             && !self.name.starts_with('.')
-            && self.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
         if !name_ok {
             return Err(self.invalid(
                 "receiver names use letters, digits, '_', '-' and '.', and do not start with '.' (the name is also a directory name)".into(),
@@ -185,14 +204,23 @@ impl ReceiverConfig {
                     self.url
                 )));
             }
-            other => return Err(self.invalid(format!("url {:?}: scheme {other:?} is not http", self.url))),
+            other => {
+                return Err(
+                    self.invalid(format!("url {:?}: scheme {other:?} is not http", self.url))
+                );
+            }
         }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(self.invalid(format!("url {:?} has no host", self.url)));
         }
         for (name, value) in &self.headers {
-            HeaderName::from_bytes(name.as_bytes()).map_err(|_| self.invalid(format!("header name {name:?} is not valid")))?;
-            HeaderValue::from_str(value).map_err(|_| self.invalid(format!("header {name:?} has a value that cannot be sent in HTTP")))?;
+            HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| self.invalid(format!("header name {name:?} is not valid")))?;
+            HeaderValue::from_str(value).map_err(|_| {
+                self.invalid(format!(
+                    "header {name:?} has a value that cannot be sent in HTTP"
+                ))
+            })?;
         }
         if self.hmac_secret.as_deref() == Some("") {
             return Err(self.invalid("hmac_secret is empty; remove it or set a secret".into()));
@@ -203,7 +231,10 @@ impl ReceiverConfig {
         match self.kind {
             ReceiverKind::Alertmanager => {
                 if !self.group_by.is_empty() {
-                    return Err(self.invalid("group_by applies to webhook receivers; Alertmanager groups alerts itself".into()));
+                    return Err(self.invalid(
+                        "group_by applies to webhook receivers; Alertmanager groups alerts itself"
+                            .into(),
+                    ));
                 }
                 if self.max_alerts != 0 {
                     return Err(self.invalid("max_alerts applies to webhook receivers".into()));
@@ -211,10 +242,18 @@ impl ReceiverConfig {
             }
             ReceiverKind::Webhook => {
                 if self.group_by.iter().any(|l| l == "...") && !self.groups_by_all() {
-                    return Err(self.invalid(r#"group_by "..." means all labels and must be the only entry"#.into()));
+                    return Err(self.invalid(
+                        r#"group_by "..." means all labels and must be the only entry"#.into(),
+                    ));
                 }
-                if let Some(bad) = self.group_by.iter().find(|l| !is_label_name(l) && l.as_str() != "...") {
-                    return Err(self.invalid(format!("group_by: {bad:?} is not a valid label name")));
+                if let Some(bad) = self
+                    .group_by
+                    .iter()
+                    .find(|l| !is_label_name(l) && l.as_str() != "...")
+                {
+                    return Err(
+                        self.invalid(format!("group_by: {bad:?} is not a valid label name"))
+                    );
                 }
                 if self.group_interval.is_zero() {
                     return Err(self.invalid("group_interval must be greater than 0".into()));
@@ -248,7 +287,9 @@ impl NotifyConfig {
         for receiver in &self.receivers {
             receiver.validate()?;
             if !seen.insert(receiver.name.as_str()) {
-                return Err(receiver.invalid("two receivers have this name; names must be unique".into()));
+                return Err(
+                    receiver.invalid("two receivers have this name; names must be unique".into())
+                );
             }
         }
         Ok(())
@@ -278,7 +319,10 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(list.matchers.len(), 2);
-        assert_eq!(list.target_url().unwrap().as_str(), "http://am:9093/api/v2/alerts");
+        assert_eq!(
+            list.target_url().unwrap().as_str(),
+            "http://am:9093/api/v2/alerts"
+        );
 
         let unknown = serde_json::from_value::<ReceiverConfig>(serde_json::json!({
             "name": "x", "type": "webhook", "url": "http://h/", "group_wiat": "1s"
@@ -293,16 +337,40 @@ mod tests {
     #[test]
     fn validation_explains_mistakes() {
         let check = |receivers: Vec<ReceiverConfig>| {
-            NotifyConfig { receivers, external_url: String::new() }.validate().map_err(|e| e.to_string())
+            NotifyConfig {
+                receivers,
+                external_url: String::new(),
+            }
+            .validate()
+            .map_err(|e| e.to_string())
         };
         let ok = ReceiverConfig::new("a", ReceiverKind::Webhook, "http://127.0.0.1:1/x");
         assert!(check(vec![ok.clone()]).is_ok());
-        assert!(check(vec![ok.clone(), ok.clone()]).unwrap_err().contains("unique"));
-        let err = check(vec![ReceiverConfig::new("a", ReceiverKind::Webhook, "not a url")]).unwrap_err();
+        assert!(
+            check(vec![ok.clone(), ok.clone()])
+                .unwrap_err()
+                .contains("unique")
+        );
+        let err = check(vec![ReceiverConfig::new(
+            "a",
+            ReceiverKind::Webhook,
+            "not a url",
+        )])
+        .unwrap_err();
         assert!(err.contains("does not parse"), "{err}");
-        let err = check(vec![ReceiverConfig::new("a", ReceiverKind::Webhook, "https://h/")]).unwrap_err();
+        let err = check(vec![ReceiverConfig::new(
+            "a",
+            ReceiverKind::Webhook,
+            "https://h/",
+        )])
+        .unwrap_err();
         assert!(err.contains("https"), "{err}");
-        let err = check(vec![ReceiverConfig::new("../x", ReceiverKind::Webhook, "http://h/")]).unwrap_err();
+        let err = check(vec![ReceiverConfig::new(
+            "../x",
+            ReceiverKind::Webhook,
+            "http://h/",
+        )])
+        .unwrap_err();
         assert!(err.contains("names"), "{err}");
         let mut grouped = ok.clone();
         grouped.group_by = vec!["...".into(), "job".into()];

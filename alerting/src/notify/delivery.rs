@@ -40,7 +40,10 @@ pub(super) struct DeliveryStats {
 /// How one attempt ended.
 enum Attempt {
     Success,
-    Retry { error: String, retry_after: Option<Duration> },
+    Retry {
+        error: String,
+        retry_after: Option<Duration>,
+    },
     Failed(String),
 }
 
@@ -67,13 +70,18 @@ impl DeliveryTask {
         commands: mpsc::Sender<Command>,
         options: &NotifierOptions,
     ) -> Result<Self, NotifyError> {
-        let invalid = |message: String| NotifyError::InvalidConfig { receiver: config.name.clone(), message };
+        let invalid = |message: String| NotifyError::InvalidConfig {
+            receiver: config.name.clone(),
+            message,
+        };
         let url = config.target_url()?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         for (name, value) in &config.headers {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid(format!("header {name:?}: {e}")))?;
-            let value = HeaderValue::from_str(value).map_err(|e| invalid(format!("header {name:?}: {e}")))?;
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| invalid(format!("header {name:?}: {e}")))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|e| invalid(format!("header {name:?}: {e}")))?;
             headers.insert(name, value);
         }
         let client = reqwest::Client::builder()
@@ -147,7 +155,9 @@ impl DeliveryTask {
                 }
                 Attempt::Retry { error, retry_after } => {
                     metrics::counter!("lumen_notification_attempts_total", "receiver" => receiver.clone(), "outcome" => "retry").increment(1);
-                    let delay = jittered(backoff).max(retry_after.unwrap_or_default()).min(self.max_backoff);
+                    let delay = jittered(backoff)
+                        .max(retry_after.unwrap_or_default())
+                        .min(self.max_backoff);
                     tracing::warn!(receiver, seq = entry.seq, error, retry_in = ?delay, "notification not delivered; will retry");
                     self.record_error(error);
                     tokio::time::sleep(delay).await;
@@ -167,13 +177,28 @@ impl DeliveryTask {
                 None => return Attempt::Failed("cannot compute the HMAC signature".into()),
             }
         }
-        let request = self.client.post(self.url.clone()).headers(headers).body(body.to_owned());
+        let request = self
+            .client
+            .post(self.url.clone())
+            .headers(headers)
+            .body(body.to_owned());
         let response = match request.send().await {
             Ok(response) => response,
-            Err(err) if err.is_builder() => return Attempt::Failed(format!("invalid request: {err}")),
+            Err(err) if err.is_builder() => {
+                return Attempt::Failed(format!("invalid request: {err}"));
+            }
             Err(err) => {
-                let kind = if err.is_timeout() { "timed out" } else if err.is_connect() { "cannot connect" } else { "request failed" };
-                return Attempt::Retry { error: format!("{kind}: {}", error_chain(&err)), retry_after: None };
+                let kind = if err.is_timeout() {
+                    "timed out"
+                } else if err.is_connect() {
+                    "cannot connect"
+                } else {
+                    "request failed"
+                };
+                return Attempt::Retry {
+                    error: format!("{kind}: {}", error_chain(&err)),
+                    retry_after: None,
+                };
             }
         };
         let status = response.status();
@@ -213,7 +238,12 @@ impl DeliveryTask {
     async fn finish(&self, entry: &Entry) -> bool {
         if let Payload::Webhook { group_key, .. } = &entry.payload {
             let (done, recorded) = tokio::sync::oneshot::channel();
-            let command = Command::Delivered { receiver: self.index, seq: entry.seq, group_key: group_key.clone(), done };
+            let command = Command::Delivered {
+                receiver: self.index,
+                seq: entry.seq,
+                group_key: group_key.clone(),
+                done,
+            };
             if self.commands.send(command).is_err() || recorded.await.is_err() {
                 self.outbox.release(entry.seq);
                 return false;
@@ -232,7 +262,10 @@ impl DeliveryTask {
 pub(super) fn signature(secret: &str, body: &[u8]) -> Option<String> {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).ok()?;
     mac.update(body);
-    Some(format!("sha256={}", hex::encode(mac.finalize().into_bytes())))
+    Some(format!(
+        "sha256={}",
+        hex::encode(mac.finalize().into_bytes())
+    ))
 }
 
 /// Half the backoff fixed, half random, so receivers coming back are not hit in lockstep.
@@ -265,5 +298,9 @@ async fn response_excerpt(mut response: reqwest::Response) -> String {
     bytes.truncate(512);
     let text = String::from_utf8_lossy(&bytes);
     let text = text.trim();
-    if text.is_empty() { String::new() } else { format!(": {text}") }
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
 }

@@ -36,7 +36,12 @@ pub(super) enum Command {
     Alerts(Vec<Alert>),
     /// A webhook entry was delivered (or permanently refused); `done` is answered once that is
     /// recorded durably, and only then may the entry be removed from the outbox.
-    Delivered { receiver: usize, seq: u64, group_key: String, done: tokio::sync::oneshot::Sender<()> },
+    Delivered {
+        receiver: usize,
+        seq: u64,
+        group_key: String,
+        done: tokio::sync::oneshot::Sender<()>,
+    },
     /// Save and exit.
     Stop,
     /// Exit without saving anything more (tests: what a crash leaves behind).
@@ -60,7 +65,10 @@ struct WebhookRoute {
 }
 
 enum Route {
-    Alertmanager { config: Arc<ReceiverConfig>, outbox: Arc<Outbox> },
+    Alertmanager {
+        config: Arc<ReceiverConfig>,
+        outbox: Arc<Outbox>,
+    },
     Webhook(Box<WebhookRoute>),
 }
 
@@ -82,15 +90,23 @@ impl Dispatcher {
         let now = now_ms();
         let mut routes = Vec::with_capacity(receivers.len());
         for (config, outbox, dir) in receivers {
-            discard_other_kind(config, outbox).map_err(|source| NotifyError::Io { path: dir.clone(), source })?;
+            discard_other_kind(config, outbox).map_err(|source| NotifyError::Io {
+                path: dir.clone(),
+                source,
+            })?;
             let route = match config.kind {
-                ReceiverKind::Alertmanager => Route::Alertmanager { config: config.clone(), outbox: outbox.clone() },
+                ReceiverKind::Alertmanager => Route::Alertmanager {
+                    config: config.clone(),
+                    outbox: outbox.clone(),
+                },
                 ReceiverKind::Webhook => {
                     let state_path = dir.join(STATE_FILE);
                     let mut groups = WebhookGroups::new(config.clone());
                     groups.restore(load_state(&state_path, &config.name), now);
-                    attach_outbox(&mut groups, outbox, now)
-                        .map_err(|source| NotifyError::Io { path: dir.clone(), source })?;
+                    attach_outbox(&mut groups, outbox, now).map_err(|source| NotifyError::Io {
+                        path: dir.clone(),
+                        source,
+                    })?;
                     outbox.reserve_seq_above(groups.max_seq());
                     Route::Webhook(Box::new(WebhookRoute {
                         config: config.clone(),
@@ -104,7 +120,11 @@ impl Dispatcher {
             };
             routes.push(route);
         }
-        Ok(Dispatcher { external_url, routes, queued_batches })
+        Ok(Dispatcher {
+            external_url,
+            routes,
+            queued_batches,
+        })
     }
 
     /// The thread's loop: flush due groups, save dirty state, wait for the next command or timer.
@@ -119,7 +139,12 @@ impl Dispatcher {
                     self.queued_batches.fetch_sub(1, Ordering::Relaxed);
                     self.route(alerts);
                 }
-                Ok(Command::Delivered { receiver, seq, group_key, done }) => {
+                Ok(Command::Delivered {
+                    receiver,
+                    seq,
+                    group_key,
+                    done,
+                }) => {
                     self.delivered(receiver, seq, &group_key);
                     // The delivery task may have been stopped meanwhile; nothing to tell then.
                     let _ = done.send(());
@@ -138,7 +163,11 @@ impl Dispatcher {
         for route in &mut self.routes {
             match route {
                 Route::Alertmanager { config, outbox } => {
-                    let accepted: Vec<Alert> = alerts.iter().filter(|a| config.accepts(&a.labels)).cloned().collect();
+                    let accepted: Vec<Alert> = alerts
+                        .iter()
+                        .filter(|a| config.accepts(&a.labels))
+                        .cloned()
+                        .collect();
                     if accepted.is_empty() {
                         continue;
                     }
@@ -168,7 +197,9 @@ impl Dispatcher {
     }
 
     fn delivered(&mut self, receiver: usize, seq: u64, group_key: &str) {
-        let Some(Route::Webhook(webhook)) = self.routes.get_mut(receiver) else { return };
+        let Some(Route::Webhook(webhook)) = self.routes.get_mut(receiver) else {
+            return;
+        };
         if webhook.groups.delivered(group_key, seq, now_ms()) {
             webhook.dirty = true;
             webhook.save();
@@ -180,7 +211,9 @@ impl Dispatcher {
         for route in &self.routes {
             if let Route::Webhook(webhook) = route {
                 if let Some(at) = webhook.groups.next_flush_ms() {
-                    wakeup = wakeup.min(Duration::from_millis(u64::try_from(at.saturating_sub(now)).unwrap_or(0)));
+                    wakeup = wakeup.min(Duration::from_millis(
+                        u64::try_from(at.saturating_sub(now)).unwrap_or(0),
+                    ));
                 }
                 if webhook.dirty {
                     let since = webhook.last_save.map_or(SAVE_EVERY, |t| t.elapsed());
@@ -231,7 +264,15 @@ impl WebhookRoute {
         match self.outbox.push(payload) {
             Ok((seq, dropped)) => {
                 let (firing, resolved) = pending_sets;
-                self.groups.set_pending(key, Pending { seq, firing, resolved }, now);
+                self.groups.set_pending(
+                    key,
+                    Pending {
+                        seq,
+                        firing,
+                        resolved,
+                    },
+                    now,
+                );
                 for entry in dropped {
                     if let Payload::Webhook { group_key, .. } = &entry.payload {
                         self.groups.dropped(group_key, entry.seq);
@@ -249,7 +290,10 @@ impl WebhookRoute {
     /// retried; a delivered entry is then still removed, so a crash before the next successful
     /// save may repeat that notification once.
     fn save(&mut self) {
-        let state = StateFile { version: STATE_VERSION, groups: self.groups.snapshot() };
+        let state = StateFile {
+            version: STATE_VERSION,
+            groups: self.groups.snapshot(),
+        };
         let result = serde_json::to_vec(&state)
             .map_err(std::io::Error::other)
             .and_then(|bytes| files::write_atomic(&self.state_path, &bytes));
@@ -277,7 +321,11 @@ fn load_state(path: &Path, receiver: &str) -> Vec<GroupState> {
     match serde_json::from_slice::<StateFile>(&bytes) {
         Ok(state) if state.version == STATE_VERSION => state.groups,
         Ok(state) => {
-            tracing::error!(receiver, version = state.version, "notification state has an unknown version; starting without it");
+            tracing::error!(
+                receiver,
+                version = state.version,
+                "notification state has an unknown version; starting without it"
+            );
             Vec::new()
         }
         Err(err) => {
@@ -296,7 +344,9 @@ fn load_state(path: &Path, receiver: &str) -> Vec<GroupState> {
 fn attach_outbox(groups: &mut WebhookGroups, outbox: &Outbox, now: i64) -> std::io::Result<()> {
     let mut latest: BTreeMap<String, Arc<Entry>> = BTreeMap::new();
     for entry in outbox.entries() {
-        let Payload::Webhook { group_key, .. } = &entry.payload else { continue };
+        let Payload::Webhook { group_key, .. } = &entry.payload else {
+            continue;
+        };
         if entry.seq <= groups.delivered_seq(group_key) {
             outbox.discard(entry.seq)?;
             continue;
@@ -304,7 +354,10 @@ fn attach_outbox(groups: &mut WebhookGroups, outbox: &Outbox, now: i64) -> std::
         latest.insert(group_key.clone(), entry.clone());
     }
     for (key, entry) in latest {
-        if let Payload::Webhook { firing, resolved, .. } = &entry.payload {
+        if let Payload::Webhook {
+            firing, resolved, ..
+        } = &entry.payload
+        {
             let pending = Pending {
                 seq: entry.seq,
                 firing: firing.iter().cloned().collect::<BTreeSet<_>>(),
@@ -348,21 +401,59 @@ mod tests {
         };
         outbox.push(webhook("delivered")).unwrap(); // seq 1: delivered just before a crash
         outbox.push(webhook("waiting")).unwrap(); // seq 2: undelivered
-        outbox.push(Payload::Alertmanager { alerts: vec![] }).unwrap(); // seq 3: from when it was an alertmanager
-        let log = super::super::group::NotifyLog { firing: ["f".to_string()].into(), resolved: Default::default(), at_ms: 1, seq: 7 };
+        outbox
+            .push(Payload::Alertmanager { alerts: vec![] })
+            .unwrap(); // seq 3: from when it was an alertmanager
+        let log = super::super::group::NotifyLog {
+            firing: ["f".to_string()].into(),
+            resolved: Default::default(),
+            at_ms: 1,
+            seq: 7,
+        };
         let state = StateFile {
             version: STATE_VERSION,
-            groups: vec![GroupState { key: "delivered".into(), labels: Default::default(), alerts: vec![], notified: Some(log) }],
+            groups: vec![GroupState {
+                key: "delivered".into(),
+                labels: Default::default(),
+                alerts: vec![],
+                notified: Some(log),
+            }],
         };
-        std::fs::write(receiver_dir.join(STATE_FILE), serde_json::to_vec(&state).unwrap()).unwrap();
+        std::fs::write(
+            receiver_dir.join(STATE_FILE),
+            serde_json::to_vec(&state).unwrap(),
+        )
+        .unwrap();
 
-        let config = Arc::new(ReceiverConfig::new("team", ReceiverKind::Webhook, "http://127.0.0.1:1/"));
+        let config = Arc::new(ReceiverConfig::new(
+            "team",
+            ReceiverKind::Webhook,
+            "http://127.0.0.1:1/",
+        ));
         let routes = [(config, outbox.clone(), receiver_dir.clone())];
-        let dispatcher = Dispatcher::recover(String::new(), &routes, Arc::new(AtomicUsize::new(0))).unwrap();
-        assert_eq!(outbox.entries().iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2]);
-        assert_eq!(std::fs::read_dir(receiver_dir.join("outbox")).unwrap().count(), 1);
-        let Some(Route::Webhook(route)) = dispatcher.routes.first() else { panic!("webhook route expected") };
-        assert_eq!(route.groups.get("waiting").and_then(|g| g.pending.as_ref()).map(|p| p.seq), Some(2));
+        let dispatcher =
+            Dispatcher::recover(String::new(), &routes, Arc::new(AtomicUsize::new(0))).unwrap();
+        assert_eq!(
+            outbox.entries().iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![2]
+        );
+        assert_eq!(
+            std::fs::read_dir(receiver_dir.join("outbox"))
+                .unwrap()
+                .count(),
+            1
+        );
+        let Some(Route::Webhook(route)) = dispatcher.routes.first() else {
+            panic!("webhook route expected")
+        };
+        assert_eq!(
+            route
+                .groups
+                .get("waiting")
+                .and_then(|g| g.pending.as_ref())
+                .map(|p| p.seq),
+            Some(2)
+        );
         // Sequence numbers continue above the ones the state remembers.
         assert_eq!(outbox.push(webhook("new")).unwrap().0, 8);
     }

@@ -84,9 +84,16 @@ impl WebhookGroups {
     pub fn new(config: Arc<ReceiverConfig>) -> Self {
         // Alertmanager's group key starts with the route's key: `{}` for the root route,
         // `{}/{matchers}` for a child route with matchers.
-        let route_key =
-            if config.matchers.is_empty() { "{}".to_string() } else { format!("{{}}/{}", format_matchers(&config.matchers)) };
-        WebhookGroups { config, route_key, groups: BTreeMap::new() }
+        let route_key = if config.matchers.is_empty() {
+            "{}".to_string()
+        } else {
+            format!("{{}}/{}", format_matchers(&config.matchers))
+        };
+        WebhookGroups {
+            config,
+            route_key,
+            groups: BTreeMap::new(),
+        }
     }
 
     fn ms(duration: std::time::Duration) -> i64 {
@@ -98,9 +105,21 @@ impl WebhookGroups {
         let group_labels: LabelSet = if self.config.groups_by_all() {
             labels.clone()
         } else {
-            self.config.group_by.iter().filter_map(|name| labels.get_key_value(name)).map(|(k, v)| (k.clone(), v.clone())).collect()
+            self.config
+                .group_by
+                .iter()
+                .filter_map(|name| labels.get_key_value(name))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
         };
-        (format!("{}:{}", self.route_key, message::format_label_set(&group_labels)), group_labels)
+        (
+            format!(
+                "{}:{}",
+                self.route_key,
+                message::format_label_set(&group_labels)
+            ),
+            group_labels,
+        )
     }
 
     fn group_entry(&mut self, key: String, labels: LabelSet, now_ms: i64) -> &mut Group {
@@ -126,8 +145,12 @@ impl WebhookGroups {
         if alert.is_resolved_at(now_ms) {
             let known = self.groups.get(&key).is_some_and(|g| {
                 g.alerts.contains_key(&fingerprint)
-                    || g.notified.as_ref().is_some_and(|n| n.firing.contains(&fingerprint))
-                    || g.pending.as_ref().is_some_and(|p| p.firing.contains(&fingerprint))
+                    || g.notified
+                        .as_ref()
+                        .is_some_and(|n| n.firing.contains(&fingerprint))
+                    || g.pending
+                        .as_ref()
+                        .is_some_and(|p| p.firing.contains(&fingerprint))
             });
             if !known {
                 return false;
@@ -153,16 +176,27 @@ impl WebhookGroups {
 
     /// Keys of groups due at `now_ms`.
     pub fn due(&self, now_ms: i64) -> Vec<String> {
-        self.groups.iter().filter(|(_, g)| g.next_flush_ms <= now_ms).map(|(k, _)| k.clone()).collect()
+        self.groups
+            .iter()
+            .filter(|(_, g)| g.next_flush_ms <= now_ms)
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Flushes one group. Returns the notification to queue, if any; the caller queues it and
     /// reports back with [`WebhookGroups::set_pending`]. Returns `Err` only when the body cannot
     /// be serialized.
-    pub fn flush(&mut self, key: &str, now_ms: i64, external_url: &str) -> Result<Option<Notification>, serde_json::Error> {
+    pub fn flush(
+        &mut self,
+        key: &str,
+        now_ms: i64,
+        external_url: &str,
+    ) -> Result<Option<Notification>, serde_json::Error> {
         let interval = Self::ms(self.config.group_interval);
         let repeat = Self::ms(self.config.repeat_interval);
-        let Some(group) = self.groups.get_mut(key) else { return Ok(None) };
+        let Some(group) = self.groups.get_mut(key) else {
+            return Ok(None);
+        };
         group.next_flush_ms = now_ms.saturating_add(interval);
         if group.pending.is_some() {
             // Exactly once through an outage: the undelivered notification stands for this group.
@@ -170,10 +204,23 @@ impl WebhookGroups {
         }
         group.has_flushed = true;
         let (firing, resolved): (BTreeSet<String>, BTreeSet<String>) = {
-            let (resolved, firing): (Vec<_>, Vec<_>) = group.alerts.iter().partition(|(_, a)| a.is_resolved_at(now_ms));
-            (firing.into_iter().map(|(fp, _)| fp.clone()).collect(), resolved.into_iter().map(|(fp, _)| fp.clone()).collect())
+            let (resolved, firing): (Vec<_>, Vec<_>) = group
+                .alerts
+                .iter()
+                .partition(|(_, a)| a.is_resolved_at(now_ms));
+            (
+                firing.into_iter().map(|(fp, _)| fp.clone()).collect(),
+                resolved.into_iter().map(|(fp, _)| fp.clone()).collect(),
+            )
         };
-        if !needs_update(group.notified.as_ref(), &firing, &resolved, self.config.send_resolved, repeat, now_ms) {
+        if !needs_update(
+            group.notified.as_ref(),
+            &firing,
+            &resolved,
+            self.config.send_resolved,
+            repeat,
+            now_ms,
+        ) {
             remove_resolved(group, &resolved, now_ms);
             if group.alerts.is_empty() {
                 self.groups.remove(key);
@@ -189,7 +236,12 @@ impl WebhookGroups {
             // Only resolved alerts and send_resolved = false: nothing to send, but remember they
             // were handled (Alertmanager logs them too), so the firing ones are not announced again.
             let seq = group.notified.as_ref().map_or(0, |n| n.seq);
-            group.notified = Some(NotifyLog { firing, resolved: resolved.clone(), at_ms: now_ms, seq });
+            group.notified = Some(NotifyLog {
+                firing,
+                resolved: resolved.clone(),
+                at_ms: now_ms,
+                seq,
+            });
             remove_resolved(group, &resolved, now_ms);
             if group.alerts.is_empty() {
                 self.groups.remove(key);
@@ -205,7 +257,12 @@ impl WebhookGroups {
             now_ms,
         };
         let body = message::webhook_body(&input, &to_send)?;
-        Ok(Some(Notification { group_key: key.to_string(), firing, resolved, body }))
+        Ok(Some(Notification {
+            group_key: key.to_string(),
+            firing,
+            resolved,
+            body,
+        }))
     }
 
     /// Records that a group's notification is in the outbox under `seq`.
@@ -232,10 +289,19 @@ impl WebhookGroups {
     /// The receiver took (or permanently refused) notification `seq`: it becomes the group's
     /// notification log entry, and the resolved alerts it reported leave the group.
     pub fn delivered(&mut self, key: &str, seq: u64, now_ms: i64) -> bool {
-        let Some(group) = self.groups.get_mut(key) else { return false };
-        let Some(pending) = group.pending.take_if(|p| p.seq == seq) else { return false };
+        let Some(group) = self.groups.get_mut(key) else {
+            return false;
+        };
+        let Some(pending) = group.pending.take_if(|p| p.seq == seq) else {
+            return false;
+        };
         remove_resolved(group, &pending.resolved, now_ms);
-        group.notified = Some(NotifyLog { firing: pending.firing, resolved: pending.resolved, at_ms: now_ms, seq });
+        group.notified = Some(NotifyLog {
+            firing: pending.firing,
+            resolved: pending.resolved,
+            at_ms: now_ms,
+            seq,
+        });
         true
     }
 
@@ -252,12 +318,20 @@ impl WebhookGroups {
     /// The sequence number `key`'s last delivered notification had (to recognise an outbox
     /// entry that was delivered just before a crash).
     pub fn delivered_seq(&self, key: &str) -> u64 {
-        self.groups.get(key).and_then(|g| g.notified.as_ref()).map_or(0, |n| n.seq)
+        self.groups
+            .get(key)
+            .and_then(|g| g.notified.as_ref())
+            .map_or(0, |n| n.seq)
     }
 
     /// Highest sequence number any notification log entry refers to.
     pub fn max_seq(&self) -> u64 {
-        self.groups.values().filter_map(|g| g.notified.as_ref()).map(|n| n.seq).max().unwrap_or(0)
+        self.groups
+            .values()
+            .filter_map(|g| g.notified.as_ref())
+            .map(|n| n.seq)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Number of groups.
@@ -325,7 +399,9 @@ fn needs_update(
     repeat_ms: i64,
     now_ms: i64,
 ) -> bool {
-    let Some(last) = last else { return !firing.is_empty() };
+    let Some(last) = last else {
+        return !firing.is_empty();
+    };
     if !firing.is_subset(&last.firing) {
         return true;
     }
@@ -342,7 +418,9 @@ fn needs_update(
 
 /// Removes the given resolved alerts unless they fire again by now.
 fn remove_resolved(group: &mut Group, fingerprints: &BTreeSet<String>, now_ms: i64) {
-    group.alerts.retain(|fp, alert| !(fingerprints.contains(fp) && alert.is_resolved_at(now_ms)));
+    group
+        .alerts
+        .retain(|fp, alert| !(fingerprints.contains(fp) && alert.is_resolved_at(now_ms)));
 }
 
 #[cfg(test)]
@@ -364,7 +442,10 @@ mod tests {
 
     fn alert(name: &str, instance: &str, starts_at_ms: i64, ends_at_ms: i64) -> Alert {
         Alert {
-            labels: [("alertname", name), ("instance", instance)].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            labels: [("alertname", name), ("instance", instance)]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             annotations: LabelSet::new(),
             starts_at_ms,
             ends_at_ms,
@@ -373,9 +454,22 @@ mod tests {
     }
 
     /// Flushes `key` at `now` and, if a notification results, delivers it at once.
-    fn flush_deliver(groups: &mut WebhookGroups, key: &str, now: i64, seq: u64) -> Option<Notification> {
+    fn flush_deliver(
+        groups: &mut WebhookGroups,
+        key: &str,
+        now: i64,
+        seq: u64,
+    ) -> Option<Notification> {
         let note = groups.flush(key, now, "http://lumen").unwrap()?;
-        groups.set_pending(key, Pending { seq, firing: note.firing.clone(), resolved: note.resolved.clone() }, now);
+        groups.set_pending(
+            key,
+            Pending {
+                seq,
+                firing: note.firing.clone(),
+                resolved: note.resolved.clone(),
+            },
+            now,
+        );
         assert!(groups.delivered(key, seq, now));
         Some(note)
     }
@@ -386,7 +480,10 @@ mod tests {
         let labels = alert("A", "x", 0, 1).labels;
         assert_eq!(by_name.group_of(&labels).0, r#"{}:{alertname="A"}"#);
         let all = WebhookGroups::new(config(&["..."], true));
-        assert_eq!(all.group_of(&labels).0, r#"{}:{alertname="A", instance="x"}"#);
+        assert_eq!(
+            all.group_of(&labels).0,
+            r#"{}:{alertname="A", instance="x"}"#
+        );
         let none = WebhookGroups::new(config(&[], true));
         assert_eq!(none.group_of(&labels).0, "{}:{}");
     }
@@ -430,12 +527,27 @@ mod tests {
         let key = "{}:{}";
         groups.insert(alert("A", "1", 0, 1_000_000), 0);
         let note = groups.flush(key, 100, "").unwrap().unwrap();
-        groups.set_pending(key, Pending { seq: 1, firing: note.firing, resolved: note.resolved }, 100);
+        groups.set_pending(
+            key,
+            Pending {
+                seq: 1,
+                firing: note.firing,
+                resolved: note.resolved,
+            },
+            100,
+        );
         groups.insert(alert("B", "1", 150, 1_000_000), 150);
-        assert!(groups.flush(key, 1100, "").unwrap().is_none(), "still pending");
+        assert!(
+            groups.flush(key, 1100, "").unwrap().is_none(),
+            "still pending"
+        );
         assert!(groups.delivered(key, 1, 1500));
         let next = groups.flush(key, 2100, "").unwrap().unwrap();
-        assert_eq!(next.firing.len(), 2, "the change made during the outage follows once");
+        assert_eq!(
+            next.firing.len(),
+            2,
+            "the change made during the outage follows once"
+        );
     }
 
     #[test]
@@ -446,9 +558,15 @@ mod tests {
         groups.insert(alert("A", "2", 0, 1_000_000), 0);
         flush_deliver(&mut groups, key, 100, 1).unwrap();
         groups.insert(alert("A", "2", 0, 500), 500);
-        assert!(flush_deliver(&mut groups, key, 1100, 2).is_none(), "a resolution alone is not sent");
+        assert!(
+            flush_deliver(&mut groups, key, 1100, 2).is_none(),
+            "a resolution alone is not sent"
+        );
         groups.insert(alert("A", "1", 0, 1500), 1500);
-        assert!(groups.flush(key, 2100, "").unwrap().is_none(), "nothing to send, only logged");
+        assert!(
+            groups.flush(key, 2100, "").unwrap().is_none(),
+            "nothing to send, only logged"
+        );
         assert_eq!(groups.len(), 0);
     }
 
@@ -464,7 +582,10 @@ mod tests {
         assert_eq!(resolved.resolved.len(), 1);
         // Repeat notification (only B left), then the evaluator re-sends A's resolution.
         flush_deliver(&mut groups, key, 11_200, 3).unwrap();
-        assert!(!groups.insert(alert("A", "1", 0, 500), 11_300), "already reported resolved");
+        assert!(
+            !groups.insert(alert("A", "1", 0, 500), 11_300),
+            "already reported resolved"
+        );
         assert!(groups.flush(key, 12_200, "").unwrap().is_none());
         // Never seen firing: a resolution alone creates no group.
         let mut other = WebhookGroups::new(config(&["alertname"], true));

@@ -56,13 +56,19 @@ impl Matcher {
             return Err(format!("{name:?} is not a valid label name"));
         }
         let regex = match op {
-            MatchOp::Regex | MatchOp::NotRegex => Some(
-                Regex::new(&format!("^(?:{value})$"))
-                    .map_err(|err| format!("matcher on {name:?}: invalid regular expression {value:?}: {err}"))?,
-            ),
+            MatchOp::Regex | MatchOp::NotRegex => {
+                Some(Regex::new(&format!("^(?:{value})$")).map_err(|err| {
+                    format!("matcher on {name:?}: invalid regular expression {value:?}: {err}")
+                })?)
+            }
             MatchOp::Equal | MatchOp::NotEqual => None,
         };
-        Ok(Matcher { name: name.to_string(), op, value: value.to_string(), regex })
+        Ok(Matcher {
+            name: name.to_string(),
+            op,
+            value: value.to_string(),
+            regex,
+        })
     }
 
     /// Parses `name="value"`, `name!="value"`, `name=~"re"` or `name!~"re"` (the value may also be
@@ -71,7 +77,9 @@ impl Matcher {
         let text = text.trim();
         let name_end = text
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .ok_or_else(|| format!("matcher {text:?} has no operator; write e.g. severity=\"page\""))?;
+            .ok_or_else(|| {
+                format!("matcher {text:?} has no operator; write e.g. severity=\"page\"")
+            })?;
         let name = &text[..name_end];
         let rest = text[name_end..].trim_start();
         let (op, rest) = if let Some(rest) = rest.strip_prefix("=~") {
@@ -83,11 +91,15 @@ impl Matcher {
         } else if let Some(rest) = rest.strip_prefix('=') {
             (MatchOp::Equal, rest)
         } else {
-            return Err(format!("matcher {text:?}: expected one of =, !=, =~, !~ after the label name"));
+            return Err(format!(
+                "matcher {text:?}: expected one of =, !=, =~, !~ after the label name"
+            ));
         };
         let rest = rest.trim();
         let value = if let Some(quoted) = rest.strip_prefix('"') {
-            unquote(quoted).ok_or_else(|| format!("matcher {text:?}: unterminated or badly escaped quoted value"))?
+            unquote(quoted).ok_or_else(|| {
+                format!("matcher {text:?}: unterminated or badly escaped quoted value")
+            })?
         } else {
             rest.to_string()
         };
@@ -200,21 +212,41 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> LabelSet {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn parses_and_matches_prometheus_matchers() {
         let set = labels(&[("severity", "page"), ("team", "db")]);
         assert!(Matcher::parse(r#"severity="page""#).unwrap().matches(&set));
-        assert!(Matcher::parse(r#"severity=~"page|critical""#).unwrap().matches(&set));
-        assert!(!Matcher::parse(r#"severity=~"pag""#).unwrap().matches(&set), "regex is anchored");
+        assert!(
+            Matcher::parse(r#"severity=~"page|critical""#)
+                .unwrap()
+                .matches(&set)
+        );
+        assert!(
+            !Matcher::parse(r#"severity=~"pag""#).unwrap().matches(&set),
+            "regex is anchored"
+        );
         assert!(Matcher::parse(r#"team!="web""#).unwrap().matches(&set));
         assert!(!Matcher::parse(r#"team!~"d.*""#).unwrap().matches(&set));
         assert!(Matcher::parse(r#"missing="""#).unwrap().matches(&set));
         assert!(Matcher::parse("severity = page").unwrap().matches(&set));
-        assert!(Matcher::parse(r#"a="x\"y""#).unwrap().matches(&labels(&[("a", "x\"y")])));
-        for bad in ["severity", r#"9x="y""#, r#"a=~"(""#, r#"a="unterminated"#, r#"a<"b""#] {
+        assert!(
+            Matcher::parse(r#"a="x\"y""#)
+                .unwrap()
+                .matches(&labels(&[("a", "x\"y")]))
+        );
+        for bad in [
+            "severity",
+            r#"9x="y""#,
+            r#"a=~"(""#,
+            r#"a="unterminated"#,
+            r#"a<"b""#,
+        ] {
             assert!(Matcher::parse(bad).is_err(), "{bad} should not parse");
         }
         let m = Matcher::parse(r#"severity=~"page|critical""#).unwrap();

@@ -52,15 +52,24 @@ pub(super) struct WebhookInput<'a> {
 /// Builds the webhook body for `alerts` (firing ones first, then by labels). `status` is
 /// `firing` when any alert fires; common labels and annotations are computed over all alerts,
 /// before `max_alerts` truncation, as Alertmanager does.
-pub(super) fn webhook_body(input: &WebhookInput<'_>, alerts: &[&Alert]) -> Result<String, serde_json::Error> {
+pub(super) fn webhook_body(
+    input: &WebhookInput<'_>,
+    alerts: &[&Alert],
+) -> Result<String, serde_json::Error> {
     let mut sorted: Vec<&Alert> = alerts.to_vec();
     sorted.sort_by(|a, b| {
-        a.is_resolved_at(input.now_ms).cmp(&b.is_resolved_at(input.now_ms)).then_with(|| a.labels.cmp(&b.labels))
+        a.is_resolved_at(input.now_ms)
+            .cmp(&b.is_resolved_at(input.now_ms))
+            .then_with(|| a.labels.cmp(&b.labels))
     });
     let any_firing = sorted.iter().any(|a| !a.is_resolved_at(input.now_ms));
     let common_labels = common(sorted.iter().map(|a| &a.labels));
     let common_annotations = common(sorted.iter().map(|a| &a.annotations));
-    let keep = if input.max_alerts == 0 { sorted.len() } else { input.max_alerts.min(sorted.len()) };
+    let keep = if input.max_alerts == 0 {
+        sorted.len()
+    } else {
+        input.max_alerts.min(sorted.len())
+    };
     let message = WebhookMessage {
         version: "4",
         group_key: input.group_key,
@@ -80,7 +89,11 @@ pub(super) fn webhook_body(input: &WebhookInput<'_>, alerts: &[&Alert]) -> Resul
                     labels: &alert.labels,
                     annotations: &alert.annotations,
                     starts_at: rfc3339_ms(alert.starts_at_ms),
-                    ends_at: if resolved { rfc3339_ms(alert.ends_at_ms) } else { ZERO_TIME.to_string() },
+                    ends_at: if resolved {
+                        rfc3339_ms(alert.ends_at_ms)
+                    } else {
+                        ZERO_TIME.to_string()
+                    },
                     generator_url: &alert.generator_url,
                     fingerprint: alert.fingerprint(),
                 }
@@ -92,7 +105,9 @@ pub(super) fn webhook_body(input: &WebhookInput<'_>, alerts: &[&Alert]) -> Resul
 
 /// Labels (or annotations) present with the same value in every set.
 fn common<'a>(mut sets: impl Iterator<Item = &'a LabelSet>) -> LabelSet {
-    let Some(first) = sets.next() else { return LabelSet::new() };
+    let Some(first) = sets.next() else {
+        return LabelSet::new();
+    };
     let mut out = first.clone();
     for set in sets {
         out.retain(|name, value| set.get(name) == Some(value));
@@ -129,7 +144,10 @@ pub(super) fn alertmanager_body(alerts: &[Alert]) -> Result<String, serde_json::
 
 /// Prometheus's label set notation, as in Alertmanager group keys: `{alertname="X", job="api"}`.
 pub(super) fn format_label_set(labels: &LabelSet) -> String {
-    let parts: Vec<String> = labels.iter().map(|(name, value)| format!("{name}={}", quote(value))).collect();
+    let parts: Vec<String> = labels
+        .iter()
+        .map(|(name, value)| format!("{name}={}", quote(value)))
+        .collect();
     format!("{{{}}}", parts.join(", "))
 }
 
@@ -139,8 +157,13 @@ mod tests {
 
     fn alert(pairs: &[(&str, &str)], ends_at_ms: i64) -> Alert {
         Alert {
-            labels: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            annotations: [("summary".to_string(), "High latency".to_string())].into_iter().collect(),
+            labels: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            annotations: [("summary".to_string(), "High latency".to_string())]
+                .into_iter()
+                .collect(),
             starts_at_ms: 1_704_067_200_000,
             ends_at_ms,
             generator_url: "http://lumen/rules".into(),
@@ -149,9 +172,17 @@ mod tests {
 
     #[test]
     fn webhook_body_matches_alertmanager_v4() {
-        let firing = alert(&[("alertname", "HighLatency"), ("job", "api")], 2_000_000_000_000);
-        let resolved = alert(&[("alertname", "HighLatency"), ("job", "db")], 1_704_067_260_000);
-        let group_labels: LabelSet = [("alertname".to_string(), "HighLatency".to_string())].into_iter().collect();
+        let firing = alert(
+            &[("alertname", "HighLatency"), ("job", "api")],
+            2_000_000_000_000,
+        );
+        let resolved = alert(
+            &[("alertname", "HighLatency"), ("job", "db")],
+            1_704_067_260_000,
+        );
+        let group_labels: LabelSet = [("alertname".to_string(), "HighLatency".to_string())]
+            .into_iter()
+            .collect();
         let input = WebhookInput {
             receiver: "team",
             group_key: "{}:{alertname=\"HighLatency\"}",
@@ -160,7 +191,8 @@ mod tests {
             max_alerts: 0,
             now_ms: 1_800_000_000_000,
         };
-        let body: serde_json::Value = serde_json::from_str(&webhook_body(&input, &[&resolved, &firing]).unwrap()).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_str(&webhook_body(&input, &[&resolved, &firing]).unwrap()).unwrap();
         assert_eq!(
             body,
             serde_json::json!({
@@ -180,8 +212,13 @@ mod tests {
                 ]
             })
         );
-        let truncated = WebhookInput { max_alerts: 1, ..input };
-        let body: serde_json::Value = serde_json::from_str(&webhook_body(&truncated, &[&resolved, &firing]).unwrap()).unwrap();
+        let truncated = WebhookInput {
+            max_alerts: 1,
+            ..input
+        };
+        let body: serde_json::Value =
+            serde_json::from_str(&webhook_body(&truncated, &[&resolved, &firing]).unwrap())
+                .unwrap();
         assert_eq!(body["truncatedAlerts"], 1);
         assert_eq!(body["alerts"].as_array().unwrap().len(), 1);
         assert_eq!(body["alerts"][0]["status"], "firing");
@@ -189,8 +226,12 @@ mod tests {
 
     #[test]
     fn label_set_notation() {
-        let labels: LabelSet =
-            [("b".to_string(), "x\"y".to_string()), ("a".to_string(), "1".to_string())].into_iter().collect();
+        let labels: LabelSet = [
+            ("b".to_string(), "x\"y".to_string()),
+            ("a".to_string(), "1".to_string()),
+        ]
+        .into_iter()
+        .collect();
         assert_eq!(format_label_set(&labels), r#"{a="1", b="x\"y"}"#);
         assert_eq!(format_label_set(&LabelSet::new()), "{}");
     }

@@ -177,8 +177,14 @@ pub struct Notifier {
 
 impl std::fmt::Debug for Notifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.receivers.iter().map(|r| r.config.name.as_str()).collect();
-        f.debug_struct("Notifier").field("receivers", &names).finish_non_exhaustive()
+        let names: Vec<&str> = self
+            .receivers
+            .iter()
+            .map(|r| r.config.name.as_str())
+            .collect();
+        f.debug_struct("Notifier")
+            .field("receivers", &names)
+            .finish_non_exhaustive()
     }
 }
 
@@ -191,12 +197,19 @@ impl Notifier {
     }
 
     /// [`Notifier::start`] with non-default tuning.
-    pub fn start_with_options(dir: &Path, config: NotifyConfig, options: NotifierOptions) -> Result<Arc<Notifier>, NotifyError> {
+    pub fn start_with_options(
+        dir: &Path,
+        config: NotifyConfig,
+        options: NotifierOptions,
+    ) -> Result<Arc<Notifier>, NotifyError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| NotifyError::NoRuntime)?;
         config.validate()?;
         describe_metrics();
         let receivers_dir = dir.join("receivers");
-        std::fs::create_dir_all(&receivers_dir).map_err(|source| NotifyError::Io { path: receivers_dir.clone(), source })?;
+        std::fs::create_dir_all(&receivers_dir).map_err(|source| NotifyError::Io {
+            path: receivers_dir.clone(),
+            source,
+        })?;
         warn_about_unconfigured(&receivers_dir, &config);
 
         let mut handles = Vec::with_capacity(config.receivers.len());
@@ -206,9 +219,16 @@ impl Notifier {
             let receiver_dir = receivers_dir.join(&receiver.name);
             let outbox_dir = receiver_dir.join("outbox");
             let outbox = Outbox::open(&outbox_dir, &receiver.name, options.outbox_capacity)
-                .map_err(|source| NotifyError::Io { path: outbox_dir.clone(), source })?;
+                .map_err(|source| NotifyError::Io {
+                    path: outbox_dir.clone(),
+                    source,
+                })?;
             let outbox = Arc::new(outbox);
-            handles.push(ReceiverHandle { config: receiver.clone(), outbox: outbox.clone(), stats: Default::default() });
+            handles.push(ReceiverHandle {
+                config: receiver.clone(),
+                outbox: outbox.clone(),
+                stats: Default::default(),
+            });
             routes.push((receiver, outbox, receiver_dir));
         }
         let queued_batches = Arc::new(AtomicUsize::new(0));
@@ -230,7 +250,10 @@ impl Notifier {
         let thread = std::thread::Builder::new()
             .name("lumen-notify".into())
             .spawn(move || dispatcher.run(inbox))
-            .map_err(|source| NotifyError::Io { path: dir.to_path_buf(), source });
+            .map_err(|source| NotifyError::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
         let thread = match thread {
             Ok(thread) => thread,
             Err(err) => {
@@ -261,7 +284,10 @@ impl Notifier {
         if self.queued_batches.fetch_add(1, Ordering::Relaxed) >= self.max_queued_batches {
             self.queued_batches.fetch_sub(1, Ordering::Relaxed);
             metrics::counter!("lumen_notification_batches_dropped_total").increment(1);
-            tracing::warn!(alerts = alerts.len(), "notification dispatcher is behind; alert batch dropped");
+            tracing::warn!(
+                alerts = alerts.len(),
+                "notification dispatcher is behind; alert batch dropped"
+            );
             return;
         }
         if self.commands.send(Command::Alerts(alerts)).is_err() {
@@ -294,7 +320,10 @@ impl Notifier {
         let _ = self.commands.send(command);
         let thread = self.thread.lock().take();
         if let Some(thread) = thread
-            && !matches!(tokio::task::spawn_blocking(move || thread.join()).await, Ok(Ok(())))
+            && !matches!(
+                tokio::task::spawn_blocking(move || thread.join()).await,
+                Ok(Ok(()))
+            )
         {
             tracing::error!("notification dispatcher thread did not stop cleanly");
         }
@@ -340,7 +369,9 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 fn warn_about_unconfigured(receivers_dir: &Path, config: &NotifyConfig) {
-    let Ok(entries) = std::fs::read_dir(receivers_dir) else { return };
+    let Ok(entries) = std::fs::read_dir(receivers_dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if !config.receivers.iter().any(|r| r.name == name) {

@@ -29,7 +29,12 @@ use crate::alert::Alert;
 pub(super) enum Payload {
     /// One notification of one webhook group. `body` is exactly what is sent (and signed);
     /// `firing`/`resolved` are the fingerprints it reports, recorded as "notified" once delivered.
-    Webhook { group_key: String, firing: Vec<String>, resolved: Vec<String>, body: String },
+    Webhook {
+        group_key: String,
+        firing: Vec<String>,
+        resolved: Vec<String>,
+        body: String,
+    },
     /// Alerts to push to an Alertmanager, latest state per fingerprint.
     Alertmanager { alerts: Vec<Alert> },
 }
@@ -71,7 +76,11 @@ impl Outbox {
         let mut dropped = 0u64;
         for dir_entry in fs::read_dir(dir)? {
             let path = dir_entry?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
             if name.ends_with(".tmp") {
                 // A write that never completed: it was never accepted.
                 fs::remove_file(&path)?;
@@ -105,7 +114,11 @@ impl Outbox {
             receiver: receiver.to_string(),
             dir: dir.to_path_buf(),
             capacity: capacity.max(1),
-            queue: Mutex::new(Queue { entries, next_seq, in_flight: None }),
+            queue: Mutex::new(Queue {
+                entries,
+                next_seq,
+                in_flight: None,
+            }),
             wake: tokio::sync::Notify::new(),
             dropped: AtomicU64::new(0),
         };
@@ -153,7 +166,11 @@ impl Outbox {
             queue.next_seq += 1;
             seq
         };
-        let entry = Arc::new(Entry { seq, created_ms: super::now_ms(), payload });
+        let entry = Arc::new(Entry {
+            seq,
+            created_ms: super::now_ms(),
+            payload,
+        });
         let bytes = serde_json::to_vec(&*entry).map_err(io::Error::other)?;
         files::write_atomic(&entry_path(&self.dir, seq), &bytes)?;
         let dropped = {
@@ -162,7 +179,10 @@ impl Outbox {
             let mut dropped = Vec::new();
             while queue.entries.len() > self.capacity {
                 let in_flight = queue.in_flight;
-                let Some(index) = queue.entries.iter().position(|e| Some(e.seq) != in_flight) else { break };
+                let Some(index) = queue.entries.iter().position(|e| Some(e.seq) != in_flight)
+                else {
+                    break;
+                };
                 if let Some(oldest) = queue.entries.remove(index) {
                     dropped.push(oldest);
                 }
@@ -187,22 +207,31 @@ impl Outbox {
     pub fn push_alertmanager(&self, alerts: Vec<Alert>) -> io::Result<()> {
         let mergeable = {
             let queue = self.queue.lock();
-            queue.entries.back().filter(|e| Some(e.seq) != queue.in_flight).and_then(|e| match &e.payload {
-                Payload::Alertmanager { alerts } => Some((e.seq, alerts.clone())),
-                Payload::Webhook { .. } => None,
-            })
+            queue
+                .entries
+                .back()
+                .filter(|e| Some(e.seq) != queue.in_flight)
+                .and_then(|e| match &e.payload {
+                    Payload::Alertmanager { alerts } => Some((e.seq, alerts.clone())),
+                    Payload::Webhook { .. } => None,
+                })
         };
         let Some((old_seq, old_alerts)) = mergeable else {
             self.push(Payload::Alertmanager { alerts })?;
             return Ok(());
         };
-        let mut merged: BTreeMap<String, Alert> = old_alerts.into_iter().map(|a| (a.fingerprint(), a)).collect();
+        let mut merged: BTreeMap<String, Alert> = old_alerts
+            .into_iter()
+            .map(|a| (a.fingerprint(), a))
+            .collect();
         for alert in alerts {
             merged.insert(alert.fingerprint(), alert);
         }
         // Write the merged push as a new entry, then retire the old one unless delivery picked it
         // up meanwhile (then both go out; Alertmanager takes a repeated push as a refresh).
-        self.push(Payload::Alertmanager { alerts: merged.into_values().collect() })?;
+        self.push(Payload::Alertmanager {
+            alerts: merged.into_values().collect(),
+        })?;
         let retired = {
             let mut queue = self.queue.lock();
             let in_flight = queue.in_flight;
@@ -274,7 +303,8 @@ impl Outbox {
 
     fn update_gauge(&self) {
         let len = self.len();
-        metrics::gauge!("lumen_notification_outbox_entries", "receiver" => self.receiver.clone()).set(len as f64);
+        metrics::gauge!("lumen_notification_outbox_entries", "receiver" => self.receiver.clone())
+            .set(len as f64);
     }
 }
 
@@ -288,7 +318,9 @@ mod tests {
 
     fn alert(name: &str, ends_at_ms: i64) -> Alert {
         Alert {
-            labels: [("alertname".to_string(), name.to_string())].into_iter().collect(),
+            labels: [("alertname".to_string(), name.to_string())]
+                .into_iter()
+                .collect(),
             annotations: Default::default(),
             starts_at_ms: 1,
             ends_at_ms,
@@ -301,7 +333,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let outbox = Outbox::open(dir.path(), "r", 10).unwrap();
         for i in 0..3 {
-            outbox.push(Payload::Alertmanager { alerts: vec![alert(&format!("a{i}"), 5)] }).unwrap();
+            outbox
+                .push(Payload::Alertmanager {
+                    alerts: vec![alert(&format!("a{i}"), 5)],
+                })
+                .unwrap();
         }
         fs::write(dir.path().join("00000000000000000099.json.tmp"), b"half").unwrap();
         fs::write(dir.path().join("00000000000000000050.json"), b"{not json").unwrap();
@@ -313,7 +349,9 @@ mod tests {
         assert_eq!(outbox.dropped(), 1);
         assert!(dir.path().join("00000000000000000050.corrupt").exists());
         assert!(!dir.path().join("00000000000000000099.json.tmp").exists());
-        let (seq, _) = outbox.push(Payload::Alertmanager { alerts: vec![] }).unwrap();
+        let (seq, _) = outbox
+            .push(Payload::Alertmanager { alerts: vec![] })
+            .unwrap();
         assert_eq!(seq, 4);
     }
 
@@ -324,17 +362,28 @@ mod tests {
         let mut dropped = Vec::new();
         for i in 0..5 {
             let body = format!("{i}");
-            let payload = Payload::Webhook { group_key: body.clone(), firing: vec![], resolved: vec![], body };
+            let payload = Payload::Webhook {
+                group_key: body.clone(),
+                firing: vec![],
+                resolved: vec![],
+                body,
+            };
             dropped.extend(outbox.push(payload).unwrap().1.into_iter().map(|e| e.seq));
         }
         assert_eq!(dropped, vec![1, 2, 3]);
         assert_eq!(outbox.dropped(), 3);
-        assert_eq!(outbox.entries().iter().map(|e| e.seq).collect::<Vec<_>>(), vec![4, 5]);
+        assert_eq!(
+            outbox.entries().iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![4, 5]
+        );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
         // A smaller capacity on restart trims the recovered queue.
         drop(outbox);
         let outbox = Outbox::open(dir.path(), "r", 1).unwrap();
-        assert_eq!(outbox.entries().iter().map(|e| e.seq).collect::<Vec<_>>(), vec![5]);
+        assert_eq!(
+            outbox.entries().iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![5]
+        );
     }
 
     #[tokio::test]
@@ -344,14 +393,25 @@ mod tests {
         outbox.push_alertmanager(vec![alert("a", 10)]).unwrap();
         let first = outbox.next().await;
         assert_eq!(first.seq, 1);
-        outbox.push_alertmanager(vec![alert("a", 20), alert("b", 20)]).unwrap();
+        outbox
+            .push_alertmanager(vec![alert("a", 20), alert("b", 20)])
+            .unwrap();
         outbox.push_alertmanager(vec![alert("a", 30)]).unwrap();
         let entries = outbox.entries();
         assert_eq!(entries.len(), 2, "in-flight entry plus one coalesced entry");
-        let Payload::Alertmanager { alerts } = &entries[1].payload else { panic!("not an alertmanager entry") };
-        let ends: BTreeMap<String, i64> =
-            alerts.iter().map(|a| (a.labels["alertname"].clone(), a.ends_at_ms)).collect();
-        assert_eq!(ends, [("a".to_string(), 30), ("b".to_string(), 20)].into_iter().collect());
+        let Payload::Alertmanager { alerts } = &entries[1].payload else {
+            panic!("not an alertmanager entry")
+        };
+        let ends: BTreeMap<String, i64> = alerts
+            .iter()
+            .map(|a| (a.labels["alertname"].clone(), a.ends_at_ms))
+            .collect();
+        assert_eq!(
+            ends,
+            [("a".to_string(), 30), ("b".to_string(), 20)]
+                .into_iter()
+                .collect()
+        );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 }

@@ -53,13 +53,23 @@ impl TestReceiver {
             default_status: Arc::new(Mutex::new(default_status)),
         };
         let down = Arc::new(AtomicBool::new(false));
-        let listener = SwitchableListener { inner: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), down: down.clone() };
+        let listener = SwitchableListener {
+            inner: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            down: down.clone(),
+        };
         let addr = listener.inner.local_addr().unwrap();
-        let app = axum::Router::new().fallback(record).with_state(state.clone());
+        let app = axum::Router::new()
+            .fallback(record)
+            .with_state(state.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        TestReceiver { addr, state, down, server }
+        TestReceiver {
+            addr,
+            state,
+            down,
+            server,
+        }
     }
 
     /// A receiver that is down: it closes every connection without answering, until `set_down(false)`.
@@ -83,7 +93,10 @@ impl TestReceiver {
 
     /// Requests answered with 2xx.
     fn accepted(&self) -> Vec<Received> {
-        self.requests().into_iter().filter(|r| (200..300).contains(&r.status)).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| (200..300).contains(&r.status))
+            .collect()
     }
 }
 
@@ -119,9 +132,23 @@ impl Drop for TestReceiver {
     }
 }
 
-async fn record(State(state): State<ReceiverState>, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let status = state.script.lock().pop_front().unwrap_or(*state.default_status.lock());
-    state.requests.lock().push(Received { path: uri.path().to_string(), headers, body, status });
+async fn record(
+    State(state): State<ReceiverState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let status = state
+        .script
+        .lock()
+        .pop_front()
+        .unwrap_or(*state.default_status.lock());
+    state.requests.lock().push(Received {
+        path: uri.path().to_string(),
+        headers,
+        body,
+        status,
+    });
     StatusCode::from_u16(status).unwrap()
 }
 
@@ -136,7 +163,13 @@ async fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> b
     condition()
 }
 
-fn webhook(name: &str, url: &str, wait_ms: u64, interval_ms: u64, repeat_ms: u64) -> ReceiverConfig {
+fn webhook(
+    name: &str,
+    url: &str,
+    wait_ms: u64,
+    interval_ms: u64,
+    repeat_ms: u64,
+) -> ReceiverConfig {
     let mut config = ReceiverConfig::new(name, ReceiverKind::Webhook, url);
     config.group_wait = Duration::from_millis(wait_ms);
     config.group_interval = Duration::from_millis(interval_ms);
@@ -146,24 +179,37 @@ fn webhook(name: &str, url: &str, wait_ms: u64, interval_ms: u64, repeat_ms: u64
 }
 
 fn options() -> NotifierOptions {
-    NotifierOptions { initial_backoff: Duration::from_millis(50), max_backoff: Duration::from_millis(200), ..Default::default() }
+    NotifierOptions {
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+        ..Default::default()
+    }
 }
 
 fn start(dir: &Path, receivers: Vec<ReceiverConfig>) -> Arc<Notifier> {
-    let config = NotifyConfig { receivers, external_url: "http://lumen:4318".into() };
+    let config = NotifyConfig {
+        receivers,
+        external_url: "http://lumen:4318".into(),
+    };
     Notifier::start_with_options(dir, config, options()).unwrap()
 }
 
 /// A firing alert (expiring in an hour) with `alertname` and extra labels, starting now.
 fn firing(name: &str, labels: &[(&str, &str)]) -> Alert {
     let mut alert = Alert {
-        labels: [("alertname".to_string(), name.to_string())].into_iter().collect(),
-        annotations: [("summary".to_string(), format!("{name} is bad"))].into_iter().collect(),
+        labels: [("alertname".to_string(), name.to_string())]
+            .into_iter()
+            .collect(),
+        annotations: [("summary".to_string(), format!("{name} is bad"))]
+            .into_iter()
+            .collect(),
         starts_at_ms: now_ms(),
         ends_at_ms: now_ms() + 3_600_000,
         generator_url: "http://lumen:4318/api/v1/rules".into(),
     };
-    alert.labels.extend(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    alert
+        .labels
+        .extend(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     alert
 }
 
@@ -179,7 +225,11 @@ fn recorded(notifier: &Notifier, n: u64) -> bool {
 }
 
 fn status(notifier: &Notifier, name: &str) -> ReceiverStatus {
-    notifier.receivers().into_iter().find(|s| s.name == name).unwrap()
+    notifier
+        .receivers()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap()
 }
 
 #[tokio::test]
@@ -188,7 +238,9 @@ async fn webhook_body_headers_and_hmac_signature() {
     let receiver = TestReceiver::start(&[], 200).await;
     let mut config = webhook("team", &receiver.url("/hook"), 100, 300, 60_000);
     config.hmac_secret = Some("s3cret".into());
-    config.headers.insert("Authorization".into(), "Bearer token".into());
+    config
+        .headers
+        .insert("Authorization".into(), "Bearer token".into());
     config.group_by = vec!["alertname".into()];
     let notifier = start(dir.path(), vec![config]);
     let alert = firing("HighLatency", &[("job", "api")]);
@@ -200,7 +252,10 @@ async fn webhook_body_headers_and_hmac_signature() {
     assert_eq!(request.headers["content-type"], "application/json");
     assert_eq!(request.headers["authorization"], "Bearer token");
     let expected = delivery::signature("s3cret", &request.body).unwrap();
-    assert_eq!(request.headers[SIGNATURE_HEADER].to_str().unwrap(), expected);
+    assert_eq!(
+        request.headers[SIGNATURE_HEADER].to_str().unwrap(),
+        expected
+    );
     assert!(expected.starts_with("sha256=") && expected.len() == "sha256=".len() + 64);
 
     let body = request.json();
@@ -209,13 +264,25 @@ async fn webhook_body_headers_and_hmac_signature() {
     assert_eq!(body["truncatedAlerts"], 0);
     assert_eq!(body["status"], "firing");
     assert_eq!(body["receiver"], "team");
-    assert_eq!(body["groupLabels"], serde_json::json!({"alertname": "HighLatency"}));
-    assert_eq!(body["commonLabels"], serde_json::json!({"alertname": "HighLatency", "job": "api"}));
-    assert_eq!(body["commonAnnotations"], serde_json::json!({"summary": "HighLatency is bad"}));
+    assert_eq!(
+        body["groupLabels"],
+        serde_json::json!({"alertname": "HighLatency"})
+    );
+    assert_eq!(
+        body["commonLabels"],
+        serde_json::json!({"alertname": "HighLatency", "job": "api"})
+    );
+    assert_eq!(
+        body["commonAnnotations"],
+        serde_json::json!({"summary": "HighLatency is bad"})
+    );
     assert_eq!(body["externalURL"], "http://lumen:4318");
     let sent = &body["alerts"][0];
     assert_eq!(sent["status"], "firing");
-    assert_eq!(sent["startsAt"], crate::alert::rfc3339_ms(alert.starts_at_ms));
+    assert_eq!(
+        sent["startsAt"],
+        crate::alert::rfc3339_ms(alert.starts_at_ms)
+    );
     assert_eq!(sent["endsAt"], "0001-01-01T00:00:00Z");
     assert_eq!(sent["generatorURL"], "http://lumen:4318/api/v1/rules");
     assert_eq!(sent["fingerprint"], alert.fingerprint());
@@ -233,7 +300,10 @@ async fn groups_by_labels() {
     let mut config = webhook("team", &receiver.url("/"), 150, 1000, 60_000);
     config.group_by = vec!["alertname".into()];
     let notifier = start(dir.path(), vec![config]);
-    notifier.send(vec![firing("A", &[("instance", "1")]), firing("B", &[("instance", "1")])]);
+    notifier.send(vec![
+        firing("A", &[("instance", "1")]),
+        firing("B", &[("instance", "1")]),
+    ]);
     notifier.send(vec![firing("A", &[("instance", "2")])]);
 
     assert!(wait_until(Duration::from_secs(3), || receiver.accepted().len() == 2).await);
@@ -243,11 +313,20 @@ async fn groups_by_labels() {
         .iter()
         .map(|r| {
             let body = r.json();
-            (body["groupKey"].as_str().unwrap().to_string(), body["alerts"].as_array().unwrap().len())
+            (
+                body["groupKey"].as_str().unwrap().to_string(),
+                body["alerts"].as_array().unwrap().len(),
+            )
         })
         .collect();
     groups.sort();
-    assert_eq!(groups, vec![(r#"{}:{alertname="A"}"#.to_string(), 2), (r#"{}:{alertname="B"}"#.to_string(), 1)]);
+    assert_eq!(
+        groups,
+        vec![
+            (r#"{}:{alertname="A"}"#.to_string(), 2),
+            (r#"{}:{alertname="B"}"#.to_string(), 1)
+        ]
+    );
     notifier.shutdown().await;
 }
 
@@ -255,33 +334,70 @@ async fn groups_by_labels() {
 async fn group_wait_interval_and_repeat_timing() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = TestReceiver::start(&[], 200).await;
-    let notifier = start(dir.path(), vec![webhook("team", &receiver.url("/"), 250, 400, 1500)]);
+    let notifier = start(
+        dir.path(),
+        vec![webhook("team", &receiver.url("/"), 250, 400, 1500)],
+    );
     let started = Instant::now();
     let a = firing("A", &[]);
     notifier.send(vec![a.clone()]);
 
     assert!(wait_until(Duration::from_secs(2), || receiver.accepted().len() == 1).await);
     let first = started.elapsed();
-    assert!(first >= Duration::from_millis(240), "group_wait respected: {first:?}");
-    assert!(first < Duration::from_millis(900), "first notification after group_wait: {first:?}");
+    assert!(
+        first >= Duration::from_millis(240),
+        "group_wait respected: {first:?}"
+    );
+    assert!(
+        first < Duration::from_millis(900),
+        "first notification after group_wait: {first:?}"
+    );
 
     // A new alert in the group: next group_interval tick, not at once.
     let b = firing("B", &[]);
     notifier.send(vec![a.clone(), b.clone()]);
     tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(receiver.accepted().len(), 1, "changes wait for group_interval");
+    assert_eq!(
+        receiver.accepted().len(),
+        1,
+        "changes wait for group_interval"
+    );
     assert!(wait_until(Duration::from_secs(2), || receiver.accepted().len() == 2).await);
     let second = started.elapsed();
-    assert!(second - first >= Duration::from_millis(380), "group_interval respected: {:?}", second - first);
-    assert_eq!(receiver.accepted()[1].json()["alerts"].as_array().unwrap().len(), 2);
+    assert!(
+        second - first >= Duration::from_millis(380),
+        "group_interval respected: {:?}",
+        second - first
+    );
+    assert_eq!(
+        receiver.accepted()[1].json()["alerts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     // Unchanged: nothing until repeat_interval, then the same group again.
     tokio::time::sleep(Duration::from_millis(900)).await;
-    assert_eq!(receiver.accepted().len(), 2, "no notification before repeat_interval");
+    assert_eq!(
+        receiver.accepted().len(),
+        2,
+        "no notification before repeat_interval"
+    );
     assert!(wait_until(Duration::from_secs(2), || receiver.accepted().len() == 3).await);
     let third = started.elapsed();
-    assert!(third - second >= Duration::from_millis(1450), "repeat_interval respected: {:?}", third - second);
-    assert_eq!(receiver.accepted()[2].json()["alerts"].as_array().unwrap().len(), 2);
+    assert!(
+        third - second >= Duration::from_millis(1450),
+        "repeat_interval respected: {:?}",
+        third - second
+    );
+    assert_eq!(
+        receiver.accepted()[2].json()["alerts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     notifier.shutdown().await;
 }
 
@@ -302,13 +418,20 @@ async fn resolved_notifications_and_send_resolved_false() {
     assert!(wait_until(Duration::from_secs(2), || receiver.accepted().len() == 3).await);
     tokio::time::sleep(Duration::from_millis(600)).await;
     let requests = receiver.accepted();
-    assert_eq!(requests.len(), 3, "one resolved notification, to the receiver that wants it");
+    assert_eq!(
+        requests.len(),
+        3,
+        "one resolved notification, to the receiver that wants it"
+    );
     let last = &requests[2];
     assert_eq!(last.path, "/with");
     let body = last.json();
     assert_eq!(body["status"], "resolved");
     assert_eq!(body["alerts"][0]["status"], "resolved");
-    assert_eq!(body["alerts"][0]["endsAt"], crate::alert::rfc3339_ms(ended.ends_at_ms));
+    assert_eq!(
+        body["alerts"][0]["endsAt"],
+        crate::alert::rfc3339_ms(ended.ends_at_ms)
+    );
     notifier.shutdown().await;
 }
 
@@ -316,16 +439,26 @@ async fn resolved_notifications_and_send_resolved_false() {
 async fn receiver_503_then_200_delivers_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = TestReceiver::start(&[503, 503, 503], 200).await;
-    let notifier = start(dir.path(), vec![webhook("team", &receiver.url("/"), 50, 100, 60_000)]);
+    let notifier = start(
+        dir.path(),
+        vec![webhook("team", &receiver.url("/"), 50, 100, 60_000)],
+    );
     notifier.send(vec![firing("A", &[])]);
 
     assert!(wait_until(Duration::from_secs(3), || receiver.accepted().len() == 1).await);
     // Long enough for several group_interval ticks and retries, were any due.
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(receiver.accepted().len(), 1);
-    assert_eq!(receiver.requests().len(), 4, "three refused attempts, one delivery");
+    assert_eq!(
+        receiver.requests().len(),
+        4,
+        "three refused attempts, one delivery"
+    );
     let bodies: Vec<Bytes> = receiver.requests().iter().map(|r| r.body.clone()).collect();
-    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "retries resend the same notification");
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "retries resend the same notification"
+    );
     let status = status(&notifier, "team");
     assert_eq!((status.delivered, status.failed, status.queued), (1, 0, 0));
     assert!(status.last_error.unwrap().contains("503"));
@@ -336,11 +469,18 @@ async fn receiver_503_then_200_delivers_exactly_once() {
 async fn receiver_400_is_dropped_and_not_retried() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = TestReceiver::start(&[], 400).await;
-    let notifier = start(dir.path(), vec![webhook("team", &receiver.url("/"), 50, 100, 60_000)]);
+    let notifier = start(
+        dir.path(),
+        vec![webhook("team", &receiver.url("/"), 50, 100, 60_000)],
+    );
     let alert = firing("A", &[]);
     notifier.send(vec![alert.clone()]);
 
-    assert!(wait_until(Duration::from_secs(2), || status(&notifier, "team").failed == 1).await);
+    assert!(
+        wait_until(Duration::from_secs(2), || status(&notifier, "team").failed
+            == 1)
+        .await
+    );
     // The evaluator keeps re-sending the firing alert; still no new attempt for the same content.
     for _ in 0..5 {
         notifier.send(vec![alert.clone()]);
@@ -370,7 +510,9 @@ async fn outage_across_restart_delivers_once() {
     assert!(
         wait_until(Duration::from_secs(3), || {
             let statuses = notifier.receivers();
-            statuses.iter().all(|s| s.queued == 1 && s.last_error.is_some())
+            statuses
+                .iter()
+                .all(|s| s.queued == 1 && s.last_error.is_some())
         })
         .await,
         "{:?}",
@@ -382,7 +524,9 @@ async fn outage_across_restart_delivers_once() {
     assert_eq!(status(&notifier, "team").queued, 1);
     notifier.crash().await;
     drop(notifier);
-    let outbox = std::fs::read_dir(dir.path().join("receivers/team/outbox")).unwrap().count();
+    let outbox = std::fs::read_dir(dir.path().join("receivers/team/outbox"))
+        .unwrap()
+        .count();
     assert_eq!(outbox, 1, "the undelivered notification is on disk");
 
     receiver.set_down(false);
@@ -390,10 +534,25 @@ async fn outage_across_restart_delivers_once() {
     notifier.send(vec![alert.clone()]);
     assert!(wait_until(Duration::from_secs(3), || receiver.accepted().len() >= 2).await);
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let webhooks: Vec<_> = receiver.accepted().into_iter().filter(|r| r.path == "/hook").collect();
-    assert_eq!(webhooks.len(), 1, "the webhook notification is delivered exactly once");
-    assert_eq!(webhooks[0].json()["alerts"][0]["fingerprint"], alert.fingerprint());
-    let pushes: Vec<_> = receiver.accepted().into_iter().filter(|r| r.path == "/api/v2/alerts").collect();
+    let webhooks: Vec<_> = receiver
+        .accepted()
+        .into_iter()
+        .filter(|r| r.path == "/hook")
+        .collect();
+    assert_eq!(
+        webhooks.len(),
+        1,
+        "the webhook notification is delivered exactly once"
+    );
+    assert_eq!(
+        webhooks[0].json()["alerts"][0]["fingerprint"],
+        alert.fingerprint()
+    );
+    let pushes: Vec<_> = receiver
+        .accepted()
+        .into_iter()
+        .filter(|r| r.path == "/api/v2/alerts")
+        .collect();
     assert!(!pushes.is_empty());
     assert!(notifier.receivers().iter().all(|s| s.queued == 0));
     notifier.shutdown().await;
@@ -428,7 +587,13 @@ async fn restart_with_same_alerts_sends_nothing_before_repeat_interval() {
     // Grouping still works after the restart: a new firing alert in the group is notified.
     notifier.send(vec![a.clone(), firing("A", &[("instance", "2")])]);
     assert!(wait_until(Duration::from_secs(2), || receiver.accepted().len() == 2).await);
-    assert_eq!(receiver.accepted()[1].json()["alerts"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        receiver.accepted()[1].json()["alerts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     notifier.shutdown().await;
 }
 
@@ -471,7 +636,10 @@ async fn alertmanager_push_body_and_matchers() {
     let body = request.json();
     let alerts = body.as_array().unwrap();
     assert_eq!(alerts.len(), 2, "the info alert does not match");
-    let down = alerts.iter().find(|a| a["labels"]["alertname"] == "Down").unwrap();
+    let down = alerts
+        .iter()
+        .find(|a| a["labels"]["alertname"] == "Down")
+        .unwrap();
     assert_eq!(
         *down,
         serde_json::json!({
@@ -482,7 +650,10 @@ async fn alertmanager_push_body_and_matchers() {
             "generatorURL": "http://lumen:4318/api/v1/rules"
         })
     );
-    let gone = alerts.iter().find(|a| a["labels"]["alertname"] == "Gone").unwrap();
+    let gone = alerts
+        .iter()
+        .find(|a| a["labels"]["alertname"] == "Gone")
+        .unwrap();
     assert_eq!(gone["endsAt"], crate::alert::rfc3339_ms(ended.ends_at_ms));
     notifier.shutdown().await;
 }
@@ -495,7 +666,10 @@ async fn alerts_fan_out_to_matching_webhooks() {
     let mut paging = webhook("paging", &receiver.url("/page"), 50, 200, 60_000);
     paging.matchers = vec![Matcher::new("severity", MatchOp::Equal, "page").unwrap()];
     let notifier = start(dir.path(), vec![everything, paging]);
-    notifier.send(vec![firing("Down", &[("severity", "page")]), firing("Slow", &[("severity", "info")])]);
+    notifier.send(vec![
+        firing("Down", &[("severity", "page")]),
+        firing("Slow", &[("severity", "info")]),
+    ]);
 
     assert!(wait_until(Duration::from_secs(2), || receiver.accepted().len() == 2).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -515,16 +689,31 @@ async fn outbox_is_bounded_oldest_dropped() {
     let receiver = TestReceiver::start_down().await;
     let mut config = webhook("team", &receiver.url("/"), 10, 100, 60_000);
     config.group_by = vec!["alertname".into()];
-    let config = NotifyConfig { receivers: vec![config], external_url: String::new() };
-    let options = NotifierOptions { outbox_capacity: 3, initial_backoff: Duration::from_secs(10), ..options() };
+    let config = NotifyConfig {
+        receivers: vec![config],
+        external_url: String::new(),
+    };
+    let options = NotifierOptions {
+        outbox_capacity: 3,
+        initial_backoff: Duration::from_secs(10),
+        ..options()
+    };
     let notifier = Notifier::start_with_options(dir.path(), config, options).unwrap();
     let alerts: Vec<Alert> = (0..5).map(|i| firing(&format!("A{i}"), &[])).collect();
     notifier.send(alerts);
 
-    assert!(wait_until(Duration::from_secs(2), || status(&notifier, "team").dropped == 2).await, "{:?}", notifier.receivers());
+    assert!(
+        wait_until(Duration::from_secs(2), || status(&notifier, "team").dropped
+            == 2)
+        .await,
+        "{:?}",
+        notifier.receivers()
+    );
     let status = status(&notifier, "team");
     assert_eq!(status.queued, 3);
-    let files = std::fs::read_dir(dir.path().join("receivers/team/outbox")).unwrap().count();
+    let files = std::fs::read_dir(dir.path().join("receivers/team/outbox"))
+        .unwrap()
+        .count();
     assert_eq!(files, 3);
     assert!(receiver.accepted().is_empty());
     notifier.shutdown().await;
@@ -536,13 +725,23 @@ fn start_needs_a_runtime_and_a_valid_config() {
     let err = Notifier::start(dir.path(), NotifyConfig::default()).unwrap_err();
     assert!(matches!(err, NotifyError::NoRuntime));
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let bad = NotifyConfig {
-            receivers: vec![ReceiverConfig::new("x", ReceiverKind::Webhook, "ftp://host/")],
+            receivers: vec![ReceiverConfig::new(
+                "x",
+                ReceiverKind::Webhook,
+                "ftp://host/",
+            )],
             external_url: String::new(),
         };
         let err = Notifier::start(dir.path(), bad).unwrap_err().to_string();
-        assert!(err.contains(r#"receiver "x""#) && err.contains("ftp"), "{err}");
+        assert!(
+            err.contains(r#"receiver "x""#) && err.contains("ftp"),
+            "{err}"
+        );
     });
 }

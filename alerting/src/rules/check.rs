@@ -569,7 +569,10 @@ fn sql_syntax_problem(sql: &str) -> Option<String> {
     let text = sql.replace(crate::group::EVAL_TIME_TOKEN, "now()");
     match datafusion::sql::parser::DFParser::parse_sql(&text) {
         Ok(statements) if statements.len() == 1 => None,
-        Ok(statements) => Some(format!("must be exactly one statement, found {}", statements.len())),
+        Ok(statements) => Some(format!(
+            "must be exactly one statement, found {}",
+            statements.len()
+        )),
         Err(err) => Some(format!("invalid SQL: {err}")),
     }
 }

@@ -130,11 +130,20 @@ struct Args {
 
 impl Args {
     fn fleet_rate(&self, signal: Signal) -> f64 {
-        self.fleet_rate.unwrap_or(if signal == Signal::Metrics { 10.0 } else { 100.0 })
+        self.fleet_rate.unwrap_or(if signal == Signal::Metrics {
+            10.0
+        } else {
+            100.0
+        })
     }
 
     fn metric_interval(&self, signal: Signal) -> Duration {
-        self.metric_interval.unwrap_or(Duration::from_secs(if signal == Signal::Metrics { 1 } else { 10 }))
+        self.metric_interval
+            .unwrap_or(Duration::from_secs(if signal == Signal::Metrics {
+                1
+            } else {
+                10
+            }))
     }
 
     fn signals(&self) -> Vec<Signal> {
@@ -155,7 +164,10 @@ impl Args {
 
     /// Items the pool for `signal` should hold.
     fn pool_items(&self, signal: Signal) -> u64 {
-        let secs = self.duration.unwrap_or(Duration::from_secs(30)).as_secs_f64();
+        let secs = self
+            .duration
+            .unwrap_or(Duration::from_secs(30))
+            .as_secs_f64();
         let by_time = if self.rate > 0.0 {
             (self.rate * secs * 1.02).ceil() as u64
         } else {
@@ -177,7 +189,9 @@ impl Args {
 }
 
 fn now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// The `partial_success` of any `Export*ServiceResponse` (all three share this shape).
@@ -236,7 +250,9 @@ impl Decoder for ResponseDecoder {
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<ExportResponse>, tonic::Status> {
         let bytes = src.copy_to_bytes(src.remaining());
-        prost::Message::decode(bytes).map(Some).map_err(|e| tonic::Status::internal(format!("undecodable response: {e}")))
+        prost::Message::decode(bytes)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(format!("undecodable response: {e}")))
     }
 }
 
@@ -244,7 +260,13 @@ impl Decoder for ResponseDecoder {
 #[derive(Clone)]
 enum Conn {
     Grpc(tonic::client::Grpc<Channel>),
-    Http { client: reqwest::Client, url: String, content_type: &'static str, json: bool, gzip: bool },
+    Http {
+        client: reqwest::Client,
+        url: String,
+        content_type: &'static str,
+        json: bool,
+        gzip: bool,
+    },
 }
 
 /// What one attempt came to.
@@ -269,7 +291,9 @@ impl Conn {
                     .connect()
                     .await
                     .with_context(|| format!("cannot connect to {base} over gRPC"))?;
-                let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(64 << 20).max_encoding_message_size(usize::MAX);
+                let mut grpc = tonic::client::Grpc::new(channel)
+                    .max_decoding_message_size(64 << 20)
+                    .max_encoding_message_size(usize::MAX);
                 if args.gzip {
                     grpc = grpc.send_compressed(CompressionEncoding::Gzip);
                 }
@@ -286,7 +310,11 @@ impl Conn {
                 Ok(Conn::Http {
                     client,
                     url: format!("{base}{}", signal.http_path()),
-                    content_type: if json { "application/json" } else { "application/x-protobuf" },
+                    content_type: if json {
+                        "application/json"
+                    } else {
+                        "application/x-protobuf"
+                    },
                     json,
                     gzip: args.gzip,
                 })
@@ -301,12 +329,23 @@ impl Conn {
                     return Attempt::Failed(format!("gRPC connection not ready: {e}"));
                 }
                 let path = http::uri::PathAndQuery::from_static(signal.grpc_path());
-                match grpc.unary(tonic::Request::new(body.clone()), path, RawCodec).await {
+                match grpc
+                    .unary(tonic::Request::new(body.clone()), path, RawCodec)
+                    .await
+                {
                     Ok(response) => {
-                        let rejected = response.into_inner().partial_success.map_or(0, |p| p.rejected.max(0) as u64);
+                        let rejected = response
+                            .into_inner()
+                            .partial_success
+                            .map_or(0, |p| p.rejected.max(0) as u64);
                         Attempt::Ok { rejected }
                     }
-                    Err(status) if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::ResourceExhausted) => {
+                    Err(status)
+                        if matches!(
+                            status.code(),
+                            tonic::Code::Unavailable | tonic::Code::ResourceExhausted
+                        ) =>
+                    {
                         let hinted = status
                             .metadata()
                             .get("retry-after")
@@ -315,11 +354,22 @@ impl Conn {
                             .map(Duration::from_secs_f64);
                         Attempt::Retry(hinted.unwrap_or(backoff))
                     }
-                    Err(status) => Attempt::Failed(format!("gRPC {:?}: {}", status.code(), status.message())),
+                    Err(status) => {
+                        Attempt::Failed(format!("gRPC {:?}: {}", status.code(), status.message()))
+                    }
                 }
             }
-            Conn::Http { client, url, content_type, json, gzip } => {
-                let mut request = client.post(url.as_str()).header(http::header::CONTENT_TYPE, *content_type).body(body.clone());
+            Conn::Http {
+                client,
+                url,
+                content_type,
+                json,
+                gzip,
+            } => {
+                let mut request = client
+                    .post(url.as_str())
+                    .header(http::header::CONTENT_TYPE, *content_type)
+                    .body(body.clone());
                 if *gzip {
                     request = request.header(http::header::CONTENT_ENCODING, "gzip");
                 }
@@ -328,7 +378,9 @@ impl Conn {
                     Err(e) => return Attempt::Failed(format!("HTTP request failed: {e}")),
                 };
                 let status = response.status();
-                if status == http::StatusCode::SERVICE_UNAVAILABLE || status == http::StatusCode::TOO_MANY_REQUESTS {
+                if status == http::StatusCode::SERVICE_UNAVAILABLE
+                    || status == http::StatusCode::TOO_MANY_REQUESTS
+                {
                     let after = response
                         .headers()
                         .get(http::header::RETRY_AFTER)
@@ -339,12 +391,24 @@ impl Conn {
                 }
                 let bytes = match response.bytes().await {
                     Ok(b) => b,
-                    Err(e) => return Attempt::Failed(format!("reading the HTTP response failed: {e}")),
+                    Err(e) => {
+                        return Attempt::Failed(format!("reading the HTTP response failed: {e}"));
+                    }
                 };
                 if !status.is_success() {
-                    return Attempt::Failed(format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)])));
+                    return Attempt::Failed(format!(
+                        "HTTP {status}: {}",
+                        String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+                    ));
                 }
-                let rejected = if *json { json_rejected(&bytes) } else { <ExportResponse as prost::Message>::decode(bytes).ok().and_then(|r| r.partial_success).map_or(0, |p| p.rejected.max(0) as u64) };
+                let rejected = if *json {
+                    json_rejected(&bytes)
+                } else {
+                    <ExportResponse as prost::Message>::decode(bytes)
+                        .ok()
+                        .and_then(|r| r.partial_success)
+                        .map_or(0, |p| p.rejected.max(0) as u64)
+                };
                 Attempt::Ok { rejected }
             }
         }
@@ -353,12 +417,19 @@ impl Conn {
 
 /// `partialSuccess.rejected*` of a JSON export response (a number or a string, per OTLP/JSON).
 fn json_rejected(body: &[u8]) -> u64 {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else { return 0 };
-    let Some(partial) = value.get("partialSuccess").and_then(|p| p.as_object()) else { return 0 };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return 0;
+    };
+    let Some(partial) = value.get("partialSuccess").and_then(|p| p.as_object()) else {
+        return 0;
+    };
     partial
         .iter()
         .filter(|(k, _)| k.starts_with("rejected"))
-        .filter_map(|(_, v)| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+        .filter_map(|(_, v)| {
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
         .sum()
 }
 
@@ -410,7 +481,16 @@ struct Phase {
 }
 
 async fn worker(mut conn: Conn, phase: Arc<Phase>) {
-    let Phase { pool, shared, schedule, first, start, deadline, item_limit, backoff } = &*phase;
+    let Phase {
+        pool,
+        shared,
+        schedule,
+        first,
+        start,
+        deadline,
+        item_limit,
+        backoff,
+    } = &*phase;
     let (start, deadline, item_limit, backoff) = (*start, *deadline, *item_limit, *backoff);
     let items_before_first = schedule.prefix_items(*first);
     let n = pool.requests.len() as u64;
@@ -441,10 +521,16 @@ async fn worker(mut conn: Conn, phase: Arc<Phase>) {
                 Attempt::Ok { rejected } => {
                     let micros = sent.elapsed().as_micros().clamp(1, 600_000_000) as u64;
                     let items = u64::from(request.items);
-                    shared.accepted_items.fetch_add(items.saturating_sub(rejected), Ordering::Relaxed);
-                    shared.rejected_items.fetch_add(rejected.min(items), Ordering::Relaxed);
+                    shared
+                        .accepted_items
+                        .fetch_add(items.saturating_sub(rejected), Ordering::Relaxed);
+                    shared
+                        .rejected_items
+                        .fetch_add(rejected.min(items), Ordering::Relaxed);
                     shared.requests.fetch_add(1, Ordering::Relaxed);
-                    shared.bytes.fetch_add(request.body.len() as u64, Ordering::Relaxed);
+                    shared
+                        .bytes
+                        .fetch_add(request.body.len() as u64, Ordering::Relaxed);
                     if let Ok(mut h) = shared.total.lock() {
                         let _ = h.record(micros);
                     }
@@ -455,7 +541,9 @@ async fn worker(mut conn: Conn, phase: Arc<Phase>) {
                 }
                 Attempt::Retry(after) => {
                     shared.retries.fetch_add(1, Ordering::Relaxed);
-                    if deadline.is_some_and(|d| Instant::now() + after >= d) || shared.stop.load(Ordering::Relaxed) {
+                    if deadline.is_some_and(|d| Instant::now() + after >= d)
+                        || shared.stop.load(Ordering::Relaxed)
+                    {
                         break;
                     }
                     tokio::time::sleep(after).await;
@@ -599,8 +687,12 @@ struct Summary {
 
 fn summarize(signal: Signal, runs: &[&SignalReport]) -> Summary {
     use lumen_benches::stats::{median, min_max};
-    let med = |f: &dyn Fn(&SignalReport) -> f64| median(&runs.iter().map(|r| f(r)).collect::<Vec<_>>()).unwrap_or(0.0);
-    let med_opt = |f: &dyn Fn(&SignalReport) -> Option<f64>| median(&runs.iter().filter_map(|r| f(r)).collect::<Vec<_>>());
+    let med = |f: &dyn Fn(&SignalReport) -> f64| {
+        median(&runs.iter().map(|r| f(r)).collect::<Vec<_>>()).unwrap_or(0.0)
+    };
+    let med_opt = |f: &dyn Fn(&SignalReport) -> Option<f64>| {
+        median(&runs.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
+    };
     let rates: Vec<f64> = runs.iter().map(|r| r.items_per_sec).collect();
     let (lo, hi) = min_max(&rates).unwrap_or((0.0, 0.0));
     Summary {
@@ -619,7 +711,10 @@ fn summarize(signal: Signal, runs: &[&SignalReport]) -> Summary {
         failures: runs.iter().map(|r| r.failures).sum(),
         lumen_cpu_cores_median: med_opt(&|r| r.lumen.cpu_cores),
         loadgen_cpu_cores_median: med_opt(&|r| r.loadgen_cpu_cores),
-        lumen_rss_peak_sampled_mib: runs.iter().filter_map(|r| r.lumen.rss_peak_sampled_mib).reduce(f64::max),
+        lumen_rss_peak_sampled_mib: runs
+            .iter()
+            .filter_map(|r| r.lumen.rss_peak_sampled_mib)
+            .reduce(f64::max),
         wal_fsync_mean_ms_median: med_opt(&|r| r.lumen.wal_fsync_mean_ms),
         wal_kib_per_fsync_median: med_opt(&|r| r.lumen.wal_bytes_per_fsync.map(|b| b / 1024.0)),
     }
@@ -642,19 +737,30 @@ async fn scrape(client: &reqwest::Client, base: &str) -> Option<Scrape> {
     if base.is_empty() {
         return None;
     }
-    let text = client.get(format!("{}/metrics", base.trim_end_matches('/'))).send().await.ok()?.text().await.ok()?;
+    let text = client
+        .get(format!("{}/metrics", base.trim_end_matches('/')))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
     Some(Scrape::parse(&text))
 }
 
 fn lumen_figures(before: &Option<Scrape>, after: &Option<Scrape>) -> LumenFigures {
-    let (Some(b), Some(a)) = (before, after) else { return LumenFigures::default() };
+    let (Some(b), Some(a)) = (before, after) else {
+        return LumenFigures::default();
+    };
     let fsyncs = a.delta(b, "lumen_wal_fsync_seconds_count");
     let fsync_secs = a.delta(b, "lumen_wal_fsync_seconds_sum");
     let per = |x: f64| if fsyncs > 0.0 { Some(x / fsyncs) } else { None };
     LumenFigures {
         wal_fsyncs: Some(fsyncs),
         wal_fsync_mean_ms: per(fsync_secs * 1000.0),
-        wal_fsync_p99_bucket_ms: a.quantile_bound(b, "lumen_wal_fsync_seconds", 0.99).map(|s| s * 1000.0),
+        wal_fsync_p99_bucket_ms: a
+            .quantile_bound(b, "lumen_wal_fsync_seconds", 0.99)
+            .map(|s| s * 1000.0),
         wal_bytes_per_fsync: per(a.delta(b, "lumen_wal_bytes_total")),
         wal_records_per_fsync: per(a.delta(b, "lumen_wal_records_total")),
         flushes: Some(a.delta(b, "lumen_flush_duration_seconds_count")),
@@ -666,7 +772,11 @@ fn lumen_figures(before: &Option<Scrape>, after: &Option<Scrape>) -> LumenFigure
     }
 }
 
-async fn run_signal(args: &Args, signal: Signal, scraper: &reqwest::Client) -> anyhow::Result<Vec<SignalReport>> {
+async fn run_signal(
+    args: &Args,
+    signal: Signal,
+    scraper: &reqwest::Client,
+) -> anyhow::Result<Vec<SignalReport>> {
     let spec = PoolSpec {
         signal,
         seed: args.seed,
@@ -681,8 +791,16 @@ async fn run_signal(args: &Args, signal: Signal, scraper: &reqwest::Client) -> a
         end_time_ns: now_ns(),
         measure_json: signal == Signal::Logs || args.report_json_size,
     };
-    eprintln!("lumen-loadgen: {}: building the request pool", signal.name());
-    let pool = tokio::task::spawn_blocking(move || Pool::build(&spec, &mut |line| eprintln!("lumen-loadgen: {}: {line}", spec.signal.name()))).await??;
+    eprintln!(
+        "lumen-loadgen: {}: building the request pool",
+        signal.name()
+    );
+    let pool = tokio::task::spawn_blocking(move || {
+        Pool::build(&spec, &mut |line| {
+            eprintln!("lumen-loadgen: {}: {line}", spec.signal.name())
+        })
+    })
+    .await??;
     let pool_report = PoolReport {
         requests: pool.requests.len(),
         items: pool.items,
@@ -694,7 +812,11 @@ async fn run_signal(args: &Args, signal: Signal, scraper: &reqwest::Client) -> a
         encode_secs: pool.encode_secs,
         sizes: pool.sizes,
     };
-    anyhow::ensure!(!pool.requests.is_empty(), "the pool for {} is empty", signal.name());
+    anyhow::ensure!(
+        !pool.requests.is_empty(),
+        "the pool for {} is empty",
+        signal.name()
+    );
     let pool = Arc::new(pool);
 
     let mut conns = Vec::with_capacity(args.connections);
@@ -707,11 +829,25 @@ async fn run_signal(args: &Args, signal: Signal, scraper: &reqwest::Client) -> a
         prefix.push(acc);
         acc += u64::from(r.items);
     }
-    let schedule = Arc::new(Schedule { prefix, total: acc, rate: args.rate });
+    let schedule = Arc::new(Schedule {
+        prefix,
+        total: acc,
+        rate: args.rate,
+    });
     let mut reports = Vec::new();
     let mut first = 0u64;
     for run in 0..args.repeat.max(1) {
-        let (report, next) = run_phase(args, signal, &pool, &conns, schedule.clone(), first, scraper, &pool_report).await?;
+        let (report, next) = run_phase(
+            args,
+            signal,
+            &pool,
+            &conns,
+            schedule.clone(),
+            first,
+            scraper,
+            &pool_report,
+        )
+        .await?;
         eprintln!(
             "lumen-loadgen: {} run {}: {:.0} {}/s accepted, ack p50 {:.1} ms p99 {:.1} ms",
             signal.name(),
@@ -722,7 +858,10 @@ async fn run_signal(args: &Args, signal: Signal, scraper: &reqwest::Client) -> a
             report.latency.p99_ms
         );
         first = next;
-        reports.push(SignalReport { run: run + 1, ..report });
+        reports.push(SignalReport {
+            run: run + 1,
+            ..report
+        });
     }
     Ok(reports)
 }
@@ -766,7 +905,16 @@ async fn run_phase(
     let start = Instant::now();
     let deadline = duration.map(|d| start + d);
     let mut handles = Vec::new();
-    let phase = Arc::new(Phase { pool: pool.clone(), shared: shared.clone(), schedule, first, start, deadline, item_limit, backoff: args.retry_backoff });
+    let phase = Arc::new(Phase {
+        pool: pool.clone(),
+        shared: shared.clone(),
+        schedule,
+        first,
+        start,
+        deadline,
+        item_limit,
+        backoff: args.retry_backoff,
+    });
     for conn in conns.iter().cloned() {
         handles.push(tokio::spawn(worker(conn, phase.clone())));
     }
@@ -774,7 +922,10 @@ async fn run_phase(
     tokio::pin!(all_done);
 
     // Progress once a second until every worker is done.
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(1), Duration::from_secs(1));
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_items = 0u64;
     let mut last_at = Instant::now();
@@ -823,7 +974,9 @@ async fn run_phase(
     let after = scrape(scraper, &args.lumen_http).await;
 
     let mut lumen = lumen_figures(&before, &after);
-    lumen.cpu_cores = lumen_cpu_before.zip(lumen_cpu_after).map(|(b, a)| (a - b) / elapsed);
+    lumen.cpu_cores = lumen_cpu_before
+        .zip(lumen_cpu_after)
+        .map(|(b, a)| (a - b) / elapsed);
     if let Some(m) = mem_end {
         rss_peak_kib = Some(rss_peak_kib.unwrap_or(0).max(m.vm_rss_kib));
         lumen.rss_end_mib = Some(mib(m.vm_rss_kib));
@@ -837,31 +990,36 @@ async fn run_phase(
     let next = first + requests + shared.failures.load(Ordering::Relaxed);
     let total = shared.total.lock().map(|h| latency(&h)).unwrap_or_default();
     let first_error = shared.first_error.lock().ok().and_then(|e| e.clone());
-    Ok((SignalReport {
-        signal,
-        item_name: signal.item_name(),
-        protocol: args.protocol,
-        gzip: args.gzip,
-        connections: args.connections,
-        batch_size: args.batch_size,
-        target_rate: args.rate,
-        elapsed_secs: elapsed,
-        accepted_items: accepted,
-        rejected_items: shared.rejected_items.load(Ordering::Relaxed),
-        requests,
-        retries: shared.retries.load(Ordering::Relaxed),
-        failures: shared.failures.load(Ordering::Relaxed),
-        first_error,
-        items_per_sec: accepted as f64 / elapsed,
-        requests_per_sec: requests as f64 / elapsed,
-        megabytes_per_sec: bytes as f64 / 1e6 / elapsed,
-        pool_wraps: next.saturating_sub(1) / pool.requests.len() as u64,
-        latency: total,
-        loadgen_cpu_cores: self_cpu_before.zip(self_cpu_after).map(|(b, a)| (a - b) / elapsed),
-        lumen,
-        pool: pool_report.clone(),
-        run: 0,
-    }, next))
+    Ok((
+        SignalReport {
+            signal,
+            item_name: signal.item_name(),
+            protocol: args.protocol,
+            gzip: args.gzip,
+            connections: args.connections,
+            batch_size: args.batch_size,
+            target_rate: args.rate,
+            elapsed_secs: elapsed,
+            accepted_items: accepted,
+            rejected_items: shared.rejected_items.load(Ordering::Relaxed),
+            requests,
+            retries: shared.retries.load(Ordering::Relaxed),
+            failures: shared.failures.load(Ordering::Relaxed),
+            first_error,
+            items_per_sec: accepted as f64 / elapsed,
+            requests_per_sec: requests as f64 / elapsed,
+            megabytes_per_sec: bytes as f64 / 1e6 / elapsed,
+            pool_wraps: next.saturating_sub(1) / pool.requests.len() as u64,
+            latency: total,
+            loadgen_cpu_cores: self_cpu_before
+                .zip(self_cpu_after)
+                .map(|(b, a)| (a - b) / elapsed),
+            lumen,
+            pool: pool_report.clone(),
+            run: 0,
+        },
+        next,
+    ))
 }
 
 async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
@@ -883,13 +1041,34 @@ fn print_text(report: &Report) {
             if s.gzip { "+gzip" } else { "" },
             s.connections,
             s.batch_size,
-            if s.target_rate > 0.0 { format!("target {:.0} items/s", s.target_rate) } else { "max rate".to_string() },
+            if s.target_rate > 0.0 {
+                format!("target {:.0} items/s", s.target_rate)
+            } else {
+                "max rate".to_string()
+            },
             s.elapsed_secs
         );
-        println!("  accepted       {:>12} {} ({:.0}/s), {} rejected by partial success", s.accepted_items, s.item_name, s.items_per_sec, s.rejected_items);
-        println!("  requests       {:>12} ({:.1}/s, {:.1} MB/s on the wire)", s.requests, s.requests_per_sec, s.megabytes_per_sec);
-        println!("  ack latency    p50 {:.2} ms · p90 {:.2} ms · p99 {:.2} ms · max {:.2} ms", s.latency.p50_ms, s.latency.p90_ms, s.latency.p99_ms, s.latency.max_ms);
-        println!("  retried        {} (503 / UNAVAILABLE), failed {}{}", s.retries, s.failures, s.first_error.as_ref().map(|e| format!(" — first: {e}")).unwrap_or_default());
+        println!(
+            "  accepted       {:>12} {} ({:.0}/s), {} rejected by partial success",
+            s.accepted_items, s.item_name, s.items_per_sec, s.rejected_items
+        );
+        println!(
+            "  requests       {:>12} ({:.1}/s, {:.1} MB/s on the wire)",
+            s.requests, s.requests_per_sec, s.megabytes_per_sec
+        );
+        println!(
+            "  ack latency    p50 {:.2} ms · p90 {:.2} ms · p99 {:.2} ms · max {:.2} ms",
+            s.latency.p50_ms, s.latency.p90_ms, s.latency.p99_ms, s.latency.max_ms
+        );
+        println!(
+            "  retried        {} (503 / UNAVAILABLE), failed {}{}",
+            s.retries,
+            s.failures,
+            s.first_error
+                .as_ref()
+                .map(|e| format!(" — first: {e}"))
+                .unwrap_or_default()
+        );
         println!(
             "  pool           {} requests, {} items, {:.0} MB, {} cycle(s) of {:.0} s simulated; {:.0} B/item protobuf{}{}",
             s.pool.requests,
@@ -898,11 +1077,23 @@ fn print_text(report: &Report) {
             s.pool.cycles,
             s.pool.cycle_seconds,
             s.pool.sizes.protobuf_bytes_per_item,
-            if s.pool.sizes.json_sample_items > 0 { format!(", {:.0} B/item OTLP/JSON ({:.0} with defaults)", s.pool.sizes.json_bytes_per_item, s.pool.sizes.json_full_bytes_per_item) } else { String::new() },
-            if s.pool_wraps > 0 { format!("; WRAPPED {} time(s): items were resent", s.pool_wraps) } else { String::new() }
+            if s.pool.sizes.json_sample_items > 0 {
+                format!(
+                    ", {:.0} B/item OTLP/JSON ({:.0} with defaults)",
+                    s.pool.sizes.json_bytes_per_item, s.pool.sizes.json_full_bytes_per_item
+                )
+            } else {
+                String::new()
+            },
+            if s.pool_wraps > 0 {
+                format!("; WRAPPED {} time(s): items were resent", s.pool_wraps)
+            } else {
+                String::new()
+            }
         );
         let l = &s.lumen;
-        let opt = |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
+        let opt =
+            |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
         println!(
             "  lumen          cpu {} cores · rss peak {} MiB, end {} MiB, hwm {} MiB · head {} MiB in {} rows at the end · loadgen cpu {} cores",
             opt(l.cpu_cores, 2),
@@ -926,7 +1117,20 @@ fn print_text(report: &Report) {
         );
     }
     println!();
-    println!("{:<8} {:>4} {:>14} {:>22} {:>9} {:>12} {:>12} {:>9} {:>8} {:>10} {:>9}", "signal", "runs", "items/s median", "min..max", "req/s", "ack p50 ms", "ack p99 ms", "retries", "failed", "lumen cpu", "rss peak");
+    println!(
+        "{:<8} {:>4} {:>14} {:>22} {:>9} {:>12} {:>12} {:>9} {:>8} {:>10} {:>9}",
+        "signal",
+        "runs",
+        "items/s median",
+        "min..max",
+        "req/s",
+        "ack p50 ms",
+        "ack p99 ms",
+        "retries",
+        "failed",
+        "lumen cpu",
+        "rss peak"
+    );
     for m in &report.summary {
         println!(
             "{:<8} {:>4} {:>14.0} {:>22} {:>9.1} {:>12.2} {:>12.2} {:>9} {:>8} {:>10} {:>9}",
@@ -939,8 +1143,10 @@ fn print_text(report: &Report) {
             m.ack_p99_ms_median,
             m.retries,
             m.failures,
-            m.lumen_cpu_cores_median.map_or("-".to_string(), |c| format!("{c:.2}")),
-            m.lumen_rss_peak_sampled_mib.map_or("-".to_string(), |r| format!("{r:.0} MiB")),
+            m.lumen_cpu_cores_median
+                .map_or("-".to_string(), |c| format!("{c:.2}")),
+            m.lumen_rss_peak_sampled_mib
+                .map_or("-".to_string(), |r| format!("{r:.0} MiB")),
         );
     }
     if let Some(hwm) = report.lumen_rss_hwm_mib {
@@ -966,7 +1172,10 @@ async fn report_sizes(args: &Args) -> anyhow::Result<()> {
             end_time_ns: now_ns(),
             measure_json: true,
         };
-        let pool = tokio::task::spawn_blocking(move || Pool::build(&spec, &mut |line| eprintln!("lumen-loadgen: {line}"))).await??;
+        let pool = tokio::task::spawn_blocking(move || {
+            Pool::build(&spec, &mut |line| eprintln!("lumen-loadgen: {line}"))
+        })
+        .await??;
         out.push(serde_json::json!({ "signal": signal, "items": pool.items, "batch_size": args.batch_size, "sizes": pool.sizes }));
         if !args.json {
             println!(
@@ -990,11 +1199,16 @@ async fn report_sizes(args: &Args) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
-    anyhow::ensure!(args.rate >= 0.0 && args.rate.is_finite(), "--rate must be 0 (max) or a positive number of items/s");
+    anyhow::ensure!(
+        args.rate >= 0.0 && args.rate.is_finite(),
+        "--rate must be 0 (max) or a positive number of items/s"
+    );
     if args.report_json_size {
         return report_sizes(&args).await;
     }
-    let scraper = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let scraper = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
     let mut signals = Vec::new();
     for signal in args.signals() {
         signals.extend(run_signal(&args, signal, &scraper).await?);
@@ -1002,17 +1216,29 @@ async fn main() -> anyhow::Result<()> {
     let summary = args
         .signals()
         .into_iter()
-        .map(|signal| summarize(signal, &signals.iter().filter(|r| r.signal == signal).collect::<Vec<_>>()))
+        .map(|signal| {
+            summarize(
+                signal,
+                &signals
+                    .iter()
+                    .filter(|r| r.signal == signal)
+                    .collect::<Vec<_>>(),
+            )
+        })
         .collect();
     let report = Report {
         endpoint: args.endpoint.clone(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         signals,
         summary,
-        lumen_rss_hwm_mib: args.pid.and_then(|p| procfs::memory(Some(p))).map(|m| mib(m.vm_hwm_kib)),
+        lumen_rss_hwm_mib: args
+            .pid
+            .and_then(|p| procfs::memory(Some(p)))
+            .map(|m| mib(m.vm_hwm_kib)),
     };
     if let Some(path) = &args.json_out {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

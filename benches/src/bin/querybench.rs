@@ -81,28 +81,52 @@ impl Client {
         let status = response.status();
         let body = response.bytes().await?;
         if !status.is_success() {
-            bail!("HTTP {status} for {query}: {}", String::from_utf8_lossy(&body));
+            bail!(
+                "HTTP {status} for {query}: {}",
+                String::from_utf8_lossy(&body)
+            );
         }
         let mut value: Value = serde_json::from_slice(&body).context("the answer is not JSON")?;
         let rows = match value.get_mut("rows").map(Value::take) {
-            Some(Value::Array(rows)) => rows.into_iter().map(|r| if let Value::Array(cells) = r { cells } else { vec![r] }).collect(),
+            Some(Value::Array(rows)) => rows
+                .into_iter()
+                .map(|r| {
+                    if let Value::Array(cells) = r {
+                        cells
+                    } else {
+                        vec![r]
+                    }
+                })
+                .collect(),
             _ => bail!("the answer has no rows"),
         };
         Ok(Answer { rows })
     }
 
     async fn one(&self, query: &str) -> anyhow::Result<Vec<Value>> {
-        self.sql(query).await?.rows.into_iter().next().with_context(|| format!("no rows from {query}"))
+        self.sql(query)
+            .await?
+            .rows
+            .into_iter()
+            .next()
+            .with_context(|| format!("no rows from {query}"))
     }
 }
 
 fn as_u64(v: &Value) -> u64 {
-    v.as_u64().or_else(|| v.as_f64().map(|f| f as u64)).or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or(0)
+    v.as_u64()
+        .or_else(|| v.as_f64().map(|f| f as u64))
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(0)
 }
 
 fn as_time(v: &Value) -> anyhow::Result<DateTime<Utc>> {
-    let text = v.as_str().with_context(|| format!("{v} is not a timestamp"))?;
-    Ok(DateTime::parse_from_rfc3339(text).with_context(|| format!("{text} is not RFC 3339"))?.with_timezone(&Utc))
+    let text = v
+        .as_str()
+        .with_context(|| format!("{v} is not a timestamp"))?;
+    Ok(DateTime::parse_from_rfc3339(text)
+        .with_context(|| format!("{text} is not RFC 3339"))?
+        .with_timezone(&Utc))
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -177,9 +201,14 @@ fn queries(p: &Params) -> Vec<QuerySpec> {
 }
 
 async fn derive_params(client: &Client, token: Option<String>) -> anyhow::Result<Params> {
-    let row = client.one("SELECT count(*), min(time), max(time) FROM spans").await?;
+    let row = client
+        .one("SELECT count(*), min(time), max(time) FROM spans")
+        .await?;
     let spans = as_u64(&row[0]);
-    anyhow::ensure!(spans > 0, "the spans table is empty: load data first (lumen-loadgen)");
+    anyhow::ensure!(
+        spans > 0,
+        "the spans table is empty: load data first (lumen-loadgen)"
+    );
     let (t_min, t_max) = (as_time(&row[1])?, as_time(&row[2])?);
     let t15 = t_max - chrono::Duration::minutes(15);
     let t60 = t_max - chrono::Duration::hours(1);
@@ -200,9 +229,18 @@ async fn derive_params(client: &Client, token: Option<String>) -> anyhow::Result
     }
     let trace_id = match trace_id {
         Some(t) => t,
-        None => client.one("SELECT trace_id FROM spans LIMIT 1").await?[0].as_str().context("no trace id")?.to_string(),
+        None => client.one("SELECT trace_id FROM spans LIMIT 1").await?[0]
+            .as_str()
+            .context("no trace id")?
+            .to_string(),
     };
-    let trace_spans = as_u64(&client.one(&format!("SELECT count(*) FROM spans WHERE trace_id = '{trace_id}'")).await?[0]);
+    let trace_spans = as_u64(
+        &client
+            .one(&format!(
+                "SELECT count(*) FROM spans WHERE trace_id = '{trace_id}'"
+            ))
+            .await?[0],
+    );
 
     let q = format!(
         "SELECT service_name, count(*) AS n FROM spans WHERE status_code = 'error' AND time >= '{}' GROUP BY service_name ORDER BY n DESC, service_name LIMIT 1",
@@ -219,19 +257,34 @@ async fn derive_params(client: &Client, token: Option<String>) -> anyhow::Result
         None => {
             // "book <isbn> (<title>) loaded from the database": an ISBN is a needle a person searches for.
             let rows = client.sql("SELECT body FROM logs WHERE body LIKE 'book % loaded from the database' LIMIT 1").await?.rows;
-            match rows.first().and_then(|r| r[0].as_str()).and_then(|b| b.split_whitespace().nth(1)) {
+            match rows
+                .first()
+                .and_then(|r| r[0].as_str())
+                .and_then(|b| b.split_whitespace().nth(1))
+            {
                 Some(isbn) => isbn.to_string(),
                 None => "credentials".to_string(),
             }
         }
     };
 
-    let row = client.one("SELECT count(*), min(time) FROM metrics").await?;
+    let row = client
+        .one("SELECT count(*), min(time) FROM metrics")
+        .await?;
     let metric_points = as_u64(&row[0]);
     let (metrics_cutoff, metrics_points_in_window) = if metric_points > 1_000_000 {
-        let cut = client.one("SELECT time FROM metrics ORDER BY time DESC LIMIT 1 OFFSET 999999").await?;
+        let cut = client
+            .one("SELECT time FROM metrics ORDER BY time DESC LIMIT 1 OFFSET 999999")
+            .await?;
         let cutoff = as_time(&cut[0])?;
-        let n = as_u64(&client.one(&format!("SELECT count(*) FROM metrics WHERE time >= '{}'", ts(cutoff))).await?[0]);
+        let n = as_u64(
+            &client
+                .one(&format!(
+                    "SELECT count(*) FROM metrics WHERE time >= '{}'",
+                    ts(cutoff)
+                ))
+                .await?[0],
+        );
         (ts(cutoff), n)
     } else if metric_points > 0 {
         (ts(as_time(&row[1])?), metric_points)
@@ -293,10 +346,16 @@ struct Disk {
 
 fn disk_figures(data_dir: &std::path::Path) -> anyhow::Result<Disk> {
     let manifest_path = data_dir.join("manifest.json");
-    let text = std::fs::read_to_string(&manifest_path).with_context(|| format!("reading {}", manifest_path.display()))?;
+    let text = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("reading {}", manifest_path.display()))?;
     let manifest: Value = serde_json::from_str(&text)?;
     let mut disk = Disk::default();
-    for seg in manifest.get("segments").and_then(Value::as_array).into_iter().flatten() {
+    for seg in manifest
+        .get("segments")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let table = match seg.get("table").and_then(Value::as_str) {
             Some("spans") => &mut disk.spans,
             Some("logs") => &mut disk.logs,
@@ -308,10 +367,18 @@ fn disk_figures(data_dir: &std::path::Path) -> anyhow::Result<Disk> {
         table.bytes += seg.get("bytes").map_or(0, as_u64);
     }
     for t in [&mut disk.spans, &mut disk.logs, &mut disk.metrics] {
-        t.bytes_per_row = if t.rows > 0 { t.bytes as f64 / t.rows as f64 } else { 0.0 };
+        t.bytes_per_row = if t.rows > 0 {
+            t.bytes as f64 / t.rows as f64
+        } else {
+            0.0
+        };
     }
     if let Ok(entries) = std::fs::read_dir(data_dir.join("wal")) {
-        disk.wal_bytes = entries.filter_map(Result::ok).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum();
+        disk.wal_bytes = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum();
     }
     Ok(disk)
 }
@@ -321,9 +388,14 @@ fn find_sizes(value: &Value, signal: &str, out: &mut Option<Value>) {
     match value {
         Value::Object(map) => {
             if map.get("signal").and_then(Value::as_str) == Some(signal) {
-                let sizes = map.get("sizes").or_else(|| map.get("pool").and_then(|p| p.get("sizes")));
+                let sizes = map
+                    .get("sizes")
+                    .or_else(|| map.get("pool").and_then(|p| p.get("sizes")));
                 if let Some(s) = sizes
-                    && s.get("json_sample_items").and_then(Value::as_u64).unwrap_or(0) > 0
+                    && s.get("json_sample_items")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0)
+                        > 0
                 {
                     *out = Some(s.clone());
                     return;
@@ -348,18 +420,30 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
     let client = Client {
-        http: reqwest::Client::builder().timeout(Duration::from_secs(args.timeout_secs)).build()?,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(args.timeout_secs))
+            .build()?,
         url: format!("{}/api/v1/sql", args.server.trim_end_matches('/')),
     };
     let params = derive_params(&client, args.token.clone()).await?;
     eprintln!(
         "lumen-querybench: {} spans, {} log records, {} metric points; trace {} ({} spans), service {}, token {:?}, now = {}",
-        params.spans, params.logs, params.metric_points, params.trace_id, params.trace_spans, params.service, params.token, params.t_max
+        params.spans,
+        params.logs,
+        params.metric_points,
+        params.trace_id,
+        params.trace_spans,
+        params.service,
+        params.token,
+        params.t_max
     );
 
     let mut results = Vec::new();
     for q in queries(&params) {
-        let warm = client.sql(&q.sql).await.with_context(|| format!("query {} failed", q.name))?;
+        let warm = client
+            .sql(&q.sql)
+            .await
+            .with_context(|| format!("query {} failed", q.name))?;
         let mut runs = Vec::with_capacity(args.runs);
         let mut rows = warm.rows.len();
         for _ in 0..args.runs {
@@ -370,8 +454,20 @@ async fn main() -> anyhow::Result<()> {
         }
         let (min_ms, max_ms) = min_max(&runs).unwrap_or((0.0, 0.0));
         let median_ms = median(&runs).unwrap_or(0.0);
-        eprintln!("lumen-querybench: {:<22} median {:>9.1} ms ({} rows)", q.name, median_ms, rows);
-        results.push(QueryResult { name: q.name, what: q.what, sql: q.sql, rows, median_ms, min_ms, max_ms, runs_ms: runs });
+        eprintln!(
+            "lumen-querybench: {:<22} median {:>9.1} ms ({} rows)",
+            q.name, median_ms, rows
+        );
+        results.push(QueryResult {
+            name: q.name,
+            what: q.what,
+            sql: q.sql,
+            rows,
+            median_ms,
+            min_ms,
+            max_ms,
+            runs_ms: runs,
+        });
     }
 
     let mut disk = match &args.data_dir {
@@ -380,16 +476,27 @@ async fn main() -> anyhow::Result<()> {
     };
     if let Some(disk) = &mut disk {
         for path in &args.loadgen_report {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let value: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let value: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", path.display()))?;
             let mut logs = None;
             find_sizes(&value, "logs", &mut logs);
-            if let Some(per) = logs.as_ref().and_then(|s| s.get("json_bytes_per_item")).and_then(Value::as_f64).filter(|v| *v > 0.0) {
+            if let Some(per) = logs
+                .as_ref()
+                .and_then(|s| s.get("json_bytes_per_item"))
+                .and_then(Value::as_f64)
+                .filter(|v| *v > 0.0)
+            {
                 disk.logs_otlp_json_bytes_per_record = Some(per);
             }
             let mut spans = None;
             find_sizes(&value, "traces", &mut spans);
-            if let Some(per) = spans.as_ref().and_then(|s| s.get("protobuf_bytes_per_item")).and_then(Value::as_f64) {
+            if let Some(per) = spans
+                .as_ref()
+                .and_then(|s| s.get("protobuf_bytes_per_item"))
+                .and_then(Value::as_f64)
+            {
                 disk.spans_otlp_protobuf_bytes_per_span = Some(per);
             }
         }
@@ -402,28 +509,57 @@ async fn main() -> anyhow::Result<()> {
 
     let out = serde_json::json!({ "engine": "lumen", "server": args.server, "runs": args.runs, "params": params, "queries": results, "disk": disk });
     if let Some(path) = &args.json_out {
-        std::fs::write(path, serde_json::to_string_pretty(&out)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(&out)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("lumen-querybench against {} — {} timed runs per query after one warm-up", args.server, args.runs);
-    println!("{} spans, {} log records, {} metric points; now = {}", params.spans, params.logs, params.metric_points, params.t_max);
+    println!(
+        "lumen-querybench against {} — {} timed runs per query after one warm-up",
+        args.server, args.runs
+    );
+    println!(
+        "{} spans, {} log records, {} metric points; now = {}",
+        params.spans, params.logs, params.metric_points, params.t_max
+    );
     println!();
-    println!("{:<24} {:>10} {:>10} {:>10} {:>8}", "query", "median ms", "min ms", "max ms", "rows");
+    println!(
+        "{:<24} {:>10} {:>10} {:>10} {:>8}",
+        "query", "median ms", "min ms", "max ms", "rows"
+    );
     for r in &results {
-        println!("{:<24} {:>10.1} {:>10.1} {:>10.1} {:>8}", r.name, r.median_ms, r.min_ms, r.max_ms, r.rows);
+        println!(
+            "{:<24} {:>10.1} {:>10.1} {:>10.1} {:>8}",
+            r.name, r.median_ms, r.min_ms, r.max_ms, r.rows
+        );
     }
     if let Some(d) = &disk {
         println!();
-        println!("{:<10} {:>9} {:>14} {:>14} {:>12}", "table", "segments", "rows", "bytes", "bytes/row");
-        for (name, t) in [("spans", &d.spans), ("logs", &d.logs), ("metrics", &d.metrics)] {
-            println!("{:<10} {:>9} {:>14} {:>14} {:>12.2}", name, t.segments, t.rows, t.bytes, t.bytes_per_row);
+        println!(
+            "{:<10} {:>9} {:>14} {:>14} {:>12}",
+            "table", "segments", "rows", "bytes", "bytes/row"
+        );
+        for (name, t) in [
+            ("spans", &d.spans),
+            ("logs", &d.logs),
+            ("metrics", &d.metrics),
+        ] {
+            println!(
+                "{:<10} {:>9} {:>14} {:>14} {:>12.2}",
+                name, t.segments, t.rows, t.bytes, t.bytes_per_row
+            );
         }
         println!("WAL bytes left: {}", d.wal_bytes);
-        if let (Some(json), Some(ratio)) = (d.logs_otlp_json_bytes_per_record, d.logs_disk_to_json_ratio) {
-            println!("logs: {:.1} B/record on disk vs {json:.1} B/record as OTLP/JSON = 1/{:.1} (target ≤ 1/8)", d.logs.bytes_per_row, 1.0 / ratio);
+        if let (Some(json), Some(ratio)) =
+            (d.logs_otlp_json_bytes_per_record, d.logs_disk_to_json_ratio)
+        {
+            println!(
+                "logs: {:.1} B/record on disk vs {json:.1} B/record as OTLP/JSON = 1/{:.1} (target ≤ 1/8)",
+                d.logs.bytes_per_row,
+                1.0 / ratio
+            );
         }
     }
     Ok(())

@@ -41,7 +41,10 @@ pub fn requests(count: usize) -> Requests {
     let started = std::time::Instant::now();
     let mut out = Requests::default();
     let mut traffic = fleet(100.0, 10_000_000_000);
-    let (mut traces, mut logs) = (ExportTraceServiceRequest::default(), ExportLogsServiceRequest::default());
+    let (mut traces, mut logs) = (
+        ExportTraceServiceRequest::default(),
+        ExportLogsServiceRequest::default(),
+    );
     let (mut spans, mut records) = (0, 0);
     while out.traces.len() < count || out.logs.len() < count {
         let step = traffic.step(traffic.now_ns() + STEP_NS);
@@ -69,7 +72,9 @@ pub fn requests(count: usize) -> Requests {
     while out.metrics.len() < count {
         let step = collector.step(collector.now_ns() + STEP_NS);
         points += step.data_point_count();
-        metrics.resource_metrics.extend(step.metrics.resource_metrics);
+        metrics
+            .resource_metrics
+            .extend(step.metrics.resource_metrics);
         if points >= ITEMS_PER_REQUEST {
             out.metrics.push(std::mem::take(&mut metrics));
             points = 0;
@@ -95,23 +100,37 @@ fn fleet(requests_per_second: f64, metric_interval_ns: i64) -> Fleet {
 
 /// Spans in a traces request.
 pub fn span_count(request: &ExportTraceServiceRequest) -> usize {
-    Telemetry { traces: request.clone(), ..Telemetry::default() }.span_count()
+    Telemetry {
+        traces: request.clone(),
+        ..Telemetry::default()
+    }
+    .span_count()
 }
 
 /// Log records in a logs request.
 pub fn log_record_count(request: &ExportLogsServiceRequest) -> usize {
-    Telemetry { logs: request.clone(), ..Telemetry::default() }.log_record_count()
+    Telemetry {
+        logs: request.clone(),
+        ..Telemetry::default()
+    }
+    .log_record_count()
 }
 
 /// Data points in a metrics request.
 pub fn data_point_count(request: &ExportMetricsServiceRequest) -> usize {
-    Telemetry { metrics: request.clone(), ..Telemetry::default() }.data_point_count()
+    Telemetry {
+        metrics: request.clone(),
+        ..Telemetry::default()
+    }
+    .data_point_count()
 }
 
 /// The receiver's clock: the fleet's timestamps (January 2025) are all in the past, so nothing is
 /// rejected as too far in the future.
 pub fn now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 /// Record batches of `table` as the receivers hand them to `Storage::write`: one per request.
@@ -119,9 +138,21 @@ pub fn batches(table: Table, requests: &Requests) -> Vec<RecordBatch> {
     let limits = Limits::default();
     let now = now_ns();
     let converted: Vec<_> = match table {
-        Table::Spans => requests.traces.iter().map(|r| lumen_ingest::convert::spans(r, &limits, now)).collect(),
-        Table::Logs => requests.logs.iter().map(|r| lumen_ingest::convert::logs(r, &limits, now)).collect(),
-        Table::Metrics => requests.metrics.iter().map(|r| lumen_ingest::convert::metrics(r, &limits, now)).collect(),
+        Table::Spans => requests
+            .traces
+            .iter()
+            .map(|r| lumen_ingest::convert::spans(r, &limits, now))
+            .collect(),
+        Table::Logs => requests
+            .logs
+            .iter()
+            .map(|r| lumen_ingest::convert::logs(r, &limits, now))
+            .collect(),
+        Table::Metrics => requests
+            .metrics
+            .iter()
+            .map(|r| lumen_ingest::convert::metrics(r, &limits, now))
+            .collect(),
     };
     converted
         .into_iter()

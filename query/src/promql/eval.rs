@@ -32,7 +32,6 @@ pub(crate) struct RangeInput {
     pub range_end: i64,
 }
 
-
 /// One series of a range vector at one step: a window onto samples shared across steps (a range
 /// query cuts every step's window from the same fetched samples without copying them).
 pub(crate) struct RangeSeries {
@@ -80,7 +79,10 @@ impl Fetched {
     fn new(s: Series) -> Self {
         let all: Rc<[(i64, f64)]> = Rc::from(s.samples);
         let ranged = if all.iter().any(|(_, v)| is_stale_nan(*v)) {
-            all.iter().copied().filter(|(_, v)| !is_stale_nan(*v)).collect()
+            all.iter()
+                .copied()
+                .filter(|(_, v)| !is_stale_nan(*v))
+                .collect()
         } else {
             Rc::clone(&all)
         };
@@ -297,7 +299,11 @@ impl<'a> Evaluator<'a> {
 
     /// The index of `t` among the range query's steps, if it is one.
     pub fn step_index(&self, t: i64) -> Option<usize> {
-        if !self.is_range_query || self.query_step <= 0 || t < self.query_start || t > self.query_end {
+        if !self.is_range_query
+            || self.query_step <= 0
+            || t < self.query_start
+            || t > self.query_end
+        {
             return None;
         }
         let d = t - self.query_start;
@@ -306,7 +312,8 @@ impl<'a> Evaluator<'a> {
 
     /// The times of the range query's steps.
     pub fn step_times(&self) -> impl Iterator<Item = i64> + '_ {
-        let n = if self.is_range_query && self.query_step > 0 && self.query_end >= self.query_start {
+        let n = if self.is_range_query && self.query_step > 0 && self.query_end >= self.query_start
+        {
             (self.query_end - self.query_start) / self.query_step + 1
         } else {
             0
@@ -358,7 +365,9 @@ impl<'a> Evaluator<'a> {
         if let Some(deadline) = self.deadline
             && std::time::Instant::now() > deadline
         {
-            return Err(PromqlError::Timeout("query timed out in query execution".into()));
+            return Err(PromqlError::Timeout(
+                "query timed out in query execution".into(),
+            ));
         }
         Ok(())
     }
@@ -394,7 +403,11 @@ impl<'a> Evaluator<'a> {
         for s in series.iter() {
             self.check_deadline()?;
             let samples = &s.ranged[..];
-            let labels = if keep_name { &s.labels } else { &s.without_name };
+            let labels = if keep_name {
+                &s.labels
+            } else {
+                &s.without_name
+            };
             let (mut lo, mut hi) = (0usize, 0usize);
             let mut seen = false;
             for (k, &(start, end)) in ends.iter().enumerate() {
@@ -431,7 +444,13 @@ impl<'a> Evaluator<'a> {
         }
         Ok(Some(Batch {
             steps,
-            check_unique: !distinct(series.iter().map(|s| if keep_name { &s.labels } else { &s.without_name })),
+            check_unique: !distinct(series.iter().map(|s| {
+                if keep_name {
+                    &s.labels
+                } else {
+                    &s.without_name
+                }
+            })),
         }))
     }
 
@@ -468,7 +487,11 @@ impl<'a> Evaluator<'a> {
 
     /// A selector's reference time at each of `times` (`@` and `offset` applied), and whether
     /// they never decrease.
-    fn selector_refs(&self, vs: &VectorSelector, times: &[i64]) -> Result<(Vec<i64>, bool), PromqlError> {
+    fn selector_refs(
+        &self,
+        vs: &VectorSelector,
+        times: &[i64],
+    ) -> Result<(Vec<i64>, bool), PromqlError> {
         let refs: Vec<i64> = times
             .iter()
             .map(|&t| self.reference_time(vs.at.as_ref(), vs.offset.as_ref(), t))
@@ -480,7 +503,12 @@ impl<'a> Evaluator<'a> {
     /// Calls `each(k, value)` for every reference time `refs.0[k]` at which the instant selector
     /// has a sample for `s` (the newest within the lookback, not a staleness marker), walking the
     /// samples forward once when the times never decrease.
-    fn walk_selector(&self, s: &Fetched, refs: &(Vec<i64>, bool), mut each: impl FnMut(usize, f64)) {
+    fn walk_selector(
+        &self,
+        s: &Fetched,
+        refs: &(Vec<i64>, bool),
+        mut each: impl FnMut(usize, f64),
+    ) {
         let (refs, monotonic) = (&refs.0, refs.1);
         let samples = &s.all[..];
         let mut idx = 0usize;
@@ -521,8 +549,10 @@ impl<'a> Evaluator<'a> {
             return Ok(None);
         }
         let refs = self.selector_refs(vs, &times)?;
-        let mut steps: Vec<(Option<Vec<Sample>>, usize)> =
-            times.iter().map(|_| (Some(Vec::with_capacity(series.len())), 0)).collect();
+        let mut steps: Vec<(Option<Vec<Sample>>, usize)> = times
+            .iter()
+            .map(|_| (Some(Vec::with_capacity(series.len())), 0))
+            .collect();
         for s in series.iter() {
             self.check_deadline()?;
             self.walk_selector(s, &refs, |k, v| {
@@ -753,8 +783,10 @@ impl Evaluator<'_> {
 
 /// Whether the label sets are pairwise different.
 fn distinct<'l>(labels: impl Iterator<Item = &'l Labels>) -> bool {
-    let mut seen: std::collections::HashSet<&Labels, std::hash::BuildHasherDefault<super::value::LabelsHasher>> =
-        Default::default();
+    let mut seen: std::collections::HashSet<
+        &Labels,
+        std::hash::BuildHasherDefault<super::value::LabelsHasher>,
+    > = Default::default();
     labels.into_iter().all(|l| seen.insert(l))
 }
 

@@ -562,7 +562,15 @@ fn range_call(
         if matches!(f, RangeFn::Rate | RangeFn::Increase) {
             counter_info(ev, &s.labels, matrix_expr);
         }
-        let value = series_value(f, s.samples(), input.range_start, input.range_end, p1, p2, t);
+        let value = series_value(
+            f,
+            s.samples(),
+            input.range_start,
+            input.range_end,
+            p1,
+            p2,
+            t,
+        );
         if let Some(value) = value {
             let labels = if keep_name {
                 s.labels.clone()
@@ -577,7 +585,12 @@ fn range_call(
 }
 
 /// The scalar parameters of a range function at `t` (checked as Prometheus does).
-fn range_params(ev: &Evaluator<'_>, name: &str, args: &[&Expr], t: i64) -> Result<(f64, f64), PromqlError> {
+fn range_params(
+    ev: &Evaluator<'_>,
+    name: &str,
+    args: &[&Expr],
+    t: i64,
+) -> Result<(f64, f64), PromqlError> {
     let scalar_arg = |i: usize| -> Result<f64, PromqlError> {
         match args.get(i) {
             Some(e) => ev.eval_scalar(e, t),
@@ -683,7 +696,9 @@ fn series_value(
         RangeFn::Delta => rf::extrapolated_rate(samples, start, end, false, false),
         RangeFn::Irate => rf::instant_value(samples, true),
         RangeFn::Idelta => rf::instant_value(samples, false),
-        RangeFn::Deriv => (samples.len() >= 2).then(|| rf::linear_regression(samples, samples[0].0).0),
+        RangeFn::Deriv => {
+            (samples.len() >= 2).then(|| rf::linear_regression(samples, samples[0].0).0)
+        }
         RangeFn::PredictLinear => (samples.len() >= 2).then(|| {
             let (slope, intercept) = rf::linear_regression(samples, t);
             slope * p1 + intercept

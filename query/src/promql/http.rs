@@ -46,10 +46,10 @@ use crate::source::SnapshotSource;
 
 #[path = "http_params.rs"]
 mod params;
-use params::{MAX_TIME_MS, MIN_TIME_MS, Params};
-pub use params::{parse_duration, parse_time, parse_urlencoded, unescape_label_name};
 #[cfg(test)]
 use params::percent_decode;
+use params::{MAX_TIME_MS, MIN_TIME_MS, Params};
+pub use params::{parse_duration, parse_time, parse_urlencoded, unescape_label_name};
 
 /// Longest query text accepted (bytes).
 pub const MAX_QUERY_LENGTH: usize = 64 * 1024;
@@ -259,7 +259,10 @@ fn success_result(value: &Value, time_ms: i64, annotations: &Annotations) -> Res
     let mut out: Vec<u8> = Vec::with_capacity(256 + result_size_hint(value));
     out.extend_from_slice(br#"{"status":"success","data":"#);
     write_result(&mut out, value, time_ms);
-    for (key, list) in [("warnings", &annotations.warnings), ("infos", &annotations.infos)] {
+    for (key, list) in [
+        ("warnings", &annotations.warnings),
+        ("infos", &annotations.infos),
+    ] {
         if !list.is_empty() {
             out.extend_from_slice(format!(r#","{key}":"#).as_bytes());
             write_json(&mut out, list);
@@ -391,7 +394,12 @@ impl Api {
     /// uninterruptible step (one decoded batch, one series). On a current-thread runtime (tests,
     /// embedding) the work goes to the blocking pool and the answer comes at the deadline even
     /// when the work is stuck.
-    async fn run<T, F>(self: &Arc<Self>, params: &Params, shape: Option<u64>, work: F) -> Result<T, ApiError>
+    async fn run<T, F>(
+        self: &Arc<Self>,
+        params: &Params,
+        shape: Option<u64>,
+        work: F,
+    ) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: Fn(&QuerySource<'_>) -> Result<T, PromqlError> + Send + 'static,
@@ -418,7 +426,9 @@ impl Api {
                 let budget = std::time::Instant::now() + INLINE_BUDGET;
                 if budget < std_deadline {
                     match contain_panic(|| work(&self.source.within_budget(budget))) {
-                        Err(PromqlError::Timeout(_)) if std::time::Instant::now() < std_deadline => {
+                        Err(PromqlError::Timeout(_))
+                            if std::time::Instant::now() < std_deadline =>
+                        {
                             // Heavy only if it ran out of time, not if it just met something to load.
                             if std::time::Instant::now() >= budget {
                                 self.mark_heavy(shape);
@@ -430,7 +440,9 @@ impl Api {
             }
             let result = match inline {
                 Some(done) => done,
-                None => tokio::task::block_in_place(|| contain_panic(|| work(&self.source.until(Some(std_deadline))))),
+                None => tokio::task::block_in_place(|| {
+                    contain_panic(|| work(&self.source.until(Some(std_deadline))))
+                }),
             };
             drop(permit);
             if tokio::time::Instant::now() > deadline {
@@ -446,7 +458,9 @@ impl Api {
             match tokio::time::timeout_at(deadline, tokio::task::spawn_blocking(job)).await {
                 Err(_) => return Err(timed_out()),
                 Ok(Err(err)) => {
-                    return Err(ApiError::internal(format!("query evaluation failed: {err}")));
+                    return Err(ApiError::internal(format!(
+                        "query evaluation failed: {err}"
+                    )));
                 }
                 Ok(Ok(result)) => result,
             }
@@ -455,7 +469,10 @@ impl Api {
     }
 
     fn is_heavy(&self, shape: u64) -> bool {
-        self.heavy.lock().map(|h| h.contains(&shape)).unwrap_or(true)
+        self.heavy
+            .lock()
+            .map(|h| h.contains(&shape))
+            .unwrap_or(true)
     }
 
     fn mark_heavy(&self, shape: u64) {
@@ -529,7 +546,9 @@ fn contain_panic<T>(work: impl FnOnce() -> Result<T, PromqlError>) -> Result<T, 
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a panic".into());
-        Err(PromqlError::Source(format!("query evaluation failed: {what}")))
+        Err(PromqlError::Source(format!(
+            "query evaluation failed: {what}"
+        )))
     })
 }
 
@@ -555,9 +574,11 @@ async fn query(State(api): State<Shared>, uri: Uri, headers: HeaderMap, body: By
             let limit = params.limit()?;
             let engine = api.engine(&params)?;
             let mut result = api
-                .run(&params, Some(query_shape(&[query.as_bytes()])), move |source| {
-                    engine.instant(&query, time, source)
-                })
+                .run(
+                    &params,
+                    Some(query_shape(&[query.as_bytes()])),
+                    move |source| engine.instant(&query, time, source),
+                )
                 .await?;
             apply_limit(&mut result.value, &mut result.annotations, limit);
             Ok(success_result(&result.value, time, &result.annotations))
@@ -700,7 +721,9 @@ async fn series(State(api): State<Shared>, uri: Uri, headers: HeaderMap, body: B
             let (start, end) = window(&params)?;
             let limit = params.limit()?;
             let sets = api
-                .run(&params, None, move |source| select_label_sets(source, &matchers, start, end))
+                .run(&params, None, move |source| {
+                    select_label_sets(source, &matchers, start, end)
+                })
                 .await?;
             let (data, ann) = truncate_list(sets.iter().map(labels_json).collect(), limit);
             Ok(success(data, Some(&ann)))
@@ -717,7 +740,9 @@ async fn labels(State(api): State<Shared>, uri: Uri, headers: HeaderMap, body: B
             let (start, end) = window(&params)?;
             let limit = params.limit()?;
             let sets = api
-                .run(&params, None, move |source| select_label_sets(source, &matchers, start, end))
+                .run(&params, None, move |source| {
+                    select_label_sets(source, &matchers, start, end)
+                })
                 .await?;
             let names: BTreeSet<&str> =
                 sets.iter().flat_map(|l| l.iter().map(|(k, _)| k)).collect();
@@ -742,7 +767,9 @@ async fn label_values(
             let (start, end) = window(&params)?;
             let limit = params.limit()?;
             let sets = api
-                .run(&params, None, move |source| select_label_sets(source, &matchers, start, end))
+                .run(&params, None, move |source| {
+                    select_label_sets(source, &matchers, start, end)
+                })
                 .await?;
             let values: BTreeSet<&str> = sets
                 .iter()
@@ -767,11 +794,17 @@ async fn metadata(State(api): State<Shared>, uri: Uri, headers: HeaderMap) -> Re
             let limit = params.limit()?;
             let limit_per_metric = match params.get("limit_per_metric") {
                 Some(text) if !text.is_empty() => Some(text.parse::<usize>().map_err(|_| {
-                    ApiError::bad_data(format!("invalid limit_per_metric {text:?}: a non-negative integer"))
+                    ApiError::bad_data(format!(
+                        "invalid limit_per_metric {text:?}: a non-negative integer"
+                    ))
                 })?),
                 _ => None,
             };
-            let families = api.run(&params, None, move |source| source.metadata(MIN_TIME_MS, MAX_TIME_MS)).await?;
+            let families = api
+                .run(&params, None, move |source| {
+                    source.metadata(MIN_TIME_MS, MAX_TIME_MS)
+                })
+                .await?;
             let mut data = Map::new();
             for (name, entries) in families {
                 if metric.as_deref().is_some_and(|m| m != name) {
@@ -793,14 +826,21 @@ async fn metadata(State(api): State<Shared>, uri: Uri, headers: HeaderMap) -> Re
     )
 }
 
-async fn exemplars(State(api): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn exemplars(
+    State(api): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     respond(
         async {
             let params = Params::from_request(&uri, &headers, &body)?;
             let expr = Engine::parse(params.query()?)?;
             let (start, end) = window(&params)?;
             if end < start {
-                return Err(ApiError::bad_data("end timestamp must not be before start timestamp"));
+                return Err(ApiError::bad_data(
+                    "end timestamp must not be before start timestamp",
+                ));
             }
             let selectors = selectors_of(&expr);
             let found = api

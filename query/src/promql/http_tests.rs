@@ -83,29 +83,45 @@ fn values_encode_as_strings_and_timestamps_as_seconds() {
 #[test]
 fn streamed_answers_are_the_same_json_as_result_json() {
     let labels = |pairs: &[(&str, &str)]| {
-        Labels::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Labels::new(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     };
     let odd = labels(&[("__name__", "up"), ("path", "/a\"b\\c\n\u{1}é")]);
     let values = [
         Value::Scalar(-0.5),
         Value::String("a \"quoted\" string".into()),
         Value::Vector(vec![
-            super::super::Sample { labels: odd.clone(), value: f64::NAN },
-            super::super::Sample { labels: labels(&[("a", "1")]), value: 1e-300 },
+            super::super::Sample {
+                labels: odd.clone(),
+                value: f64::NAN,
+            },
+            super::super::Sample {
+                labels: labels(&[("a", "1")]),
+                value: 1e-300,
+            },
         ]),
         Value::Vector(Vec::new()),
         Value::Matrix(vec![
-            super::super::Series { labels: odd, samples: vec![(1_000, 1.0), (1_500, f64::NEG_INFINITY), (-2_250, 3e21)] },
-            super::super::Series { labels: Labels::empty(), samples: Vec::new() },
+            super::super::Series {
+                labels: odd,
+                samples: vec![(1_000, 1.0), (1_500, f64::NEG_INFINITY), (-2_250, 3e21)],
+            },
+            super::super::Series {
+                labels: Labels::empty(),
+                samples: Vec::new(),
+            },
         ]),
     ];
     for (i, value) in values.iter().enumerate() {
         for time in [4_000, 1_435_781_451_781] {
             let mut out = Vec::new();
             write_result(&mut out, value, time);
-            let streamed: Json = serde_json::from_slice(&out).unwrap_or_else(|e| {
-                panic!("value {i}: {e}: {}", String::from_utf8_lossy(&out))
-            });
+            let streamed: Json = serde_json::from_slice(&out)
+                .unwrap_or_else(|e| panic!("value {i}: {e}: {}", String::from_utf8_lossy(&out)));
             assert_eq!(streamed, result_json(value, time), "value {i}");
         }
     }
@@ -220,7 +236,10 @@ async fn timeouts_answer_503_at_the_deadline_off_the_blocking_pool() {
     let api = api_with_timeout(Duration::from_millis(10));
     let waited = overrunning_work_times_out(&api).await;
     // On a current-thread runtime the work is on the blocking pool: the answer does not wait for it.
-    assert!(waited < Duration::from_millis(250), "answered after {waited:?}");
+    assert!(
+        waited < Duration::from_millis(250),
+        "answered after {waited:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,22 +266,44 @@ async fn queries_over_the_inline_budget_move_off_the_worker() {
             Ok(deadline.saturating_duration_since(std::time::Instant::now()))
         }
     };
-    let left = api.run(&Params::default(), Some(7), slow(calls.clone())).await.unwrap();
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "tried inline, then again with the query's deadline");
-    assert!(left > Duration::from_secs(5), "the second run had the query's own deadline: {left:?}");
+    let left = api
+        .run(&Params::default(), Some(7), slow(calls.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "tried inline, then again with the query's deadline"
+    );
+    assert!(
+        left > Duration::from_secs(5),
+        "the second run had the query's own deadline: {left:?}"
+    );
     assert!(api.is_heavy(7));
 
     calls.store(0, Ordering::SeqCst);
-    api.run(&Params::default(), Some(7), slow(calls.clone())).await.unwrap();
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "a heavy shape is not tried inline again");
+    api.run(&Params::default(), Some(7), slow(calls.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "a heavy shape is not tried inline again"
+    );
 
     let quick = api
         .run(&Params::default(), Some(8), |source| {
-            Ok(source.deadline().unwrap().saturating_duration_since(std::time::Instant::now()))
+            Ok(source
+                .deadline()
+                .unwrap()
+                .saturating_duration_since(std::time::Instant::now()))
         })
         .await
         .unwrap();
-    assert!(quick <= INLINE_BUDGET, "a small query runs within the inline budget: {quick:?}");
+    assert!(
+        quick <= INLINE_BUDGET,
+        "a small query runs within the inline budget: {quick:?}"
+    );
     assert!(!api.is_heavy(8));
 }
 
@@ -271,13 +312,20 @@ async fn a_panicking_evaluation_answers_500_and_the_api_goes_on() {
     let api = api_with_timeout(Duration::from_secs(5));
     for shape in [Some(9), None] {
         let err = api
-            .run(&Params::default(), shape, |_| -> Result<(), PromqlError> { panic!("a bug") })
+            .run(&Params::default(), shape, |_| -> Result<(), PromqlError> {
+                panic!("a bug")
+            })
             .await
             .unwrap_err();
         assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(err.message.contains("a bug"), "{}", err.message);
     }
-    assert_eq!(api.run(&Params::default(), Some(9), |_| Ok(1)).await.unwrap(), 1);
+    assert_eq!(
+        api.run(&Params::default(), Some(9), |_| Ok(1))
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,9 +336,16 @@ async fn series_reads_stop_at_the_deadline() {
         _ => unreachable!(),
     };
     let past = std::time::Instant::now() - Duration::from_millis(1);
-    let err = api.source.until(Some(past)).select(&matchers, 0, 1_000).unwrap_err();
+    let err = api
+        .source
+        .until(Some(past))
+        .select(&matchers, 0, 1_000)
+        .unwrap_err();
     assert_eq!(err.error_type(), "timeout", "{err}");
-    let ok = api.source.until(Some(past + Duration::from_secs(60))).select(&matchers, 0, 1_000);
+    let ok = api
+        .source
+        .until(Some(past + Duration::from_secs(60)))
+        .select(&matchers, 0, 1_000);
     assert!(ok.is_ok(), "{ok:?}");
 }
 

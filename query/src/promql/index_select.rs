@@ -30,7 +30,9 @@ use arrow::array::{
     ArrayRef, BooleanArray, MapBuilder, RecordBatch, StringArray, StringBuilder, UInt32Array,
 };
 use arrow::compute::take;
-use lumen_storage::{AttributeColumn, Postings, RoaringBitmap, SegmentMeta, SeriesEntry, SeriesIndex};
+use lumen_storage::{
+    AttributeColumn, Postings, RoaringBitmap, SegmentMeta, SeriesEntry, SeriesIndex,
+};
 use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use promql_parser::label::{MatchOp, Matcher, Matchers};
 
@@ -267,13 +269,22 @@ impl IndexExtras {
                 if sanitized != key {
                     by_label.entry(sanitized).or_default().push(key.to_string());
                 }
-                by_label.entry(key.to_string()).or_default().push(key.to_string());
+                by_label
+                    .entry(key.to_string())
+                    .or_default()
+                    .push(key.to_string());
             }
             by_label
         };
         IndexExtras {
-            shapes: index.descriptors().map(|(d, _)| SeriesShape::of(&d)).collect(),
-            keys_by_label: [keys(AttributeColumn::Point), keys(AttributeColumn::Resource)],
+            shapes: index
+                .descriptors()
+                .map(|(d, _)| SeriesShape::of(&d))
+                .collect(),
+            keys_by_label: [
+                keys(AttributeColumn::Point),
+                keys(AttributeColumn::Resource),
+            ],
         }
     }
 
@@ -411,9 +422,16 @@ impl Union<'_> {
 }
 
 /// The series the label matchers allow, from the bitmaps; `None` when they do not narrow anything.
-fn label_candidates(index: &SeriesIndex, extras: &IndexExtras, matchers: &Matchers) -> Option<RoaringBitmap> {
+fn label_candidates(
+    index: &SeriesIndex,
+    extras: &IndexExtras,
+    matchers: &Matchers,
+) -> Option<RoaringBitmap> {
     let conjunction = |ms: &[Matcher]| -> Option<RoaringBitmap> {
-        let mut sets: Vec<Union<'_>> = ms.iter().filter_map(|m| matcher_candidates(index, extras, m)).collect();
+        let mut sets: Vec<Union<'_>> = ms
+            .iter()
+            .filter_map(|m| matcher_candidates(index, extras, m))
+            .collect();
         if sets.is_empty() {
             return None;
         }
@@ -423,7 +441,14 @@ fn label_candidates(index: &SeriesIndex, extras: &IndexExtras, matchers: &Matche
         if rest.is_empty() {
             return Some(smallest);
         }
-        Some(RoaringBitmap::from_sorted_iter(smallest.iter().filter(|o| rest.iter().all(|u| u.contains(*o)))).unwrap_or_default())
+        Some(
+            RoaringBitmap::from_sorted_iter(
+                smallest
+                    .iter()
+                    .filter(|o| rest.iter().all(|u| u.contains(*o))),
+            )
+            .unwrap_or_default(),
+        )
     };
     let mut acc = conjunction(&matchers.matchers);
     if !matchers.or_matchers.is_empty() {
@@ -444,7 +469,11 @@ fn label_candidates(index: &SeriesIndex, extras: &IndexExtras, matchers: &Matche
 
 /// A superset of the series whose label `m.name` satisfies `m`, or `None` when `m` accepts a
 /// missing label (or the label is made per point).
-fn matcher_candidates<'a>(index: &'a SeriesIndex, extras: &IndexExtras, m: &Matcher) -> Option<Union<'a>> {
+fn matcher_candidates<'a>(
+    index: &'a SeriesIndex,
+    extras: &IndexExtras,
+    m: &Matcher,
+) -> Option<Union<'a>> {
     if m.name == METRIC_NAME || m.name == "le" || m.name == "quantile" || m.is_match("") {
         return None;
     }
@@ -476,10 +505,14 @@ fn matcher_candidates<'a>(index: &'a SeriesIndex, extras: &IndexExtras, m: &Matc
                     }
                 }
             } else {
-                out.owned
-                    .push(index.series_with_attribute_key(AttributeColumn::Resource, "service.namespace"));
+                out.owned.push(
+                    index.series_with_attribute_key(AttributeColumn::Resource, "service.namespace"),
+                );
             }
-            add_bitmap(&mut out, index.series_with_repeated_keys(AttributeColumn::Resource));
+            add_bitmap(
+                &mut out,
+                index.series_with_repeated_keys(AttributeColumn::Resource),
+            );
         }
         "instance" => {
             add_matching(
@@ -489,7 +522,10 @@ fn matcher_candidates<'a>(index: &'a SeriesIndex, extras: &IndexExtras, m: &Matc
                 m,
                 &mut out,
             );
-            add_bitmap(&mut out, index.series_with_repeated_keys(AttributeColumn::Resource));
+            add_bitmap(
+                &mut out,
+                index.series_with_repeated_keys(AttributeColumn::Resource),
+            );
         }
         _ => {}
     }

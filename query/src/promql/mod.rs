@@ -39,8 +39,8 @@ mod histogram;
 pub mod http;
 mod index_select;
 mod parquet_cache;
-pub mod sample_cache;
 mod range_functions;
+pub mod sample_cache;
 pub mod source;
 #[cfg(test)]
 mod tests;
@@ -117,7 +117,12 @@ const PARSE_CACHE_ENTRIES: usize = 512;
 const PARSE_CACHE_MAX_TEXT: usize = 4096;
 
 static PARSE_CACHE: std::sync::LazyLock<std::sync::Mutex<ParseCache>> =
-    std::sync::LazyLock::new(|| std::sync::Mutex::new(ParseCache { entries: HashMap::new(), tick: 0 }));
+    std::sync::LazyLock::new(|| {
+        std::sync::Mutex::new(ParseCache {
+            entries: HashMap::new(),
+            tick: 0,
+        })
+    });
 
 /// [`Engine::parse`] through [`ParseCache`] (errors are not cached).
 fn parse_cached(query: &str) -> Result<Arc<Expr>, PromqlError> {
@@ -135,12 +140,18 @@ fn parse_cached(query: &str) -> Result<Arc<Expr>, PromqlError> {
     let expr = Arc::new(Engine::parse(query)?);
     if let Ok(mut cache) = PARSE_CACHE.lock() {
         if cache.entries.len() >= PARSE_CACHE_ENTRIES
-            && let Some(oldest) = cache.entries.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone())
+            && let Some(oldest) = cache
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
         {
             cache.entries.remove(&oldest);
         }
         let tick = cache.tick;
-        cache.entries.insert(query.to_string(), (expr.clone(), tick));
+        cache
+            .entries
+            .insert(query.to_string(), (expr.clone(), tick));
     }
     Ok(expr)
 }

@@ -34,7 +34,9 @@ struct Cache {
 static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(|| Mutex::new(Cache::default()));
 
 /// A reader of the segment file at `path`, its footer parsed once and then shared.
-pub(super) fn reader_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, PromqlError> {
+pub(super) fn reader_builder(
+    path: &Path,
+) -> Result<ParquetRecordBatchReaderBuilder<File>, PromqlError> {
     reader_builder_if(path, false)
 }
 
@@ -45,7 +47,10 @@ pub(super) fn reader_builder_if(
     cached_only: bool,
 ) -> Result<ParquetRecordBatchReaderBuilder<File>, PromqlError> {
     let file = File::open(path).map_err(|e| {
-        PromqlError::Source(format!("segment {} unavailable, retry the query: {e}", path.display()))
+        PromqlError::Source(format!(
+            "segment {} unavailable, retry the query: {e}",
+            path.display()
+        ))
     })?;
     let stat = file
         .metadata()
@@ -62,19 +67,24 @@ pub(super) fn reader_builder_if(
     let meta = match cached {
         Some(meta) => meta,
         None if cached_only => {
-            return Err(PromqlError::Timeout(format!("the footer of {} is not in memory", path.display())));
+            return Err(PromqlError::Timeout(format!(
+                "the footer of {} is not in memory",
+                path.display()
+            )));
         }
         None => {
-            let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+            let options =
+                ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
             let meta = ArrowReaderMetadata::load(&file, options)
                 .map_err(|e| PromqlError::Source(format!("segment {}: {e}", path.display())))?;
             insert(key, meta.clone());
             meta
         }
     };
-    Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta))
+    Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(
+        file, meta,
+    ))
 }
-
 
 fn insert(key: Key, meta: ArrowReaderMetadata) {
     let size = meta.metadata().memory_size();
@@ -92,7 +102,12 @@ fn insert(key: Key, meta: ArrowReaderMetadata) {
         }
     }
     while c.bytes + size > CAPACITY_BYTES {
-        let Some(oldest) = c.entries.iter().min_by_key(|(_, (_, _, used))| *used).map(|(k, _)| k.clone()) else {
+        let Some(oldest) = c
+            .entries
+            .iter()
+            .min_by_key(|(_, (_, _, used))| *used)
+            .map(|(k, _)| k.clone())
+        else {
             break;
         };
         if let Some((_, bytes, _)) = c.entries.remove(&oldest) {

@@ -44,7 +44,13 @@ pub fn set_capacity(bytes: usize) {
 }
 
 fn key(segment: &SegmentMeta, first_row: u64) -> Key {
-    (segment.path.clone(), segment.id, segment.rows, segment.bytes, first_row)
+    (
+        segment.path.clone(),
+        segment.id,
+        segment.rows,
+        segment.bytes,
+        first_row,
+    )
 }
 
 /// The cached samples of the series starting at each of `first_rows` in `segment`.
@@ -82,7 +88,10 @@ pub(super) fn insert_many(segment: &SegmentMeta, series: Vec<(u64, Vec<(i64, f64
     let tick = c.tick;
     for (first_row, samples) in series {
         let size = ENTRY_BYTES + samples.len() * SAMPLE_BYTES;
-        if let Some((old, _)) = c.entries.insert(key(segment, first_row), (Arc::from(samples), tick)) {
+        if let Some((old, _)) = c
+            .entries
+            .insert(key(segment, first_row), (Arc::from(samples), tick))
+        {
             c.bytes -= ENTRY_BYTES + old.len() * SAMPLE_BYTES;
         }
         c.bytes += size;
@@ -98,7 +107,11 @@ fn shrink(c: &mut Cache, target: usize) {
     if c.bytes <= target {
         return;
     }
-    let mut by_age: Vec<(u64, Key)> = c.entries.iter().map(|(k, (_, used))| (*used, k.clone())).collect();
+    let mut by_age: Vec<(u64, Key)> = c
+        .entries
+        .iter()
+        .map(|(k, (_, used))| (*used, k.clone()))
+        .collect();
     by_age.sort_unstable_by_key(|(used, _)| *used);
     for (_, k) in by_age {
         if c.bytes <= target {
@@ -109,4 +122,3 @@ fn shrink(c: &mut Cache, target: usize) {
         }
     }
 }
-

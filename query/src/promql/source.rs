@@ -116,14 +116,26 @@ impl MetricsTableSource {
     /// passed (checked before each segment and each head or decoded batch), so a query past its time
     /// gives its thread back instead of reading on.
     pub fn until(&self, deadline: Option<Instant>) -> QuerySource<'_> {
-        QuerySource { source: self, limits: ReadLimits { deadline, small_only: false } }
+        QuerySource {
+            source: self,
+            limits: ReadLimits {
+                deadline,
+                small_only: false,
+            },
+        }
     }
 
     /// Like [`MetricsTableSource::until`], for a query tried within a small time budget on a
     /// thread that must not block long: a read that would load a series index from disk (a
     /// long step with no deadline check inside) stops at once with a `timeout` error instead.
     pub fn within_budget(&self, budget: Instant) -> QuerySource<'_> {
-        QuerySource { source: self, limits: ReadLimits { deadline: Some(budget), small_only: true } }
+        QuerySource {
+            source: self,
+            limits: ReadLimits {
+                deadline: Some(budget),
+                small_only: true,
+            },
+        }
     }
 }
 
@@ -153,7 +165,8 @@ impl QuerySource<'_> {
             exemplars: Some(HashMap::new()),
             ..Default::default()
         };
-        self.source.read(&mut acc, matchers, start_ms, end_ms, self.limits)?;
+        self.source
+            .read(&mut acc, matchers, start_ms, end_ms, self.limits)?;
         Ok(acc.finish_exemplars(matchers, start_ms, end_ms))
     }
 
@@ -162,8 +175,12 @@ impl QuerySource<'_> {
         &self,
         start_ms: i64,
         end_ms: i64,
-    ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeSet<FamilyMetadata>>, PromqlError> {
-        self.source.metadata_until(start_ms, end_ms, self.limits.deadline)
+    ) -> Result<
+        std::collections::BTreeMap<String, std::collections::BTreeSet<FamilyMetadata>>,
+        PromqlError,
+    > {
+        self.source
+            .metadata_until(start_ms, end_ms, self.limits.deadline)
     }
 }
 
@@ -179,7 +196,8 @@ impl SeriesSource for QuerySource<'_> {
             reference_mapping: !self.source.use_series_index,
             ..Default::default()
         };
-        self.source.read(&mut acc, matchers, start_ms, end_ms, self.limits)?;
+        self.source
+            .read(&mut acc, matchers, start_ms, end_ms, self.limits)?;
         Ok(acc.finish(matchers))
     }
 
@@ -208,7 +226,8 @@ impl MetricsTableSource {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<SeriesExemplars>, PromqlError> {
-        self.until(None).select_exemplars(matchers, start_ms, end_ms)
+        self.until(None)
+            .select_exemplars(matchers, start_ms, end_ms)
     }
 
     fn read(
@@ -241,15 +260,22 @@ impl MetricsTableSource {
             check_deadline(deadline)?;
             acc.add_batch(batch, start_ns, end_ns, prefilter);
         }
-        let too_big = || PromqlError::Timeout("over the inline budget: more to load than a small query reads".into());
+        let too_big = || {
+            PromqlError::Timeout(
+                "over the inline budget: more to load than a small query reads".into(),
+            )
+        };
         for segment in &snapshot.segments {
             check_deadline(deadline)?;
             let loaded = if !limits.small_only {
-                self.use_series_index.then(|| lumen_storage::load_series_index(segment))
+                self.use_series_index
+                    .then(|| lumen_storage::load_series_index(segment))
             } else {
                 // A small query only reads what is in memory: the index, and what is derived from it.
                 match lumen_storage::index::cached(segment) {
-                    Some(index) if self.use_series_index && index_select::extras_made(&index) => Some(Ok(index)),
+                    Some(index) if self.use_series_index && index_select::extras_made(&index) => {
+                        Some(Ok(index))
+                    }
                     _ => return Err(too_big()),
                 }
             };
@@ -328,14 +354,19 @@ impl index_select::IndexedRows for IndexedSink<'_> {
         self.limits.small_only
     }
 
-    fn plan(&mut self, entries: &[lumen_storage::SeriesEntry<'_>]) -> (Vec<&'static str>, Vec<bool>) {
+    fn plan(
+        &mut self,
+        entries: &[lumen_storage::SeriesEntry<'_>],
+    ) -> (Vec<&'static str>, Vec<bool>) {
         self.identity = None;
         let shapes = &self.extras.shapes;
         self.plans = entries
             .iter()
             .map(|e| {
                 let d = e.descriptor();
-                let shape = shapes.get(e.descriptor_ordinal()).filter(|_| self.acc.is_plain(&d));
+                let shape = shapes
+                    .get(e.descriptor_ordinal())
+                    .filter(|_| self.acc.is_plain(&d));
                 match shape {
                     Some(shape) => self.acc.plain_plan(
                         shape,
@@ -357,7 +388,10 @@ impl index_select::IndexedRows for IndexedSink<'_> {
             })
             .collect();
         let cached = super::sample_cache::get_many(self.segment, &cacheable);
-        let (start_ms, end_ms) = (self.start_ns.div_euclid(1_000_000), self.end_ns.div_euclid(1_000_000));
+        let (start_ms, end_ms) = (
+            self.start_ns.div_euclid(1_000_000),
+            self.end_ns.div_euclid(1_000_000),
+        );
         let mut read = Vec::with_capacity(entries.len());
         self.fill = Vec::with_capacity(entries.len());
         for ((plan, first_row), hit) in self.plans.iter().zip(&cacheable).zip(cached) {
@@ -369,7 +403,11 @@ impl index_select::IndexedRows for IndexedSink<'_> {
                     if samples[lo..hi].is_sorted_by_key(|(t, _)| *t) {
                         out.extend_from_slice(&samples[lo..hi]);
                     } else {
-                        out.extend(samples.iter().filter(|(t, _)| *t >= start_ms && *t <= end_ms));
+                        out.extend(
+                            samples
+                                .iter()
+                                .filter(|(t, _)| *t >= start_ms && *t <= end_ms),
+                        );
                     }
                     read.push(false);
                     self.fill.push(None);
@@ -406,7 +444,8 @@ impl index_select::IndexedRows for IndexedSink<'_> {
                     if let Some(Some((_, fill))) = self.fill.get_mut(*owner as usize) {
                         fill.push((t, v));
                     }
-                    self.acc.push_plain(*plain, t, v, stale, self.start_ns, self.end_ns);
+                    self.acc
+                        .push_plain(*plain, t, v, stale, self.start_ns, self.end_ns);
                 }
                 Some(RowPlan::Mapped) => mapped.push(i as u32),
                 Some(RowPlan::Skip) | None => {}
@@ -479,9 +518,15 @@ struct PlainColumns<'a> {
 impl<'a> PlainColumns<'a> {
     fn of(batch: &'a RecordBatch) -> Self {
         PlainColumns {
-            time: batch.column_by_name("time").and_then(|c| c.as_primitive_opt()),
-            flags: batch.column_by_name("flags").and_then(|c| c.as_primitive_opt()),
-            value: batch.column_by_name("value").and_then(|c| c.as_primitive_opt()),
+            time: batch
+                .column_by_name("time")
+                .and_then(|c| c.as_primitive_opt()),
+            flags: batch
+                .column_by_name("flags")
+                .and_then(|c| c.as_primitive_opt()),
+            value: batch
+                .column_by_name("value")
+                .and_then(|c| c.as_primitive_opt()),
         }
     }
 }
@@ -502,7 +547,10 @@ impl MetricsTableSource {
         &self,
         start_ms: i64,
         end_ms: i64,
-    ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeSet<FamilyMetadata>>, PromqlError> {
+    ) -> Result<
+        std::collections::BTreeMap<String, std::collections::BTreeSet<FamilyMetadata>>,
+        PromqlError,
+    > {
         self.metadata_until(start_ms, end_ms, None)
     }
 
@@ -512,15 +560,33 @@ impl MetricsTableSource {
         start_ms: i64,
         end_ms: i64,
         deadline: Option<Instant>,
-    ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeSet<FamilyMetadata>>, PromqlError> {
+    ) -> Result<
+        std::collections::BTreeMap<String, std::collections::BTreeSet<FamilyMetadata>>,
+        PromqlError,
+    > {
         check_deadline(deadline)?;
-        const META_COLUMNS: &[&str] =
-            &["time", "metric_name", "metric_type", "unit", "description", "is_monotonic", "scope_name"];
+        const META_COLUMNS: &[&str] = &[
+            "time",
+            "metric_name",
+            "metric_type",
+            "unit",
+            "description",
+            "is_monotonic",
+            "scope_name",
+        ];
         let start_ns = start_ms.saturating_mul(1_000_000);
         let end_ns = end_ms.saturating_mul(1_000_000).saturating_add(999_999);
-        let snapshot = self.snapshots.snapshot(Table::Metrics, TimeRange { start: Some(start_ns), end: Some(end_ns) });
+        let snapshot = self.snapshots.snapshot(
+            Table::Metrics,
+            TimeRange {
+                start: Some(start_ns),
+                end: Some(end_ns),
+            },
+        );
         // Distinct descriptors first (a handful per batch), mapped once each.
-        let distinct_of = |batch: &RecordBatch, into: &mut std::collections::HashSet<Descriptor>, window: Option<(i64, i64)>| {
+        let distinct_of = |batch: &RecordBatch,
+                           into: &mut std::collections::HashSet<Descriptor>,
+                           window: Option<(i64, i64)>| {
             let col = |name: &str| batch.column_by_name(name);
             let names = col("metric_name").and_then(|c| c.as_string_opt::<i32>());
             let types = col("metric_type").and_then(|c| c.as_string_opt::<i32>());
@@ -556,13 +622,23 @@ impl MetricsTableSource {
         }
         for segment in &snapshot.segments {
             check_deadline(deadline)?;
-            let cached = self.descriptors.lock().ok().and_then(|c| c.get(&segment.path).cloned());
+            let cached = self
+                .descriptors
+                .lock()
+                .ok()
+                .and_then(|c| c.get(&segment.path).cloned());
             let list = match cached {
                 Some(list) => list,
                 None => {
-                    let columns: Vec<&str> = META_COLUMNS.iter().copied().filter(|c| *c != "time").collect();
+                    let columns: Vec<&str> = META_COLUMNS
+                        .iter()
+                        .copied()
+                        .filter(|c| *c != "time")
+                        .collect();
                     let mut set = std::collections::HashSet::new();
-                    read_segment(&segment.path, &columns, deadline, &mut |batch| distinct_of(batch, &mut set, None))?;
+                    read_segment(&segment.path, &columns, deadline, &mut |batch| {
+                        distinct_of(batch, &mut set, None)
+                    })?;
                     let list = Arc::new(set.into_iter().collect::<Vec<_>>());
                     if let Ok(mut cache) = self.descriptors.lock() {
                         if cache.len() > 100_000 {
@@ -575,8 +651,10 @@ impl MetricsTableSource {
             };
             distinct.extend(list.iter().cloned());
         }
-        let mut out: std::collections::BTreeMap<String, std::collections::BTreeSet<FamilyMetadata>> =
-            std::collections::BTreeMap::new();
+        let mut out: std::collections::BTreeMap<
+            String,
+            std::collections::BTreeSet<FamilyMetadata>,
+        > = std::collections::BTreeMap::new();
         for (name, metric_type, unit, help, monotonic, remote) in distinct {
             let (family, kind, unit) = if remote {
                 // Remote-written series keep their names; the family type comes from the name.
@@ -601,15 +679,22 @@ impl MetricsTableSource {
                 let family = family_name(&name, &unit, &metric_type, monotonic);
                 (family, kind, unit_suffix(&unit, metric_type == "gauge"))
             };
-            out.entry(family).or_default().insert(FamilyMetadata { kind, help, unit });
+            out.entry(family)
+                .or_default()
+                .insert(FamilyMetadata { kind, help, unit });
         }
         // Remote-written `_sum`/`_count` of a histogram family belong to it.
-        let histograms: Vec<String> =
-            out.iter().filter(|(_, m)| m.iter().any(|m| m.kind == "histogram")).map(|(n, _)| n.clone()).collect();
+        let histograms: Vec<String> = out
+            .iter()
+            .filter(|(_, m)| m.iter().any(|m| m.kind == "histogram"))
+            .map(|(n, _)| n.clone())
+            .collect();
         for base in histograms {
             for suffix in ["_sum", "_count"] {
                 if let Some(part) = out.get(&format!("{base}{suffix}"))
-                    && part.iter().all(|m| m.kind != "histogram" && m.kind != "summary")
+                    && part
+                        .iter()
+                        .all(|m| m.kind != "histogram" && m.kind != "summary")
                 {
                     out.remove(&format!("{base}{suffix}"));
                 }
@@ -637,9 +722,12 @@ fn read_segment(
     deadline: Option<Instant>,
     each: &mut dyn FnMut(&RecordBatch),
 ) -> Result<(), PromqlError> {
-    let err = |e: &dyn std::fmt::Display| PromqlError::Source(format!("segment {}: {e}", path.display()));
+    let err =
+        |e: &dyn std::fmt::Display| PromqlError::Source(format!("segment {}: {e}", path.display()));
     let builder = super::parquet_cache::reader_builder(path)?;
-    let mask = lumen_storage::segment::root_projection(builder.parquet_schema(), |name| columns.contains(&name));
+    let mask = lumen_storage::segment::root_projection(builder.parquet_schema(), |name| {
+        columns.contains(&name)
+    });
     for batch in builder.with_projection(mask).build().map_err(|e| err(&e))? {
         check_deadline(deadline)?;
         each(&batch.map_err(|e| err(&e))?);
@@ -782,7 +870,12 @@ fn raw_map_at(a: Option<&MapArray>, i: usize) -> Vec<(String, Option<String>)> {
         return Vec::new();
     };
     range
-        .map(|j| (keys.value(j).to_string(), values.is_valid(j).then(|| values.value(j).to_string())))
+        .map(|j| {
+            (
+                keys.value(j).to_string(),
+                values.is_valid(j).then(|| values.value(j).to_string()),
+            )
+        })
         .collect()
 }
 
@@ -802,7 +895,11 @@ fn map_equals(a: Option<&MapArray>, i: usize, expected: &[(String, Option<String
 fn map_entries(
     a: Option<&MapArray>,
     i: usize,
-) -> Option<(&arrow::array::StringArray, &arrow::array::StringArray, std::ops::Range<usize>)> {
+) -> Option<(
+    &arrow::array::StringArray,
+    &arrow::array::StringArray,
+    std::ops::Range<usize>,
+)> {
     let a = a.filter(|a| a.is_valid(i))?;
     let keys = a.keys().as_string_opt::<i32>()?;
     let values = a.values().as_string_opt::<i32>()?;
@@ -815,13 +912,26 @@ fn map_entries(
 type OwnedDescriptor = [Option<String>; 5];
 
 fn owned_descriptor(d: &MetricDescriptor<'_>) -> OwnedDescriptor {
-    [d.metric_name, d.metric_type, d.unit, d.temporality, d.scope_name].map(|s| s.map(str::to_string))
+    [
+        d.metric_name,
+        d.metric_type,
+        d.unit,
+        d.temporality,
+        d.scope_name,
+    ]
+    .map(|s| s.map(str::to_string))
 }
 
 fn same_descriptor(owned: &OwnedDescriptor, d: &MetricDescriptor<'_>) -> bool {
     owned
         .iter()
-        .zip([d.metric_name, d.metric_type, d.unit, d.temporality, d.scope_name])
+        .zip([
+            d.metric_name,
+            d.metric_type,
+            d.unit,
+            d.temporality,
+            d.scope_name,
+        ])
         .all(|(a, b)| a.as_deref() == b)
 }
 
@@ -850,7 +960,8 @@ impl SeriesAccumulator {
     /// rows, OTLP gauges and sums) and samples are wanted.
     fn is_plain(&self, d: &MetricDescriptor<'_>) -> bool {
         self.exemplars.is_none()
-            && (d.scope_name == Some(REMOTE_WRITE_SCOPE) || matches!(d.metric_type, Some("gauge" | "sum")))
+            && (d.scope_name == Some(REMOTE_WRITE_SCOPE)
+                || matches!(d.metric_type, Some("gauge" | "sum")))
     }
 
     /// The shape of series with descriptor `d` when their rows are plain ([`Self::is_plain`]).
@@ -882,27 +993,44 @@ impl SeriesAccumulator {
     }
 
     /// A plain series' sample at `t` (ms), if within `[start_ns, end_ns]`.
-    fn push_plain(&mut self, to: PlainSeries, t: i64, v: f64, stale: bool, start_ns: i64, end_ns: i64) {
+    fn push_plain(
+        &mut self,
+        to: PlainSeries,
+        t: i64,
+        v: f64,
+        stale: bool,
+        start_ns: i64,
+        end_ns: i64,
+    ) {
         if t < start_ns.div_euclid(1_000_000) || t > end_ns.div_euclid(1_000_000) {
             return;
         }
         self.series[to.main].1.push((t, v));
         if let Some(ti) = to.target_info {
-            self.series[ti].1.push((t, if stale { stale_nan() } else { 1.0 }));
+            self.series[ti]
+                .1
+                .push((t, if stale { stale_nan() } else { 1.0 }));
         }
     }
 
     /// Exemplar mode: attaches row `i`'s exemplars to the series the row produced.
     fn attach_exemplars(&mut self, c: &Columns<'_>, i: usize, t_ms: i64) {
         let series = std::mem::take(&mut self.row_series);
-        let Some(out) = self.exemplars.as_mut() else { return };
-        let Some(list) = c.exemplars.filter(|l| l.is_valid(i)) else { return };
+        let Some(out) = self.exemplars.as_mut() else {
+            return;
+        };
+        let Some(list) = c.exemplars.filter(|l| l.is_valid(i)) else {
+            return;
+        };
         let entries = list.value(i);
-        let Some(entries) = entries.as_struct_opt() else { return };
+        let Some(entries) = entries.as_struct_opt() else {
+            return;
+        };
         let column = |name: &str| entries.column_by_name(name);
         let times = column("time").and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
         let values = column("value").and_then(|c| c.as_primitive_opt::<Float64Type>());
-        let ints = column("value_int").and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int64Type>());
+        let ints =
+            column("value_int").and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int64Type>());
         let trace_ids = column("trace_id").and_then(|c| c.as_string_opt::<i32>());
         let span_ids = column("span_id").and_then(|c| c.as_string_opt::<i32>());
         let attributes = column("filtered_attributes").and_then(|c| c.as_map_opt());
@@ -913,7 +1041,11 @@ impl SeriesAccumulator {
             .iter()
             .filter_map(|l| {
                 let le = l.get("le")?;
-                let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+                let bound = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().ok()?
+                };
                 Some((bound, l))
             })
             .collect();
@@ -953,12 +1085,21 @@ impl SeriesAccumulator {
             if let Some(id) = span_ids.filter(|a| a.is_valid(j)) {
                 pairs.push(("span_id".into(), id.value(j).to_string()));
             }
-            out.entry(target.clone()).or_default().push(Exemplar { labels: Labels::new(pairs), value, time_ms });
+            out.entry(target.clone()).or_default().push(Exemplar {
+                labels: Labels::new(pairs),
+                value,
+                time_ms,
+            });
         }
     }
 
     /// The exemplars of the series matching `matchers`, within the time range, in time order.
-    fn finish_exemplars(self, matchers: &Matchers, start_ms: i64, end_ms: i64) -> Vec<SeriesExemplars> {
+    fn finish_exemplars(
+        self,
+        matchers: &Matchers,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Vec<SeriesExemplars> {
         let mut out: Vec<SeriesExemplars> = self
             .exemplars
             .unwrap_or_default()
@@ -1195,7 +1336,18 @@ impl SeriesAccumulator {
         };
         for (le, cumulative) in crate::otlp_convert::exponential_to_classic(&histogram) {
             let le = super::value::format_go_float(le);
-            self.push_bucket(base, n, &le, t, if stale { stale_nan() } else { cumulative as f64 }, delta);
+            self.push_bucket(
+                base,
+                n,
+                &le,
+                t,
+                if stale {
+                    stale_nan()
+                } else {
+                    cumulative as f64
+                },
+                delta,
+            );
         }
     }
 
@@ -1239,7 +1391,18 @@ impl SeriesAccumulator {
             } else {
                 "+Inf".to_string()
             };
-            self.push_bucket(base, n, &le, t, if stale { stale_nan() } else { cumulative as f64 }, delta);
+            self.push_bucket(
+                base,
+                n,
+                &le,
+                t,
+                if stale {
+                    stale_nan()
+                } else {
+                    cumulative as f64
+                },
+                delta,
+            );
         }
     }
 

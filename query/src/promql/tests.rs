@@ -189,10 +189,16 @@ fn an_evaluation_past_its_deadline_stops_with_a_timeout() {
         labels: Labels::new(vec![("__name__".into(), "x".into())]),
         samples: (0..1000).map(|i| (i * 15_000, i as f64)).collect(),
     });
-    let config = EngineConfig { deadline: Some(std::time::Instant::now()), ..Default::default() };
+    let config = EngineConfig {
+        deadline: Some(std::time::Instant::now()),
+        ..Default::default()
+    };
     std::thread::sleep(std::time::Duration::from_millis(2));
-    let err = Engine::new(config).range("rate(x[5m])", 0, 15_000_000, 15_000, &source).unwrap_err();
+    let err = Engine::new(config)
+        .range("rate(x[5m])", 0, 15_000_000, 15_000, &source)
+        .unwrap_err();
     assert_eq!(err.error_type(), "timeout");
-    let ok = Engine::new(EngineConfig::default()).range("rate(x[5m])", 0, 15_000_000, 15_000, &source);
+    let ok =
+        Engine::new(EngineConfig::default()).range("rate(x[5m])", 0, 15_000_000, 15_000, &source);
     assert!(ok.is_ok());
 }

@@ -375,7 +375,13 @@ pub fn write_go_float(out: &mut Vec<u8>, v: f64) {
         };
         // Split into significant digits and the position of the decimal point among them.
         let (mantissa, exponent) = match text.iter().position(|&c| c == b'e' || c == b'E') {
-            Some(e) => (&text[..e], std::str::from_utf8(&text[e + 1..]).ok().and_then(|x| x.parse::<i32>().ok()).unwrap_or(0)),
+            Some(e) => (
+                &text[..e],
+                std::str::from_utf8(&text[e + 1..])
+                    .ok()
+                    .and_then(|x| x.parse::<i32>().ok())
+                    .unwrap_or(0),
+            ),
             None => (text, 0),
         };
         let mut digits: Vec<u8> = Vec::with_capacity(mantissa.len());
@@ -442,9 +448,30 @@ mod tests {
     #[test]
     fn written_floats_match_the_formatted_ones() {
         let mut values = vec![
-            0.0, -0.0, 1.0, -1.0, 0.1, 0.3, 1.5, 1e-7, 1.5e-300, 123_456_789.125, 1e15, 1e16, 1e21,
-            1.7976931348623157e308, 5e-324, -2.5e-5, 999_999_999_999_999.0, 0.001, 100.0, 1234.5678,
-            f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 9_007_199_254_740_993.0,
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.1,
+            0.3,
+            1.5,
+            1e-7,
+            1.5e-300,
+            123_456_789.125,
+            1e15,
+            1e16,
+            1e21,
+            1.7976931348623157e308,
+            5e-324,
+            -2.5e-5,
+            999_999_999_999_999.0,
+            0.001,
+            100.0,
+            1234.5678,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            9_007_199_254_740_993.0,
         ];
         // And pseudo-random bit patterns (xorshift), finite ones only.
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
@@ -462,12 +489,24 @@ mod tests {
             let mut out = Vec::new();
             write_go_float(&mut out, v);
             let written = String::from_utf8(out).unwrap();
-            let display = if v.is_nan() || v.is_infinite() { format_go_float(v) } else { format!("{v}") };
+            let display = if v.is_nan() || v.is_infinite() {
+                format_go_float(v)
+            } else {
+                format!("{v}")
+            };
             if written != display {
                 // Only an exact tie in the last digit may differ (ryu, like Python's `repr`,
                 // rounds it to even; Rust's `Display` need not): same length, reads back as `v`.
-                assert_eq!(written.len(), display.len(), "{v:e}: {written} vs {display}");
-                assert_eq!(written.parse::<f64>().unwrap().to_bits(), v.to_bits(), "{v:e}: {written}");
+                assert_eq!(
+                    written.len(),
+                    display.len(),
+                    "{v:e}: {written} vs {display}"
+                );
+                assert_eq!(
+                    written.parse::<f64>().unwrap().to_bits(),
+                    v.to_bits(),
+                    "{v:e}: {written}"
+                );
             }
         }
         // An exact tie (the value is …562.25) rounds to the even digit.

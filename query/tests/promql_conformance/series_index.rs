@@ -207,7 +207,9 @@ async fn missing_and_corrupt_sidecars_give_the_same_answers() {
 async fn a_budgeted_read_stops_before_loading_an_index() {
     let dir = tempfile::tempdir().unwrap();
     let storage = store(dir.path()).await;
-    let segments = storage.snapshot(Table::Metrics, TimeRange::default()).segments;
+    let segments = storage
+        .snapshot(Table::Metrics, TimeRange::default())
+        .segments;
     for segment in &segments {
         lumen_storage::index::forget(&segment.path);
     }
@@ -217,11 +219,17 @@ async fn a_budgeted_read_stops_before_loading_an_index() {
         let m = matchers(r#"{__name__="mem_3_bytes"}"#);
         let (start, end) = (T0 / 1_000_000, T0 / 1_000_000 + 3 * 3_600_000);
         let later = std::time::Instant::now() + Duration::from_secs(60);
-        let err = source.within_budget(later).select(&m, start, end).unwrap_err();
+        let err = source
+            .within_budget(later)
+            .select(&m, start, end)
+            .unwrap_err();
         assert_eq!(err.error_type(), "timeout", "{err}");
         let full = comparable(source.until(Some(later)).select(&m, start, end).unwrap());
         assert!(!full.is_empty());
-        assert_eq!(comparable(source.within_budget(later).select(&m, start, end).unwrap()), full);
+        assert_eq!(
+            comparable(source.within_budget(later).select(&m, start, end).unwrap()),
+            full
+        );
     })
     .await
     .unwrap();

@@ -40,7 +40,11 @@ struct Identity<'a> {
 
 impl<'a> Identity<'a> {
     fn of(batch: &'a RecordBatch) -> Result<Self, String> {
-        let string = |name: &str| batch.column_by_name(name).and_then(|c| c.as_string_opt::<i32>());
+        let string = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_string_opt::<i32>())
+        };
         let map = |name: &str| batch.column_by_name(name).and_then(|c| c.as_map_opt());
         Ok(Identity {
             series_id: batch
@@ -51,7 +55,9 @@ impl<'a> Identity<'a> {
             metric_type: string("metric_type"),
             unit: string("unit"),
             temporality: string("temporality"),
-            monotonic: batch.column_by_name("is_monotonic").and_then(|c| c.as_boolean_opt()),
+            monotonic: batch
+                .column_by_name("is_monotonic")
+                .and_then(|c| c.as_boolean_opt()),
             scope: string("scope_name"),
             attributes: map("attributes"),
             resource: map("resource_attributes"),
@@ -61,9 +67,17 @@ impl<'a> Identity<'a> {
     /// True when rows `a` and `b` have byte-identical identity columns (the common case between
     /// neighbouring rows of one series; a `false` is settled by the slower normalised comparison).
     fn rows_equal(&self, a: usize, b: usize) -> bool {
-        let strings = [self.name, self.metric_type, self.unit, self.temporality, self.scope];
+        let strings = [
+            self.name,
+            self.metric_type,
+            self.unit,
+            self.temporality,
+            self.scope,
+        ];
         strings.iter().all(|s| str_eq(*s, a, b))
-            && self.monotonic.is_none_or(|m| m.is_valid(a) == m.is_valid(b) && (!m.is_valid(a) || m.value(a) == m.value(b)))
+            && self.monotonic.is_none_or(|m| {
+                m.is_valid(a) == m.is_valid(b) && (!m.is_valid(a) || m.value(a) == m.value(b))
+            })
             && map_eq(self.attributes, a, b)
             && map_eq(self.resource, a, b)
     }
@@ -117,7 +131,10 @@ impl Builder {
         if let Some(id) = self.ids.get(s) {
             return Ok(*id);
         }
-        let id = u32::try_from(self.strings.len()).ok().filter(|id| *id != NONE).ok_or("too many distinct strings")?;
+        let id = u32::try_from(self.strings.len())
+            .ok()
+            .filter(|id| *id != NONE)
+            .ok_or("too many distinct strings")?;
         let s: Arc<str> = Arc::from(s);
         self.strings.push(s.clone());
         self.ids.insert(s, id);
@@ -125,7 +142,12 @@ impl Builder {
     }
 
     /// Interns row `i`'s map entries into `scratch`, stably sorted by key.
-    fn intern_map(&mut self, map: Option<&MapArray>, i: usize, out: &mut Vec<(u32, u32)>) -> Result<(), String> {
+    fn intern_map(
+        &mut self,
+        map: Option<&MapArray>,
+        i: usize,
+        out: &mut Vec<(u32, u32)>,
+    ) -> Result<(), String> {
         out.clear();
         for (k, v) in map_entries(map, i) {
             let k = self.intern(Some(k))?;
@@ -173,7 +195,10 @@ impl Builder {
             let series_id = c.series_id.value(i);
             let row = self.rows;
             self.rows += 1;
-            let continues = self.entries.last().is_some_and(|e| e.series_id == series_id);
+            let continues = self
+                .entries
+                .last()
+                .is_some_and(|e| e.series_id == series_id);
             if continues && i > 0 && c.rows_equal(i - 1, i) {
                 if let Some(last) = self.entries.last_mut() {
                     last.rows += 1;
@@ -199,7 +224,14 @@ impl Builder {
             }
             let attrs_range = self.append_pairs(&attrs)?;
             let resource_range = self.append_pairs(&resource)?;
-            self.entries.push(Entry { series_id, descriptor, first_row: row, rows: 1, attrs: attrs_range, resource: resource_range });
+            self.entries.push(Entry {
+                series_id,
+                descriptor,
+                first_row: row,
+                rows: 1,
+                attrs: attrs_range,
+                resource: resource_range,
+            });
         }
         Ok(())
     }
@@ -214,13 +246,23 @@ impl Builder {
 
     /// The finished index of a segment file of `segment_bytes` bytes.
     pub(crate) fn finish(self, segment_bytes: u64) -> SeriesIndex {
-        SeriesIndex::assemble(self.rows, segment_bytes, self.strings, self.descriptors, self.entries, self.pairs)
+        SeriesIndex::assemble(
+            self.rows,
+            segment_bytes,
+            self.strings,
+            self.descriptors,
+            self.entries,
+            self.pairs,
+        )
     }
 }
 
 impl SeriesIndex {
     /// Builds the index of a segment from its rows, in segment order (the sorted flush batch).
-    pub fn from_batches<'a>(batches: impl IntoIterator<Item = &'a RecordBatch>, segment_bytes: u64) -> Result<SeriesIndex, String> {
+    pub fn from_batches<'a>(
+        batches: impl IntoIterator<Item = &'a RecordBatch>,
+        segment_bytes: u64,
+    ) -> Result<SeriesIndex, String> {
         let mut builder = Builder::default();
         for batch in batches {
             builder.add_batch(batch)?;
@@ -232,9 +274,15 @@ impl SeriesIndex {
     /// is missing or unusable).
     pub fn from_segment_file(path: &Path) -> Result<SeriesIndex, String> {
         let file = File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
-        let bytes = file.metadata().map_err(|e| format!("reading {}: {e}", path.display()))?.len();
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mask = crate::segment::root_projection(builder.parquet_schema(), |name| IDENTITY_COLUMNS.contains(&name));
+        let bytes = file
+            .metadata()
+            .map_err(|e| format!("reading {}: {e}", path.display()))?
+            .len();
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let mask = crate::segment::root_projection(builder.parquet_schema(), |name| {
+            IDENTITY_COLUMNS.contains(&name)
+        });
         let reader = builder
             .with_projection(mask)
             .with_batch_size(65_536)

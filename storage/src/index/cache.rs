@@ -37,8 +37,14 @@ struct Cache {
     capacity: usize,
 }
 
-static CACHE: LazyLock<Mutex<Cache>> =
-    LazyLock::new(|| Mutex::new(Cache { entries: HashMap::new(), tick: 0, bytes: 0, capacity: DEFAULT_CAPACITY }));
+static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(|| {
+    Mutex::new(Cache {
+        entries: HashMap::new(),
+        tick: 0,
+        bytes: 0,
+        capacity: DEFAULT_CAPACITY,
+    })
+});
 
 fn key_of(meta: &SegmentMeta) -> (u64, u64, u64) {
     (meta.id, meta.rows, meta.bytes)
@@ -48,7 +54,10 @@ impl Cache {
     fn get(&mut self, meta: &SegmentMeta) -> Option<Arc<SeriesIndex>> {
         self.tick += 1;
         let tick = self.tick;
-        let cached = self.entries.get_mut(&meta.path).filter(|c| c.key == key_of(meta))?;
+        let cached = self
+            .entries
+            .get_mut(&meta.path)
+            .filter(|c| c.key == key_of(meta))?;
         cached.last_used = tick;
         Some(cached.index.clone())
     }
@@ -57,7 +66,14 @@ impl Cache {
         self.remove(&meta.path);
         self.tick += 1;
         self.bytes += index.approx_bytes();
-        self.entries.insert(meta.path.clone(), Cached { key: key_of(meta), index, last_used: self.tick });
+        self.entries.insert(
+            meta.path.clone(),
+            Cached {
+                key: key_of(meta),
+                index,
+                last_used: self.tick,
+            },
+        );
         self.evict();
     }
 
@@ -71,7 +87,12 @@ impl Cache {
     /// queries hold it anyway).
     fn evict(&mut self) {
         while self.bytes > self.capacity && self.entries.len() > 1 {
-            let Some(oldest) = self.entries.iter().min_by_key(|(_, c)| c.last_used).map(|(p, _)| p.clone()) else {
+            let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, c)| c.last_used)
+                .map(|(p, _)| p.clone())
+            else {
                 break;
             };
             self.remove(&oldest);
@@ -134,8 +155,12 @@ fn read_or_rebuild(meta: &SegmentMeta) -> Result<SeriesIndex> {
                 tracing::warn!(segment = %meta.path.display(), "series index sidecar unusable ({}); rebuilding it from the segment", why.message);
             }
             metrics::counter!("lumen_series_index_rebuilds_total", "reason" => reason).increment(1);
-            let index = SeriesIndex::from_segment_file(&meta.path)
-                .map_err(|e| StorageError::io(format!("building the series index of {}", meta.path.display()), std::io::Error::other(e)))?;
+            let index = SeriesIndex::from_segment_file(&meta.path).map_err(|e| {
+                StorageError::io(
+                    format!("building the series index of {}", meta.path.display()),
+                    std::io::Error::other(e),
+                )
+            })?;
             if let Err(e) = write_sidecar_synced(&meta.path, &index) {
                 tracing::warn!(segment = %meta.path.display(), error = %e, "could not rewrite the series index sidecar");
             }
@@ -204,8 +229,14 @@ struct Unusable {
 }
 
 fn read_sidecar(path: &Path, meta: &SegmentMeta) -> std::result::Result<SeriesIndex, Unusable> {
-    let bytes = fs::read(path).map_err(|e| Unusable { missing: e.kind() == std::io::ErrorKind::NotFound, message: e.to_string() })?;
-    let index = format::decode(&bytes).map_err(|message| Unusable { missing: false, message })?;
+    let bytes = fs::read(path).map_err(|e| Unusable {
+        missing: e.kind() == std::io::ErrorKind::NotFound,
+        message: e.to_string(),
+    })?;
+    let index = format::decode(&bytes).map_err(|message| Unusable {
+        missing: false,
+        message,
+    })?;
     if index.segment_rows() != meta.rows || index.segment_bytes() != meta.bytes {
         return Err(Unusable {
             missing: false,
@@ -226,7 +257,12 @@ fn read_sidecar(path: &Path, meta: &SegmentMeta) -> std::result::Result<SeriesIn
 pub(crate) fn write_sidecar(segment_path: &Path, index: &SeriesIndex) -> Result<()> {
     static TMP: AtomicU64 = AtomicU64::new(0);
     let path = sidecar_path(segment_path);
-    let bytes = format::encode(index).map_err(|e| StorageError::io(format!("encoding {}", path.display()), std::io::Error::other(e)))?;
+    let bytes = format::encode(index).map_err(|e| {
+        StorageError::io(
+            format!("encoding {}", path.display()),
+            std::io::Error::other(e),
+        )
+    })?;
     // Unique temporary names: two queries may rebuild the same missing sidecar at once.
     let n = TMP.fetch_add(1, Ordering::Relaxed);
     let tmp = path.with_extension(format!("series.{}-{n}.tmp", std::process::id()));

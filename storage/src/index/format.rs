@@ -29,7 +29,11 @@ const VERSION: u32 = 1;
 
 /// Serialises `index`; fails only for an index too large for the format.
 pub fn encode(index: &SeriesIndex) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(64 + index.strings.iter().map(|s| s.len() + 2).sum::<usize>() + index.entries.len() * 16 + index.pairs.len() * 4);
+    let mut out = Vec::with_capacity(
+        64 + index.strings.iter().map(|s| s.len() + 2).sum::<usize>()
+            + index.entries.len() * 16
+            + index.pairs.len() * 4,
+    );
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     put(&mut out, index.segment_rows);
@@ -83,13 +87,18 @@ pub fn decode(bytes: &[u8]) -> Result<SeriesIndex, String> {
     if crc32fast::hash(body) != crc {
         return Err("checksum mismatch".into());
     }
-    let mut r = Reader { bytes: body, pos: 0 };
+    let mut r = Reader {
+        bytes: body,
+        pos: 0,
+    };
     if r.take(8)? != MAGIC {
         return Err("not a series index (bad magic)".into());
     }
     let version = u32::from_le_bytes(r.fixed::<4>()?);
     if version != VERSION {
-        return Err(format!("format version {version} is not supported (this build reads {VERSION})"));
+        return Err(format!(
+            "format version {version} is not supported (this build reads {VERSION})"
+        ));
     }
     let segment_rows = r.varint()?;
     let segment_bytes = r.varint()?;
@@ -107,7 +116,8 @@ pub fn decode(bytes: &[u8]) -> Result<SeriesIndex, String> {
             _ => Err("a string id is out of range".into()),
         }
     };
-    let nullable_string = |id: u64| -> Result<u32, String> { if id == 0 { Ok(NONE) } else { string(id - 1) } };
+    let nullable_string =
+        |id: u64| -> Result<u32, String> { if id == 0 { Ok(NONE) } else { string(id - 1) } };
 
     let n_descriptors = r.count(6)?;
     let mut descriptors = Vec::with_capacity(n_descriptors);
@@ -132,10 +142,16 @@ pub fn decode(bytes: &[u8]) -> Result<SeriesIndex, String> {
     let mut next_row = 0u64;
     for _ in 0..n_entries {
         let series_id = u64::from_le_bytes(r.fixed::<8>()?);
-        let descriptor = u32::try_from(r.varint()?).ok().filter(|d| (*d as usize) < n_descriptors).ok_or("an entry is out of range")?;
+        let descriptor = u32::try_from(r.varint()?)
+            .ok()
+            .filter(|d| (*d as usize) < n_descriptors)
+            .ok_or("an entry is out of range")?;
         let rows = r.varint()?;
         let first_row = next_row;
-        next_row = first_row.checked_add(rows).filter(|end| rows > 0 && *end <= segment_rows).ok_or("an entry is out of range")?;
+        next_row = first_row
+            .checked_add(rows)
+            .filter(|end| rows > 0 && *end <= segment_rows)
+            .ok_or("an entry is out of range")?;
         let n_attrs = r.count(2)?;
         let n_resource = r.count(2)?;
         let mut ranges = [(0u32, 0u32); 2];
@@ -149,7 +165,14 @@ pub fn decode(bytes: &[u8]) -> Result<SeriesIndex, String> {
             }
             *slot = (start, u32::try_from(n).map_err(|_| "too many attributes")?);
         }
-        entries.push(Entry { series_id, descriptor, first_row, rows, attrs: ranges[0], resource: ranges[1] });
+        entries.push(Entry {
+            series_id,
+            descriptor,
+            first_row,
+            rows,
+            attrs: ranges[0],
+            resource: ranges[1],
+        });
     }
     if next_row != segment_rows {
         return Err(format!("entries cover {next_row} of {segment_rows} rows"));
@@ -157,13 +180,22 @@ pub fn decode(bytes: &[u8]) -> Result<SeriesIndex, String> {
     if r.pos != body.len() {
         return Err("trailing bytes".into());
     }
-    Ok(SeriesIndex::assemble(segment_rows, segment_bytes, strings, descriptors, entries, pairs))
+    Ok(SeriesIndex::assemble(
+        segment_rows,
+        segment_bytes,
+        strings,
+        descriptors,
+        entries,
+        pairs,
+    ))
 }
 
 impl SeriesIndex {
     fn pairs_slice(&self, (start, len): (u32, u32)) -> &[(u32, u32)] {
         let start = start as usize;
-        self.pairs.get(start..start.saturating_add(len as usize)).unwrap_or(&[])
+        self.pairs
+            .get(start..start.saturating_add(len as usize))
+            .unwrap_or(&[])
     }
 
     /// Size of the segment file the index was built from.
@@ -188,7 +220,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).filter(|end| *end <= self.bytes.len()).ok_or("file too short")?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or("file too short")?;
         let out = self.bytes.get(self.pos..end).ok_or("file too short")?;
         self.pos = end;
         Ok(out)

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{
-    ArrayRef, AsArray, MapBuilder, RecordBatch, StringArray, StringBuilder, TimestampNanosecondArray, UInt32Array,
-    UInt64Array, new_null_array,
+    ArrayRef, AsArray, MapBuilder, RecordBatch, StringArray, StringBuilder,
+    TimestampNanosecondArray, UInt32Array, UInt64Array, new_null_array,
 };
 use arrow::datatypes::UInt64Type;
 use lumen_storage::index::{self, sidecar_path};
-use lumen_storage::{AttributeColumn, SegmentMeta, Storage, StorageConfig, Table, TimeRange, load_series_index};
+use lumen_storage::{
+    AttributeColumn, SegmentMeta, Storage, StorageConfig, Table, TimeRange, load_series_index,
+};
 
 const HOUR: i64 = 3_600_000_000_000;
 const T0: i64 = 1_764_000_000_000_000_000; // an hour boundary
@@ -40,9 +42,18 @@ pub(crate) fn metrics(series: u64, points: i64) -> RecordBatch {
         .iter()
         .map(|f| -> ArrayRef {
             match f.name().as_str() {
-                "time" => Arc::new(TimestampNanosecondArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>()).with_timezone("UTC")),
-                "series_id" => Arc::new(UInt64Array::from(rows.iter().map(|r| r.0 * 7919 % 1000).collect::<Vec<_>>())),
-                "metric_name" => Arc::new(StringArray::from(rows.iter().map(|r| format!("m{}", r.0 % 4)).collect::<Vec<_>>())),
+                "time" => Arc::new(
+                    TimestampNanosecondArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+                        .with_timezone("UTC"),
+                ),
+                "series_id" => Arc::new(UInt64Array::from(
+                    rows.iter().map(|r| r.0 * 7919 % 1000).collect::<Vec<_>>(),
+                )),
+                "metric_name" => Arc::new(StringArray::from(
+                    rows.iter()
+                        .map(|r| format!("m{}", r.0 % 4))
+                        .collect::<Vec<_>>(),
+                )),
                 "metric_type" => Arc::new(StringArray::from(vec!["gauge"; n])),
                 "attributes" | "resource_attributes" => {
                     let mut b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
@@ -72,7 +83,9 @@ async fn flushed_store(dir: &Path) -> (Arc<Storage>, Vec<SegmentMeta>) {
     let storage = Storage::open(config(dir)).unwrap();
     storage.write(Table::Metrics, metrics(50, 6)).await.unwrap();
     storage.flush().await.unwrap();
-    let segments = storage.snapshot(Table::Metrics, TimeRange::default()).segments;
+    let segments = storage
+        .snapshot(Table::Metrics, TimeRange::default())
+        .segments;
     assert_eq!(segments.len(), 2);
     (storage, segments)
 }
@@ -82,7 +95,10 @@ pub(crate) fn runs_in_file(path: &Path) -> Vec<(u64, u64, u64)> {
     let mut runs: Vec<(u64, u64, u64)> = Vec::new();
     let mut row = 0u64;
     for batch in lumen_storage::segment::read_all(path).unwrap() {
-        let ids = batch.column_by_name("series_id").unwrap().as_primitive::<UInt64Type>();
+        let ids = batch
+            .column_by_name("series_id")
+            .unwrap()
+            .as_primitive::<UInt64Type>();
         for i in 0..ids.len() {
             match runs.last_mut() {
                 Some(last) if last.0 == ids.value(i) => last.2 += 1,
@@ -96,7 +112,10 @@ pub(crate) fn runs_in_file(path: &Path) -> Vec<(u64, u64, u64)> {
 
 pub(crate) fn runs_in_index(meta: &SegmentMeta) -> Vec<(u64, u64, u64)> {
     let index = load_series_index(meta).unwrap();
-    (0..index.len()).map(|o| index.series(o).unwrap()).map(|e| (e.series_id(), e.first_row(), e.rows())).collect()
+    (0..index.len())
+        .map(|o| index.series(o).unwrap())
+        .map(|e| (e.series_id(), e.first_row(), e.rows()))
+        .collect()
 }
 
 pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -110,9 +129,14 @@ async fn flush_writes_a_series_index_next_to_each_metrics_segment() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::open(config(dir.path())).unwrap();
     storage.write(Table::Metrics, metrics(50, 6)).await.unwrap();
-    storage.write(Table::Logs, lumen_storage_logs()).await.unwrap();
+    storage
+        .write(Table::Logs, lumen_storage_logs())
+        .await
+        .unwrap();
     storage.flush().await.unwrap();
-    let segments = storage.snapshot(Table::Metrics, TimeRange::default()).segments;
+    let segments = storage
+        .snapshot(Table::Metrics, TimeRange::default())
+        .segments;
     assert_eq!(segments.len(), 2);
     for meta in &segments {
         assert!(sidecar_path(&meta.path).exists());
@@ -120,11 +144,26 @@ async fn flush_writes_a_series_index_next_to_each_metrics_segment() {
         let index = load_series_index(meta).unwrap();
         assert_eq!(index.len(), 50);
         assert_eq!(index.series_with_metric_name("m1").unwrap().len(), 13); // s % 4 == 1 for 13 of 0..50
-        assert_eq!(index.series_with_attribute(AttributeColumn::Point, "host", "h7").unwrap().len(), 1);
-        assert_eq!(index.series_with_attribute(AttributeColumn::Point, "dc", "dc0").unwrap().len(), 17);
+        assert_eq!(
+            index
+                .series_with_attribute(AttributeColumn::Point, "host", "h7")
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            index
+                .series_with_attribute(AttributeColumn::Point, "dc", "dc0")
+                .unwrap()
+                .len(),
+            17
+        );
     }
     for meta in storage.snapshot(Table::Logs, TimeRange::default()).segments {
-        assert!(!sidecar_path(&meta.path).exists(), "logs segments have no series index");
+        assert!(
+            !sidecar_path(&meta.path).exists(),
+            "logs segments have no series index"
+        );
         assert!(load_series_index(&meta).is_err());
     }
     storage.shutdown().await.unwrap();
@@ -138,7 +177,9 @@ fn lumen_storage_logs() -> RecordBatch {
         .iter()
         .map(|f| -> ArrayRef {
             match (f.name().as_str(), f.is_nullable()) {
-                ("time", _) => Arc::new(TimestampNanosecondArray::from(vec![T0]).with_timezone("UTC")),
+                ("time", _) => {
+                    Arc::new(TimestampNanosecondArray::from(vec![T0]).with_timezone("UTC"))
+                }
                 (_, true) => new_null_array(f.data_type(), 1),
                 ("severity_number", false) => Arc::new(arrow::array::Int32Array::from(vec![0])),
                 _ => Arc::new(UInt32Array::from(vec![0u32])),
@@ -164,8 +205,13 @@ async fn a_missing_or_corrupt_sidecar_is_rebuilt_and_never_stops_start_up() {
     let storage = Storage::open(config(dir.path())).unwrap();
     assert_eq!(storage.recovery().quarantined, 0);
     assert_eq!(storage.recovery().orphans_removed, 0);
-    let reopened = storage.snapshot(Table::Metrics, TimeRange::default()).segments;
-    assert_eq!(reopened.iter().map(runs_in_index).collect::<Vec<_>>(), expected);
+    let reopened = storage
+        .snapshot(Table::Metrics, TimeRange::default())
+        .segments;
+    assert_eq!(
+        reopened.iter().map(runs_in_index).collect::<Vec<_>>(),
+        expected
+    );
     // Rebuilt indexes are written back, valid.
     for meta in &reopened {
         let bytes = std::fs::read(sidecar_path(&meta.path)).unwrap();
@@ -174,7 +220,10 @@ async fn a_missing_or_corrupt_sidecar_is_rebuilt_and_never_stops_start_up() {
     }
     // A sidecar of another file (same name, other size) is not trusted either.
     let meta = &reopened[0];
-    let other = SegmentMeta { bytes: meta.bytes + 1, ..meta.clone() };
+    let other = SegmentMeta {
+        bytes: meta.bytes + 1,
+        ..meta.clone()
+    };
     index::forget(&meta.path);
     assert_eq!(runs_in_index(&other), expected[0]);
     storage.shutdown().await.unwrap();
@@ -193,14 +242,28 @@ async fn start_up_warm_up_loads_the_indexes_and_rebuilds_missing_ones() {
     }
 
     let storage = Storage::open(config(dir.path())).unwrap();
-    assert_eq!(storage.warm_series_indexes(&|| false), index::WarmUp::default(), "told to stop at once");
+    assert_eq!(
+        storage.warm_series_indexes(&|| false),
+        index::WarmUp::default(),
+        "told to stop at once"
+    );
     let done = storage.warm_series_indexes(&|| true);
     assert_eq!((done.loaded, done.cached), (2, 0), "{done:?}");
     assert!(done.bytes > 0);
-    assert!(sidecar_path(&segments[1].path).exists(), "the missing sidecar was rebuilt");
+    assert!(
+        sidecar_path(&segments[1].path).exists(),
+        "the missing sidecar was rebuilt"
+    );
     let again = storage.warm_series_indexes(&|| true);
-    assert_eq!((again.loaded, again.cached, again.bytes), (0, 2, 0), "{again:?}");
-    assert_eq!(segments.iter().map(runs_in_index).collect::<Vec<_>>(), expected);
+    assert_eq!(
+        (again.loaded, again.cached, again.bytes),
+        (0, 2, 0),
+        "{again:?}"
+    );
+    assert_eq!(
+        segments.iter().map(runs_in_index).collect::<Vec<_>>(),
+        expected
+    );
     storage.shutdown().await.unwrap();
 }
 
@@ -217,14 +280,27 @@ async fn recovery_keeps_live_sidecars_and_removes_the_others() {
     // Leftovers of a flush that crashed before its manifest update, and of an interrupted rewrite.
     std::fs::write(part.join("000000000099.parquet"), b"partial").unwrap();
     std::fs::write(part.join("000000000099.series"), b"partial").unwrap();
-    std::fs::write(sidecar_path(&segments[0].path).with_extension("series.1-0.tmp"), b"partial").unwrap();
+    std::fs::write(
+        sidecar_path(&segments[0].path).with_extension("series.1-0.tmp"),
+        b"partial",
+    )
+    .unwrap();
     // A corrupt segment: quarantined, and its sidecar must go with it.
     std::fs::write(&segments[1].path, b"garbage, not parquet").unwrap();
 
     let storage = Storage::open(config(dir.path())).unwrap();
     assert_eq!(storage.recovery().quarantined, 1);
     assert_eq!(storage.recovery().orphans_removed, 3);
-    assert_eq!(files_under(dir.path()), vec![segments[0].path.clone(), sidecar_path(&segments[0].path)]);
-    assert_eq!(storage.snapshot(Table::Metrics, TimeRange::default()).segments.len(), 1);
+    assert_eq!(
+        files_under(dir.path()),
+        vec![segments[0].path.clone(), sidecar_path(&segments[0].path)]
+    );
+    assert_eq!(
+        storage
+            .snapshot(Table::Metrics, TimeRange::default())
+            .segments
+            .len(),
+        1
+    );
     storage.shutdown().await.unwrap();
 }

@@ -17,12 +17,27 @@ use crate::prompb::{self, Label, MetricMetadata};
 pub const SERIES_PER_TARGET: usize = 100;
 
 /// The `job` label: target `t` belongs to `JOBS[t % JOBS.len()]`.
-pub const JOBS: [&str; 10] = ["api-gateway", "checkout", "catalog", "payments", "inventory", "search", "auth", "shipping", "node", "postgres"];
+pub const JOBS: [&str; 10] = [
+    "api-gateway",
+    "checkout",
+    "catalog",
+    "payments",
+    "inventory",
+    "search",
+    "auth",
+    "shipping",
+    "node",
+    "postgres",
+];
 
 /// Upper bounds of the latency histogram's buckets (the last is `+Inf`).
-const LES: [&str; 12] = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"];
+const LES: [&str; 12] = [
+    "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf",
+];
 /// Share of requests at or under each bound, before a histogram's own skew.
-const LE_CDF: [f64; 12] = [0.02, 0.08, 0.25, 0.5, 0.72, 0.9, 0.96, 0.985, 0.995, 0.998, 0.999, 1.0];
+const LE_CDF: [f64; 12] = [
+    0.02, 0.08, 0.25, 0.5, 0.72, 0.9, 0.96, 0.985, 0.995, 0.998, 0.999, 1.0,
+];
 
 /// The `instance` label of target `t`.
 pub fn instance(t: usize) -> String {
@@ -76,7 +91,12 @@ enum Kind {
     /// full float precision).
     Counter { per_sec: f64, quantum: f64 },
     /// A mean-reverting random walk between `lo` and `hi`, steps of about `step`, rounded to `quantum`.
-    Walk { lo: f64, hi: f64, step: f64, quantum: f64 },
+    Walk {
+        lo: f64,
+        hi: f64,
+        step: f64,
+        quantum: f64,
+    },
     /// A fresh value around `mid` (±30 %) at every scrape, full precision.
     Noisy { mid: f64 },
     /// Never changes.
@@ -98,29 +118,78 @@ struct SeriesDef {
 }
 
 fn def(name: &'static str, labels: &[(&'static str, &str)], kind: Kind) -> SeriesDef {
-    SeriesDef { name, labels: labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect(), kind }
+    SeriesDef {
+        name,
+        labels: labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect(),
+        kind,
+    }
 }
 
 /// The 100 series of one target, before per-target scaling.
 fn template() -> Vec<SeriesDef> {
     let mut t = Vec::with_capacity(SERIES_PER_TARGET);
     for method in ["GET", "POST"] {
-        for (status, per_sec) in [("200", 20.0), ("201", 3.0), ("400", 0.5), ("404", 0.8), ("500", 0.1)] {
-            let per_sec = if method == "POST" { per_sec / 4.0 } else { per_sec };
-            t.push(def("http_requests_total", &[("method", method), ("status", status)], Kind::Counter { per_sec, quantum: 1.0 }));
+        for (status, per_sec) in [
+            ("200", 20.0),
+            ("201", 3.0),
+            ("400", 0.5),
+            ("404", 0.8),
+            ("500", 0.1),
+        ] {
+            let per_sec = if method == "POST" {
+                per_sec / 4.0
+            } else {
+                per_sec
+            };
+            t.push(def(
+                "http_requests_total",
+                &[("method", method), ("status", status)],
+                Kind::Counter {
+                    per_sec,
+                    quantum: 1.0,
+                },
+            ));
         }
     }
     for (h, method) in ["GET", "POST"].into_iter().enumerate() {
         for (le, bound) in LES.iter().enumerate() {
-            t.push(def("http_request_duration_seconds_bucket", &[("le", bound), ("method", method)], Kind::Bucket { h, le }));
+            t.push(def(
+                "http_request_duration_seconds_bucket",
+                &[("le", bound), ("method", method)],
+                Kind::Bucket { h, le },
+            ));
         }
-        t.push(def("http_request_duration_seconds_sum", &[("method", method)], Kind::HistSum { h }));
-        t.push(def("http_request_duration_seconds_count", &[("method", method)], Kind::HistCount { h }));
+        t.push(def(
+            "http_request_duration_seconds_sum",
+            &[("method", method)],
+            Kind::HistSum { h },
+        ));
+        t.push(def(
+            "http_request_duration_seconds_count",
+            &[("method", method)],
+            Kind::HistCount { h },
+        ));
     }
-    let modes = [("idle", 0.7), ("iowait", 0.01), ("irq", 0.0005), ("nice", 0.001), ("softirq", 0.005), ("steal", 0.002), ("system", 0.08), ("user", 0.2)];
+    let modes = [
+        ("idle", 0.7),
+        ("iowait", 0.01),
+        ("irq", 0.0005),
+        ("nice", 0.001),
+        ("softirq", 0.005),
+        ("steal", 0.002),
+        ("system", 0.08),
+        ("user", 0.2),
+    ];
     for cpu in ["0", "1", "2", "3"] {
         for (mode, share) in modes {
-            t.push(def("node_cpu_seconds_total", &[("cpu", cpu), ("mode", mode)], Kind::Counter { per_sec: share, quantum: 0.01 }));
+            t.push(def(
+                "node_cpu_seconds_total",
+                &[("cpu", cpu), ("mode", mode)],
+                Kind::Counter {
+                    per_sec: share,
+                    quantum: 0.01,
+                },
+            ));
         }
     }
     let gib = 1024.0 * 1024.0 * 1024.0;
@@ -130,38 +199,153 @@ fn template() -> Vec<SeriesDef> {
         ("node_memory_Cached_bytes", 1.0 * gib, 8.0 * gib),
         ("node_memory_Buffers_bytes", 0.05 * gib, 0.5 * gib),
     ] {
-        t.push(def(name, &[], Kind::Walk { lo, hi, step: 2.0e6, quantum: 4096.0 }));
+        t.push(def(
+            name,
+            &[],
+            Kind::Walk {
+                lo,
+                hi,
+                step: 2.0e6,
+                quantum: 4096.0,
+            },
+        ));
     }
-    t.push(def("process_resident_memory_bytes", &[], Kind::Walk { lo: 50.0e6, hi: 900.0e6, step: 1.0e6, quantum: 4096.0 }));
-    t.push(def("process_cpu_seconds_total", &[], Kind::Counter { per_sec: 0.3, quantum: 0.01 }));
-    t.push(def("process_open_fds", &[], Kind::Walk { lo: 20.0, hi: 400.0, step: 2.0, quantum: 1.0 }));
-    t.push(def("go_goroutines", &[], Kind::Walk { lo: 30.0, hi: 2000.0, step: 5.0, quantum: 1.0 }));
-    for (q, mid) in [("0", 1.5e-5), ("0.25", 3.0e-5), ("0.5", 5.0e-5), ("0.75", 9.0e-5), ("1", 6.0e-4)] {
-        t.push(def("go_gc_duration_seconds", &[("quantile", q)], Kind::Noisy { mid }));
+    t.push(def(
+        "process_resident_memory_bytes",
+        &[],
+        Kind::Walk {
+            lo: 50.0e6,
+            hi: 900.0e6,
+            step: 1.0e6,
+            quantum: 4096.0,
+        },
+    ));
+    t.push(def(
+        "process_cpu_seconds_total",
+        &[],
+        Kind::Counter {
+            per_sec: 0.3,
+            quantum: 0.01,
+        },
+    ));
+    t.push(def(
+        "process_open_fds",
+        &[],
+        Kind::Walk {
+            lo: 20.0,
+            hi: 400.0,
+            step: 2.0,
+            quantum: 1.0,
+        },
+    ));
+    t.push(def(
+        "go_goroutines",
+        &[],
+        Kind::Walk {
+            lo: 30.0,
+            hi: 2000.0,
+            step: 5.0,
+            quantum: 1.0,
+        },
+    ));
+    for (q, mid) in [
+        ("0", 1.5e-5),
+        ("0.25", 3.0e-5),
+        ("0.5", 5.0e-5),
+        ("0.75", 9.0e-5),
+        ("1", 6.0e-4),
+    ] {
+        t.push(def(
+            "go_gc_duration_seconds",
+            &[("quantile", q)],
+            Kind::Noisy { mid },
+        ));
     }
-    t.push(def("go_gc_duration_seconds_sum", &[], Kind::Counter { per_sec: 2.0e-4, quantum: 0.0 }));
-    t.push(def("go_gc_duration_seconds_count", &[], Kind::Counter { per_sec: 0.3, quantum: 1.0 }));
+    t.push(def(
+        "go_gc_duration_seconds_sum",
+        &[],
+        Kind::Counter {
+            per_sec: 2.0e-4,
+            quantum: 0.0,
+        },
+    ));
+    t.push(def(
+        "go_gc_duration_seconds_count",
+        &[],
+        Kind::Counter {
+            per_sec: 0.3,
+            quantum: 1.0,
+        },
+    ));
     for dir in ["receive", "transmit"] {
         for (device, per_sec) in [("eth0", 2.0e6), ("lo", 1.0e5)] {
-            let name = if dir == "receive" { "node_network_receive_bytes_total" } else { "node_network_transmit_bytes_total" };
-            t.push(def(name, &[("device", device)], Kind::Counter { per_sec, quantum: 1.0 }));
+            let name = if dir == "receive" {
+                "node_network_receive_bytes_total"
+            } else {
+                "node_network_transmit_bytes_total"
+            };
+            t.push(def(
+                name,
+                &[("device", device)],
+                Kind::Counter {
+                    per_sec,
+                    quantum: 1.0,
+                },
+            ));
         }
     }
-    for (device, mountpoint) in [("/dev/vda1", "/"), ("/dev/vda2", "/var"), ("/dev/vdb1", "/home")] {
+    for (device, mountpoint) in [
+        ("/dev/vda1", "/"),
+        ("/dev/vda2", "/var"),
+        ("/dev/vdb1", "/home"),
+    ] {
         t.push(def(
             "node_filesystem_avail_bytes",
-            &[("device", device), ("fstype", "ext4"), ("mountpoint", mountpoint)],
-            Kind::Walk { lo: 5.0 * gib, hi: 200.0 * gib, step: 1.0e6, quantum: 4096.0 },
+            &[
+                ("device", device),
+                ("fstype", "ext4"),
+                ("mountpoint", mountpoint),
+            ],
+            Kind::Walk {
+                lo: 5.0 * gib,
+                hi: 200.0 * gib,
+                step: 1.0e6,
+                quantum: 4096.0,
+            },
         ));
     }
     t.push(def("up", &[], Kind::Const(1.0)));
-    t.push(def("scrape_duration_seconds", &[], Kind::Noisy { mid: 0.012 }));
-    t.push(def("scrape_samples_scraped", &[], Kind::Const(SERIES_PER_TARGET as f64)));
+    t.push(def(
+        "scrape_duration_seconds",
+        &[],
+        Kind::Noisy { mid: 0.012 },
+    ));
+    t.push(def(
+        "scrape_samples_scraped",
+        &[],
+        Kind::Const(SERIES_PER_TARGET as f64),
+    ));
     for name in ["node_load1", "node_load5", "node_load15"] {
-        t.push(def(name, &[], Kind::Walk { lo: 0.0, hi: 8.0, step: 0.05, quantum: 0.01 }));
+        t.push(def(
+            name,
+            &[],
+            Kind::Walk {
+                lo: 0.0,
+                hi: 8.0,
+                step: 0.05,
+                quantum: 0.01,
+            },
+        ));
     }
     for device in ["vda", "vdb"] {
-        t.push(def("node_disk_io_time_seconds_total", &[("device", device)], Kind::Counter { per_sec: 0.05, quantum: 0.001 }));
+        t.push(def(
+            "node_disk_io_time_seconds_total",
+            &[("device", device)],
+            Kind::Counter {
+                per_sec: 0.05,
+                quantum: 0.001,
+            },
+        ));
     }
     debug_assert_eq!(t.len(), SERIES_PER_TARGET);
     t
@@ -170,32 +354,114 @@ fn template() -> Vec<SeriesDef> {
 /// The families' metadata (type and help), as Prometheus sends it.
 pub fn metadata() -> Vec<MetricMetadata> {
     let families: [(&str, i32, &str); 19] = [
-        ("http_requests_total", prompb::COUNTER, "HTTP requests by method and status."),
-        ("http_request_duration_seconds", prompb::HISTOGRAM, "HTTP request latency."),
-        ("node_cpu_seconds_total", prompb::COUNTER, "Seconds the CPUs spent in each mode."),
-        ("node_memory_MemAvailable_bytes", prompb::GAUGE, "Memory information field MemAvailable_bytes."),
-        ("node_memory_MemFree_bytes", prompb::GAUGE, "Memory information field MemFree_bytes."),
-        ("node_memory_Cached_bytes", prompb::GAUGE, "Memory information field Cached_bytes."),
-        ("node_memory_Buffers_bytes", prompb::GAUGE, "Memory information field Buffers_bytes."),
-        ("process_resident_memory_bytes", prompb::GAUGE, "Resident memory size in bytes."),
-        ("process_cpu_seconds_total", prompb::COUNTER, "Total user and system CPU time spent in seconds."),
-        ("process_open_fds", prompb::GAUGE, "Number of open file descriptors."),
-        ("go_goroutines", prompb::GAUGE, "Number of goroutines that currently exist."),
-        ("go_gc_duration_seconds", prompb::SUMMARY, "A summary of the pause duration of garbage collection cycles."),
-        ("node_network_receive_bytes_total", prompb::COUNTER, "Network device statistic receive_bytes."),
-        ("node_network_transmit_bytes_total", prompb::COUNTER, "Network device statistic transmit_bytes."),
-        ("node_filesystem_avail_bytes", prompb::GAUGE, "Filesystem space available to non-root users in bytes."),
+        (
+            "http_requests_total",
+            prompb::COUNTER,
+            "HTTP requests by method and status.",
+        ),
+        (
+            "http_request_duration_seconds",
+            prompb::HISTOGRAM,
+            "HTTP request latency.",
+        ),
+        (
+            "node_cpu_seconds_total",
+            prompb::COUNTER,
+            "Seconds the CPUs spent in each mode.",
+        ),
+        (
+            "node_memory_MemAvailable_bytes",
+            prompb::GAUGE,
+            "Memory information field MemAvailable_bytes.",
+        ),
+        (
+            "node_memory_MemFree_bytes",
+            prompb::GAUGE,
+            "Memory information field MemFree_bytes.",
+        ),
+        (
+            "node_memory_Cached_bytes",
+            prompb::GAUGE,
+            "Memory information field Cached_bytes.",
+        ),
+        (
+            "node_memory_Buffers_bytes",
+            prompb::GAUGE,
+            "Memory information field Buffers_bytes.",
+        ),
+        (
+            "process_resident_memory_bytes",
+            prompb::GAUGE,
+            "Resident memory size in bytes.",
+        ),
+        (
+            "process_cpu_seconds_total",
+            prompb::COUNTER,
+            "Total user and system CPU time spent in seconds.",
+        ),
+        (
+            "process_open_fds",
+            prompb::GAUGE,
+            "Number of open file descriptors.",
+        ),
+        (
+            "go_goroutines",
+            prompb::GAUGE,
+            "Number of goroutines that currently exist.",
+        ),
+        (
+            "go_gc_duration_seconds",
+            prompb::SUMMARY,
+            "A summary of the pause duration of garbage collection cycles.",
+        ),
+        (
+            "node_network_receive_bytes_total",
+            prompb::COUNTER,
+            "Network device statistic receive_bytes.",
+        ),
+        (
+            "node_network_transmit_bytes_total",
+            prompb::COUNTER,
+            "Network device statistic transmit_bytes.",
+        ),
+        (
+            "node_filesystem_avail_bytes",
+            prompb::GAUGE,
+            "Filesystem space available to non-root users in bytes.",
+        ),
         ("up", prompb::GAUGE, "Whether the last scrape succeeded."),
-        ("scrape_duration_seconds", prompb::GAUGE, "Duration of the scrape."),
-        ("scrape_samples_scraped", prompb::GAUGE, "Samples the target exposed."),
-        ("node_disk_io_time_seconds_total", prompb::COUNTER, "Total seconds spent doing I/Os."),
+        (
+            "scrape_duration_seconds",
+            prompb::GAUGE,
+            "Duration of the scrape.",
+        ),
+        (
+            "scrape_samples_scraped",
+            prompb::GAUGE,
+            "Samples the target exposed.",
+        ),
+        (
+            "node_disk_io_time_seconds_total",
+            prompb::COUNTER,
+            "Total seconds spent doing I/Os.",
+        ),
     ];
     let mut out: Vec<MetricMetadata> = families
         .iter()
-        .map(|(name, ty, help)| MetricMetadata { r#type: *ty, metric_family_name: (*name).to_string(), help: (*help).to_string(), unit: String::new() })
+        .map(|(name, ty, help)| MetricMetadata {
+            r#type: *ty,
+            metric_family_name: (*name).to_string(),
+            help: (*help).to_string(),
+            unit: String::new(),
+        })
         .collect();
     for name in ["node_load1", "node_load5", "node_load15"] {
-        out.push(MetricMetadata { r#type: prompb::GAUGE, metric_family_name: name.to_string(), help: "Load average.".to_string(), unit: String::new() });
+        out.push(MetricMetadata {
+            r#type: prompb::GAUGE,
+            metric_family_name: name.to_string(),
+            help: "Load average.".to_string(),
+            unit: String::new(),
+        });
     }
     out
 }
@@ -263,7 +529,10 @@ pub struct Fleet {
 impl Fleet {
     /// A fleet of `spec`.
     pub fn new(spec: FleetSpec) -> Fleet {
-        Fleet { spec, template: template() }
+        Fleet {
+            spec,
+            template: template(),
+        }
     }
 
     /// Target `t` before its first scrape: per-series rates and starting values drawn from the seed.
@@ -282,20 +551,36 @@ impl Fleet {
         for s in &self.template {
             let kind = match s.kind {
                 Kind::Counter { per_sec, quantum } => {
-                    let scaled = if s.name.starts_with("http_") || s.name.starts_with("node_network") { per_sec * load } else { per_sec };
-                    Kind::Counter { per_sec: scaled * rng.log_uniform(0.5, 2.0), quantum }
+                    let scaled =
+                        if s.name.starts_with("http_") || s.name.starts_with("node_network") {
+                            per_sec * load
+                        } else {
+                            per_sec
+                        };
+                    Kind::Counter {
+                        per_sec: scaled * rng.log_uniform(0.5, 2.0),
+                        quantum,
+                    }
                 }
                 other => other,
             };
             let start = match kind {
-                Kind::Counter { per_sec, quantum } => round_to(per_sec * uptime_s * (0.8 + 0.4 * rng.unit()), quantum),
-                Kind::Walk { lo, hi, quantum, .. } => round_to(lo + (hi - lo) * rng.unit(), quantum),
+                Kind::Counter { per_sec, quantum } => {
+                    round_to(per_sec * uptime_s * (0.8 + 0.4 * rng.unit()), quantum)
+                }
+                Kind::Walk {
+                    lo, hi, quantum, ..
+                } => round_to(lo + (hi - lo) * rng.unit(), quantum),
                 Kind::Noisy { mid } => mid,
                 Kind::Const(v) => v,
                 Kind::Bucket { .. } | Kind::HistSum { .. } | Kind::HistCount { .. } => 0.0,
             };
             let kind = match kind {
-                Kind::Counter { .. } | Kind::Walk { .. } | Kind::Noisy { .. } if idle(self.spec.idle_share) => Kind::Const(start),
+                Kind::Counter { .. } | Kind::Walk { .. } | Kind::Noisy { .. }
+                    if idle(self.spec.idle_share) =>
+                {
+                    Kind::Const(start)
+                }
                 other => other,
             };
             kinds.push(kind);
@@ -320,22 +605,46 @@ impl Fleet {
             .iter()
             .map(|s| {
                 let mut l: Vec<Label> = Vec::with_capacity(s.labels.len() + 3);
-                l.push(Label { name: "__name__".to_string(), value: s.name.to_string() });
-                l.extend(s.labels.iter().map(|(k, v)| Label { name: (*k).to_string(), value: v.clone() }));
-                l.push(Label { name: "instance".to_string(), value: inst.clone() });
-                l.push(Label { name: "job".to_string(), value: job.to_string() });
+                l.push(Label {
+                    name: "__name__".to_string(),
+                    value: s.name.to_string(),
+                });
+                l.extend(s.labels.iter().map(|(k, v)| Label {
+                    name: (*k).to_string(),
+                    value: v.clone(),
+                }));
+                l.push(Label {
+                    name: "instance".to_string(),
+                    value: inst.clone(),
+                });
+                l.push(Label {
+                    name: "job".to_string(),
+                    value: job.to_string(),
+                });
                 l.sort_by(|a, b| a.name.cmp(&b.name));
                 l
             })
             .collect();
-        let mut target = Target { index: t, offset_ms, rng, kinds, values, histograms, labels };
+        let mut target = Target {
+            index: t,
+            offset_ms,
+            rng,
+            kinds,
+            values,
+            histograms,
+            labels,
+        };
         target.refresh_histograms();
         target
     }
 }
 
 fn round_to(v: f64, quantum: f64) -> f64 {
-    if quantum > 0.0 { (v / quantum).round() * quantum } else { v }
+    if quantum > 0.0 {
+        (v / quantum).round() * quantum
+    } else {
+        v
+    }
 }
 
 impl Target {
@@ -366,7 +675,9 @@ impl Target {
     /// Advances every series by one scrape interval.
     pub fn advance(&mut self, interval_s: f64) {
         for hist in &mut self.histograms {
-            let new = (hist.per_sec * interval_s * (1.0 + 0.3 * self.rng.noise())).round().max(0.0);
+            let new = (hist.per_sec * interval_s * (1.0 + 0.3 * self.rng.noise()))
+                .round()
+                .max(0.0);
             hist.observations += new;
             hist.sum += new * 0.05 * hist.skew * (1.0 + 0.2 * self.rng.noise()).max(0.1);
         }
@@ -377,7 +688,12 @@ impl Target {
                     let inc = (per_sec * interval_s * (1.0 + 0.3 * self.rng.noise())).max(0.0);
                     v + round_to(inc, quantum)
                 }
-                Kind::Walk { lo, hi, step, quantum } => {
+                Kind::Walk {
+                    lo,
+                    hi,
+                    step,
+                    quantum,
+                } => {
                     let mid = (lo + hi) / 2.0;
                     let pull = (mid - v) / (hi - lo).max(f64::MIN_POSITIVE) * step;
                     round_to((v + step * self.rng.noise() + pull).clamp(lo, hi), quantum)
@@ -396,7 +712,11 @@ impl Target {
                 Kind::Bucket { h, le } => {
                     let hist = self.histograms[h];
                     // Cumulative over le (the CDF is increasing) and over time (observations only grow).
-                    self.values[i] = if le + 1 == LES.len() { hist.observations } else { (hist.observations * LE_CDF[le].powf(hist.skew)).floor() };
+                    self.values[i] = if le + 1 == LES.len() {
+                        hist.observations
+                    } else {
+                        (hist.observations * LE_CDF[le].powf(hist.skew)).floor()
+                    };
                 }
                 Kind::HistSum { h } => self.values[i] = self.histograms[h].sum,
                 Kind::HistCount { h } => self.values[i] = self.histograms[h].observations,
@@ -411,7 +731,15 @@ mod tests {
     use super::*;
 
     fn spec() -> FleetSpec {
-        FleetSpec { targets: 3, interval_ms: 15_000, scrapes: 20, end_ms: 1_800_000_000_000, jitter_ms: 0, idle_share: 0.0, seed: 7 }
+        FleetSpec {
+            targets: 3,
+            interval_ms: 15_000,
+            scrapes: 20,
+            end_ms: 1_800_000_000_000,
+            jitter_ms: 0,
+            idle_share: 0.0,
+            seed: 7,
+        }
     }
 
     #[test]
@@ -425,7 +753,10 @@ mod tests {
         assert_eq!(keys.len(), SERIES_PER_TARGET);
         for labels in target.labels() {
             assert_eq!(labels[0].name, "__name__");
-            assert!(labels.windows(2).all(|w| w[0].name < w[1].name), "{labels:?}");
+            assert!(
+                labels.windows(2).all(|w| w[0].name < w[1].name),
+                "{labels:?}"
+            );
         }
     }
 
@@ -443,7 +774,11 @@ mod tests {
             assert_eq!(a.values(), b.values());
             for (i, labels) in a.labels().iter().enumerate() {
                 let name = &labels[0].value;
-                if name.ends_with("_total") || name.ends_with("_bucket") || name.ends_with("_count") || name.ends_with("_sum") {
+                if name.ends_with("_total")
+                    || name.ends_with("_bucket")
+                    || name.ends_with("_count")
+                    || name.ends_with("_sum")
+                {
                     assert!(a.values()[i] >= last[i], "{name} decreased");
                 }
             }

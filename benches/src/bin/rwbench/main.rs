@@ -76,8 +76,12 @@ struct FleetArgs {
 
 impl FleetArgs {
     fn spec(&self) -> FleetSpec {
-        let interval_ms = i64::try_from(self.interval.as_millis()).unwrap_or(15_000).max(1);
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let interval_ms = i64::try_from(self.interval.as_millis())
+            .unwrap_or(15_000)
+            .max(1);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
         FleetSpec {
             targets: (self.series as usize).div_ceil(SERIES_PER_TARGET).max(1),
             interval_ms,
@@ -212,7 +216,11 @@ fn command_line() -> String {
 
 async fn write_command(args: WriteArgs) -> anyhow::Result<()> {
     let spec = args.fleet.spec();
-    let batching = write::Batching { connections: args.connections.max(1), samples_per_request: args.samples_per_request, samples_per_series: args.samples_per_series };
+    let batching = write::Batching {
+        connections: args.connections.max(1),
+        samples_per_request: args.samples_per_request,
+        samples_per_series: args.samples_per_series,
+    };
     eprintln!(
         "lumen-rwbench: encoding {} series × {} scrapes = {} samples ({} … {} ms)",
         spec.targets * SERIES_PER_TARGET,
@@ -222,7 +230,12 @@ async fn write_command(args: WriteArgs) -> anyhow::Result<()> {
         spec.end_ms
     );
     let pool_spec = spec.clone();
-    let pool = tokio::task::spawn_blocking(move || write::build_pool(&pool_spec, batching, &mut |line| eprintln!("lumen-rwbench: {line}"))).await?;
+    let pool = tokio::task::spawn_blocking(move || {
+        write::build_pool(&pool_spec, batching, &mut |line| {
+            eprintln!("lumen-rwbench: {line}")
+        })
+    })
+    .await?;
     eprintln!(
         "lumen-rwbench: {} requests, {:.1} MB snappy ({:.2} B/sample; protobuf {:.1} B/sample), encoded in {:.1} s; sending to {}",
         pool.requests,
@@ -233,7 +246,13 @@ async fn write_command(args: WriteArgs) -> anyhow::Result<()> {
         args.url
     );
     let pool = Arc::new(pool);
-    let config = write::SendConfig { url: args.url.clone(), timeout: args.timeout, backoff: args.retry_backoff, pid: args.pid, lumen_http: args.lumen_http.clone() };
+    let config = write::SendConfig {
+        url: args.url.clone(),
+        timeout: args.timeout,
+        backoff: args.retry_backoff,
+        pid: args.pid,
+        lumen_http: args.lumen_http.clone(),
+    };
     let result = write::send(pool.clone(), config).await?;
     let report = WriteReport {
         label: args.label.clone(),
@@ -259,10 +278,15 @@ async fn write_command(args: WriteArgs) -> anyhow::Result<()> {
         result,
     };
     let r = &report.result;
-    let opt = |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
+    let opt =
+        |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
     println!(
         "{} {}: {} samples accepted in {:.2} s = {:.0} samples/s ({:.1} req/s, {:.1} MB/s) · ack p50 {:.2} ms p99 {:.2} ms max {:.2} ms · retried {} · failed {} ({} samples) · receiver cpu {} cores, rss peak {} MiB, hwm {} MiB · loadgen cpu {} cores",
-        if report.label.is_empty() { "remote write" } else { report.label.as_str() },
+        if report.label.is_empty() {
+            "remote write"
+        } else {
+            report.label.as_str()
+        },
         report.url,
         r.accepted_samples,
         r.elapsed_secs,
@@ -305,7 +329,16 @@ async fn query_command(args: QueryArgs) -> anyhow::Result<()> {
     let (start_ms, end_ms) = (spec.end_ms - range_ms, spec.end_ms);
     let specs = query::queries(spec.targets, &args.only);
     anyhow::ensure!(!specs.is_empty(), "no query matches --only {:?}", args.only);
-    let queries = query::run(&args.url, specs, start_ms, end_ms, args.step, args.runs, args.timeout).await?;
+    let queries = query::run(
+        &args.url,
+        specs,
+        start_ms,
+        end_ms,
+        args.step,
+        args.runs,
+        args.timeout,
+    )
+    .await?;
     let report = QueryReport {
         label: args.label.clone(),
         url: args.url.clone(),
@@ -328,7 +361,10 @@ async fn query_command(args: QueryArgs) -> anyhow::Result<()> {
             q.min_ms,
             q.max_ms,
             q.spec.promql,
-            q.error.as_deref().map(|e| format!("  ERROR {e}")).unwrap_or_default()
+            q.error
+                .as_deref()
+                .map(|e| format!("  ERROR {e}"))
+                .unwrap_or_default()
         );
     }
     write_json(&report, args.json_out.as_ref())
@@ -337,7 +373,9 @@ async fn query_command(args: QueryArgs) -> anyhow::Result<()> {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // One thread sends everything: the requests are pre-encoded, and the receiver gets the cores.
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Write(args) => runtime.block_on(write_command(args)),
         Command::Query(args) => runtime.block_on(query_command(args)),

@@ -44,7 +44,13 @@ pub fn queries(targets: usize, names: &[String]) -> Vec<QuerySpec> {
             about: format!("2 series picked by three matchers out of {series}"),
         },
     ];
-    if names.is_empty() { all } else { all.into_iter().filter(|q| names.iter().any(|n| n == &q.name)).collect() }
+    if names.is_empty() {
+        all
+    } else {
+        all.into_iter()
+            .filter(|q| names.iter().any(|n| n == &q.name))
+            .collect()
+    }
 }
 
 /// The timing of one query.
@@ -86,7 +92,14 @@ fn form_encode(value: &str) -> String {
 }
 
 /// Runs one `query_range` and returns (series, points).
-async fn query_range(client: &reqwest::Client, base: &str, promql: &str, start_ms: i64, end_ms: i64, step: Duration) -> anyhow::Result<(usize, usize)> {
+async fn query_range(
+    client: &reqwest::Client,
+    base: &str,
+    promql: &str,
+    start_ms: i64,
+    end_ms: i64,
+    step: Duration,
+) -> anyhow::Result<(usize, usize)> {
     let body = format!(
         "query={}&start={}&end={}&step={}",
         form_encode(promql),
@@ -96,24 +109,52 @@ async fn query_range(client: &reqwest::Client, base: &str, promql: &str, start_m
     );
     let response = client
         .post(format!("{}/api/v1/query_range", base.trim_end_matches('/')))
-        .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
         .body(body)
         .send()
         .await?;
     let status = response.status();
     let bytes = response.bytes().await?;
-    anyhow::ensure!(status.is_success(), "HTTP {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)]));
+    anyhow::ensure!(
+        status.is_success(),
+        "HTTP {status}: {}",
+        String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+    );
     let json: serde_json::Value = serde_json::from_slice(&bytes)?;
-    anyhow::ensure!(json["status"] == "success", "answer: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)]));
-    let result = json["data"]["result"].as_array().map(Vec::as_slice).unwrap_or_default();
-    let points = result.iter().map(|s| s["values"].as_array().map_or(0, Vec::len)).sum();
+    anyhow::ensure!(
+        json["status"] == "success",
+        "answer: {}",
+        String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+    );
+    let result = json["data"]["result"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let points = result
+        .iter()
+        .map(|s| s["values"].as_array().map_or(0, Vec::len))
+        .sum();
     Ok((result.len(), points))
 }
 
 /// Times every query: one warm-up, then `runs` runs.
-pub async fn run(base: &str, specs: Vec<QuerySpec>, start_ms: i64, end_ms: i64, step: Duration, runs: usize, timeout: Duration) -> anyhow::Result<Vec<QueryResult>> {
+pub async fn run(
+    base: &str,
+    specs: Vec<QuerySpec>,
+    start_ms: i64,
+    end_ms: i64,
+    step: Duration,
+    runs: usize,
+    timeout: Duration,
+) -> anyhow::Result<Vec<QueryResult>> {
     use lumen_benches::stats::{median, min_max};
-    let client = reqwest::Client::builder().timeout(timeout).tcp_nodelay(true).build()?;
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .tcp_nodelay(true)
+        .build()?;
     let mut results = Vec::new();
     for spec in specs {
         let mut error = None;
@@ -139,8 +180,25 @@ pub async fn run(base: &str, specs: Vec<QuerySpec>, start_ms: i64, end_ms: i64, 
         }
         let (min_ms, max_ms) = min_max(&times).unwrap_or((f64::NAN, f64::NAN));
         let median_ms = median(&times).unwrap_or(f64::NAN);
-        eprintln!("lumen-rwbench: {:<16} {series:>6} series {points:>8} points  first {first_ms:>8.1} ms  median {median_ms:>9.1} ms ({min_ms:.1}–{max_ms:.1}){}", spec.name, error.as_deref().map(|e| format!("  error: {e}")).unwrap_or_default());
-        results.push(QueryResult { spec, series, points, first_ms, runs_ms: times, median_ms, min_ms, max_ms, error });
+        eprintln!(
+            "lumen-rwbench: {:<16} {series:>6} series {points:>8} points  first {first_ms:>8.1} ms  median {median_ms:>9.1} ms ({min_ms:.1}–{max_ms:.1}){}",
+            spec.name,
+            error
+                .as_deref()
+                .map(|e| format!("  error: {e}"))
+                .unwrap_or_default()
+        );
+        results.push(QueryResult {
+            spec,
+            series,
+            points,
+            first_ms,
+            runs_ms: times,
+            median_ms,
+            min_ms,
+            max_ms,
+            error,
+        });
     }
     Ok(results)
 }
@@ -151,13 +209,20 @@ mod tests {
 
     #[test]
     fn encodes_form_values() {
-        assert_eq!(form_encode("sum by (job) (x{a=\"b\"})"), "sum%20by%20%28job%29%20%28x%7Ba%3D%22b%22%7D%29");
+        assert_eq!(
+            form_encode("sum by (job) (x{a=\"b\"})"),
+            "sum%20by%20%28job%29%20%28x%7Ba%3D%22b%22%7D%29"
+        );
     }
 
     #[test]
     fn selective_query_names_an_existing_target() {
         let q = queries(10_000, &["selective".to_string()]);
         assert_eq!(q.len(), 1);
-        assert!(q[0].promql.contains("instance=\"10.0.19.136:9100\""), "{}", q[0].promql);
+        assert!(
+            q[0].promql.contains("instance=\"10.0.19.136:9100\""),
+            "{}",
+            q[0].promql
+        );
     }
 }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use lumen_benches::prom::Scrape;
 use lumen_benches::procfs;
+use lumen_benches::prom::Scrape;
 use prost::Message as _;
 use serde::Serialize;
 
@@ -79,20 +79,38 @@ pub fn build_pool(spec: &FleetSpec, batching: Batching, progress: &mut dyn FnMut
     let connections = batching.connections.max(1);
     let per_series = batching.samples_per_series.max(1);
     let limit = batching.samples_per_request.max(1);
-    let mut builders: Vec<ShardBuilder> = (0..connections).map(|_| ShardBuilder { shard: Shard::default(), pending: Vec::new(), pending_samples: 0 }).collect();
+    let mut builders: Vec<ShardBuilder> = (0..connections)
+        .map(|_| ShardBuilder {
+            shard: Shard::default(),
+            pending: Vec::new(),
+            pending_samples: 0,
+        })
+        .collect();
     let (mut wire, mut raw, mut samples, mut requests) = (0u64, 0u64, 0u64, 0u64);
-    let encode = |b: &mut ShardBuilder, wire: &mut u64, raw: &mut u64, samples: &mut u64, requests: &mut u64| {
+    let encode = |b: &mut ShardBuilder,
+                  wire: &mut u64,
+                  raw: &mut u64,
+                  samples: &mut u64,
+                  requests: &mut u64| {
         if b.pending.is_empty() {
             return;
         }
-        let request = WriteRequest { timeseries: std::mem::take(&mut b.pending), metadata: metadata.clone() };
+        let request = WriteRequest {
+            timeseries: std::mem::take(&mut b.pending),
+            metadata: metadata.clone(),
+        };
         let protobuf = request.encode_to_vec();
-        let body = snap::raw::Encoder::new().compress_vec(&protobuf).unwrap_or_default();
+        let body = snap::raw::Encoder::new()
+            .compress_vec(&protobuf)
+            .unwrap_or_default();
         *raw += protobuf.len() as u64;
         *wire += body.len() as u64;
         *samples += b.pending_samples as u64;
         *requests += 1;
-        b.shard.requests.push(Request { body: Bytes::from(body), samples: b.pending_samples as u32 });
+        b.shard.requests.push(Request {
+            body: Bytes::from(body),
+            samples: b.pending_samples as u32,
+        });
         b.pending_samples = 0;
     };
     let mut targets: Vec<_> = (0..spec.targets).map(|t| fleet.target(t)).collect();
@@ -103,18 +121,25 @@ pub fn build_pool(spec: &FleetSpec, batching: Batching, progress: &mut dyn FnMut
         let block = per_series.min(spec.scrapes - scrape);
         for target in &mut targets {
             // `block` scrapes of this target, each series' samples together.
-            let mut series: Vec<Vec<Sample>> = vec![Vec::with_capacity(block); target.labels().len()];
+            let mut series: Vec<Vec<Sample>> =
+                vec![Vec::with_capacity(block); target.labels().len()];
             for s in scrape..scrape + block {
                 target.advance(interval_s);
                 let ts = target.timestamp(spec, s);
                 for (i, v) in target.values().iter().enumerate() {
-                    series[i].push(Sample { value: *v, timestamp: ts });
+                    series[i].push(Sample {
+                        value: *v,
+                        timestamp: ts,
+                    });
                 }
             }
             let b = &mut builders[target.index() % connections];
             for (labels, samples_of) in target.labels().iter().zip(series) {
                 b.pending_samples += samples_of.len();
-                b.pending.push(TimeSeries { labels: labels.clone(), samples: samples_of });
+                b.pending.push(TimeSeries {
+                    labels: labels.clone(),
+                    samples: samples_of,
+                });
                 if b.pending_samples >= limit {
                     encode(b, &mut wire, &mut raw, &mut samples, &mut requests);
                 }
@@ -122,7 +147,11 @@ pub fn build_pool(spec: &FleetSpec, batching: Batching, progress: &mut dyn FnMut
         }
         scrape += block;
         if last_report.elapsed() >= Duration::from_secs(2) {
-            progress(format!("encoded {scrape}/{} scrapes, {requests} requests, {:.0} MB", spec.scrapes, wire as f64 / 1e6));
+            progress(format!(
+                "encoded {scrape}/{} scrapes, {requests} requests, {:.0} MB",
+                spec.scrapes,
+                wire as f64 / 1e6
+            ));
             last_report = Instant::now();
         }
     }
@@ -261,7 +290,13 @@ fn fail(counters: &Counters, message: String) {
 }
 
 /// Sends one shard's requests in order; returns when its last one was answered.
-async fn send_shard(client: reqwest::Client, config: Arc<SendConfig>, pool: Arc<Pool>, shard: usize, counters: Arc<Counters>) -> Instant {
+async fn send_shard(
+    client: reqwest::Client,
+    config: Arc<SendConfig>,
+    pool: Arc<Pool>,
+    shard: usize,
+    counters: Arc<Counters>,
+) -> Instant {
     for request in &pool.shards[shard].requests {
         loop {
             let sent = Instant::now();
@@ -278,7 +313,9 @@ async fn send_shard(client: reqwest::Client, config: Arc<SendConfig>, pool: Arc<
                 Ok(r) => r,
                 Err(e) => {
                     fail(&counters, format!("request failed: {e}"));
-                    counters.rejected.fetch_add(u64::from(request.samples), Ordering::Relaxed);
+                    counters
+                        .rejected
+                        .fetch_add(u64::from(request.samples), Ordering::Relaxed);
                     break;
                 }
             };
@@ -292,9 +329,13 @@ async fn send_shard(client: reqwest::Client, config: Arc<SendConfig>, pool: Arc<
             let body = response.bytes().await.unwrap_or_default();
             if status.is_success() {
                 let micros = sent.elapsed().as_micros().clamp(1, 600_000_000) as u64;
-                counters.accepted.fetch_add(u64::from(request.samples), Ordering::Relaxed);
+                counters
+                    .accepted
+                    .fetch_add(u64::from(request.samples), Ordering::Relaxed);
                 counters.requests.fetch_add(1, Ordering::Relaxed);
-                counters.wire_bytes.fetch_add(request.body.len() as u64, Ordering::Relaxed);
+                counters
+                    .wire_bytes
+                    .fetch_add(request.body.len() as u64, Ordering::Relaxed);
                 for h in [&counters.total, &counters.interval] {
                     if let Ok(mut h) = h.lock() {
                         let _ = h.record(micros);
@@ -307,8 +348,16 @@ async fn send_shard(client: reqwest::Client, config: Arc<SendConfig>, pool: Arc<
                 tokio::time::sleep(retry_after.unwrap_or(config.backoff)).await;
                 continue;
             }
-            counters.rejected.fetch_add(u64::from(request.samples), Ordering::Relaxed);
-            fail(&counters, format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)]).trim()));
+            counters
+                .rejected
+                .fetch_add(u64::from(request.samples), Ordering::Relaxed);
+            fail(
+                &counters,
+                format!(
+                    "HTTP {status}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(300)]).trim()
+                ),
+            );
             break;
         }
     }
@@ -320,7 +369,14 @@ async fn scrape_lumen(client: &reqwest::Client, base: &str) -> Option<Scrape> {
     if base.is_empty() {
         return None;
     }
-    let text = client.get(format!("{}/metrics", base.trim_end_matches('/'))).send().await.ok()?.text().await.ok()?;
+    let text = client
+        .get(format!("{}/metrics", base.trim_end_matches('/')))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
     Some(Scrape::parse(&text))
 }
 
@@ -343,7 +399,9 @@ pub async fn send(pool: Arc<Pool>, config: SendConfig) -> anyhow::Result<Report>
         interval: Mutex::new(histogram()?),
         first_error: Mutex::new(None),
     });
-    let scraper = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let scraper = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
     let lumen_before = scrape_lumen(&scraper, &config.lumen_http).await;
     let receiver_cpu_before = config.pid.and_then(|p| procfs::cpu_seconds(Some(p)));
     let self_cpu_before = procfs::cpu_seconds(None);
@@ -356,7 +414,13 @@ pub async fn send(pool: Arc<Pool>, config: SendConfig) -> anyhow::Result<Report>
             .timeout(config.timeout)
             .connect_timeout(Duration::from_secs(5))
             .build()?;
-        tasks.push(tokio::spawn(send_shard(client, config.clone(), pool.clone(), shard, counters.clone())));
+        tasks.push(tokio::spawn(send_shard(
+            client,
+            config.clone(),
+            pool.clone(),
+            shard,
+            counters.clone(),
+        )));
     }
     let shards = pool.shards.len() as u64;
     let mut rss_peak_kib: Option<u64> = None;
@@ -385,7 +449,11 @@ pub async fn send(pool: Arc<Pool>, config: SendConfig) -> anyhow::Result<Report>
                 p99,
                 counters.retries.load(Ordering::Relaxed),
                 counters.failures.load(Ordering::Relaxed),
-                config.pid.and_then(|p| procfs::memory(Some(p))).map(|m| format!("  receiver rss {:.0} MiB", mib(m.vm_rss_kib))).unwrap_or_default(),
+                config
+                    .pid
+                    .and_then(|p| procfs::memory(Some(p)))
+                    .map(|m| format!("  receiver rss {:.0} MiB", mib(m.vm_rss_kib)))
+                    .unwrap_or_default(),
             );
             last_accepted = accepted;
             last_print = Instant::now();
@@ -404,7 +472,10 @@ pub async fn send(pool: Arc<Pool>, config: SendConfig) -> anyhow::Result<Report>
         rss_peak_kib = Some(rss_peak_kib.unwrap_or(0).max(m.vm_rss_kib));
     }
     let lumen_after = scrape_lumen(&scraper, &config.lumen_http).await;
-    let total = counters.total.lock().map_err(|_| anyhow::anyhow!("poisoned histogram"))?;
+    let total = counters
+        .total
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned histogram"))?;
     let ms = |us: u64| us as f64 / 1000.0;
     let accepted = counters.accepted.load(Ordering::Relaxed);
     let requests = counters.requests.load(Ordering::Relaxed);
@@ -435,7 +506,9 @@ pub async fn send(pool: Arc<Pool>, config: SendConfig) -> anyhow::Result<Report>
         elapsed_secs: elapsed,
         samples_per_sec: accepted as f64 / elapsed.max(1e-9),
         requests_per_sec: requests as f64 / elapsed.max(1e-9),
-        wire_mb_per_sec: counters.wire_bytes.load(Ordering::Relaxed) as f64 / 1e6 / elapsed.max(1e-9),
+        wire_mb_per_sec: counters.wire_bytes.load(Ordering::Relaxed) as f64
+            / 1e6
+            / elapsed.max(1e-9),
         latency: Latency {
             p50_ms: ms(total.value_at_quantile(0.50)),
             p90_ms: ms(total.value_at_quantile(0.90)),

@@ -16,7 +16,7 @@ pub struct AlertsArgs {
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
     /// Base URL of the Lumen server.
-    #[arg(long, env = "LUMEN_SERVER", default_value = "http://127.0.0.1:4318")]
+    #[arg(long, env = "LUMEN_SERVER", default_value = crate::DEFAULT_SERVER)]
     pub server: String,
     /// Print the server's JSON answer as sent.
     #[arg(long)]

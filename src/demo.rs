@@ -14,7 +14,7 @@ use lumen_fleet::{Fleet, FleetConfig, IncidentWindow, Scenario, Telemetry};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::serve::{self, RunningServer, ServeArgs};
-use crate::units::parse_duration;
+use lumen_storage::duration::parse_seconds_or_duration;
 
 /// The example rules (examples/rules/bookstore.rules.yml), loaded when the demo is given no rules.
 const DEMO_RULES: &str = include_str!("../examples/rules/bookstore.rules.yml");
@@ -37,10 +37,10 @@ pub struct DemoArgs {
     #[arg(long, env = "LUMEN_DEMO_SEED", default_value_t = 42)]
     pub seed: u64,
     /// For incident scenarios: normal operation before the incident starts.
-    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    #[arg(long, default_value = "1m", value_parser = parse_seconds_or_duration)]
     pub incident_after: Duration,
     /// For incident scenarios: how long the incident lasts before the fleet recovers.
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = parse_seconds_or_duration)]
     pub incident_duration: Duration,
     /// Start the simulation this far in the past and send that history at once, so graphs, rates
     /// and alert rules have data from the first second (e.g. 10m; at most 1h).
@@ -51,7 +51,7 @@ pub struct DemoArgs {
 }
 
 fn parse_backfill(text: &str) -> Result<Duration, String> {
-    let backfill = parse_duration(text)?;
+    let backfill = parse_seconds_or_duration(text).map_err(|e| e.to_string())?;
     if backfill > Duration::from_secs(3600) {
         return Err(
             "the backfill can be at most 1h (the head holds it in memory until the first flush)"

@@ -18,6 +18,21 @@ mod units;
 
 use clap::{Parser, Subcommand};
 
+/// Where `lumen serve` keeps its data unless `--data-dir` says otherwise.
+const DEFAULT_DATA_DIR: &str = "./lumen-data";
+/// `lumen serve`'s default OTLP/gRPC address (loopback).
+const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:4317";
+/// The default HTTP address, written once for `serve --http-addr` and the clients' `--server`.
+macro_rules! default_http_addr {
+    () => {
+        "127.0.0.1:4318"
+    };
+}
+/// `lumen serve`'s default HTTP address (loopback).
+const DEFAULT_HTTP_ADDR: &str = default_http_addr!();
+/// The server the client commands (`sql`, `promql`, `alerts`) talk to by default.
+const DEFAULT_SERVER: &str = concat!("http://", default_http_addr!());
+
 /// mimalloc instead of glibc's allocator: Lumen frees large, short-lived buffers from several
 /// threads (flushes, query results), which glibc keeps as fragmented heap, so resident memory
 /// stayed near 3 GiB after the head emptied (docs/benchmarks.md); mimalloc returns it.

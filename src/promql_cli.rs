@@ -25,7 +25,7 @@ pub struct PromqlArgs {
     #[arg(long, requires_all = ["start", "end"])]
     pub step: Option<String>,
     /// Base URL of the Lumen server.
-    #[arg(long, env = "LUMEN_SERVER", default_value = "http://127.0.0.1:4318")]
+    #[arg(long, env = "LUMEN_SERVER", default_value = crate::DEFAULT_SERVER)]
     pub server: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -240,24 +240,4 @@ fn render(data: &Value) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_vectors_as_aligned_rows() {
-        let data = serde_json::json!({"resultType": "vector", "result": [
-            {"metric": {"__name__": "up", "job": "node"}, "value": [4, "1"]}
-        ]});
-        let text = render(&data);
-        assert!(
-            text.contains("up{job=\"node\"} | 1970-01-01T00:00:04.000Z | 1"),
-            "{text}"
-        );
-        assert!(text.ends_with("(1 sample)\n"));
-        assert_eq!(
-            time_text(&serde_json::json!(1435781451.781)),
-            "2015-07-01T20:10:51.781Z"
-        );
-        assert_eq!(form_encode("rate(x[1m])+1"), "rate%28x%5B1m%5D%29%2B1");
-    }
-}
+mod tests;

@@ -20,40 +20,71 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tower::Service as _;
 
-use crate::units::{parse_bytes, parse_duration};
+use lumen_storage::duration::parse_seconds_or_duration;
+
+use crate::units::parse_bytes;
+
+/// Flag defaults written as flags are, computed from the owning crate's `Default` (or `new`) so
+/// each default is stated once.
+mod defaults {
+    use std::sync::LazyLock;
+
+    use lumen_storage::duration;
+
+    use crate::units::format_bytes;
+
+    fn storage() -> lumen_storage::StorageConfig {
+        lumen_storage::StorageConfig::new(crate::DEFAULT_DATA_DIR)
+    }
+
+    pub static MAX_BODY_SIZE: LazyLock<String> =
+        LazyLock::new(|| format_bytes(lumen_ingest::IngestConfig::default().max_body_bytes));
+    pub static MAX_HEAD_SIZE: LazyLock<String> =
+        LazyLock::new(|| format_bytes(storage().max_head_bytes));
+    pub static FLUSH_SIZE: LazyLock<String> = LazyLock::new(|| format_bytes(storage().flush_bytes));
+    pub static FLUSH_INTERVAL: LazyLock<String> =
+        LazyLock::new(|| duration::format(storage().flush_interval));
+    pub static QUERY_TIMEOUT: LazyLock<String> =
+        LazyLock::new(|| duration::format(lumen_query::QueryConfig::default().timeout));
+    pub static QUERY_MEMORY_LIMIT: LazyLock<String> =
+        LazyLock::new(|| format_bytes(lumen_query::QueryConfig::default().memory_limit));
+    pub fn max_attributes() -> usize {
+        lumen_ingest::IngestConfig::default().max_attributes_per_item
+    }
+}
 
 /// Flags of `lumen serve`; each also reads a `LUMEN_*` environment variable.
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
     /// Directory for the WAL, segments and manifest.
-    #[arg(long, env = "LUMEN_DATA_DIR", default_value = "./lumen-data")]
+    #[arg(long, env = "LUMEN_DATA_DIR", default_value = crate::DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
     /// Address for OTLP/gRPC.
-    #[arg(long, env = "LUMEN_GRPC_ADDR", default_value = "127.0.0.1:4317")]
+    #[arg(long, env = "LUMEN_GRPC_ADDR", default_value = crate::DEFAULT_GRPC_ADDR)]
     pub grpc_addr: SocketAddr,
     /// Address for HTTP: OTLP/HTTP (/v1/traces, /v1/metrics, /v1/logs), SQL (/api/v1/sql), the Prometheus API (/api/v1/query...), /health, /ready, /metrics.
-    #[arg(long, env = "LUMEN_HTTP_ADDR", default_value = "127.0.0.1:4318")]
+    #[arg(long, env = "LUMEN_HTTP_ADDR", default_value = crate::DEFAULT_HTTP_ADDR)]
     pub http_addr: SocketAddr,
     /// Largest accepted request body, compressed or decompressed (e.g. 16MiB).
-    #[arg(long, env = "LUMEN_MAX_BODY_SIZE", default_value = "16MiB", value_parser = parse_bytes)]
+    #[arg(long, env = "LUMEN_MAX_BODY_SIZE", default_value = defaults::MAX_BODY_SIZE.as_str(), value_parser = parse_bytes)]
     pub max_body_size: usize,
     /// Attributes kept per span, log record, data point or resource; the rest are counted as dropped.
-    #[arg(long, env = "LUMEN_MAX_ATTRIBUTES", default_value_t = 128)]
+    #[arg(long, env = "LUMEN_MAX_ATTRIBUTES", default_value_t = defaults::max_attributes())]
     pub max_attributes: usize,
     /// Memory the in-memory head may use before writes are refused with a retryable error.
-    #[arg(long, env = "LUMEN_MAX_HEAD_SIZE", default_value = "1GiB", value_parser = parse_bytes)]
+    #[arg(long, env = "LUMEN_MAX_HEAD_SIZE", default_value = defaults::MAX_HEAD_SIZE.as_str(), value_parser = parse_bytes)]
     pub max_head_size: usize,
     /// Flush the head to Parquet segments when it reaches this size...
-    #[arg(long, env = "LUMEN_FLUSH_SIZE", default_value = "256MiB", value_parser = parse_bytes)]
+    #[arg(long, env = "LUMEN_FLUSH_SIZE", default_value = defaults::FLUSH_SIZE.as_str(), value_parser = parse_bytes)]
     pub flush_size: usize,
     /// ...or when its oldest data is this old.
-    #[arg(long, env = "LUMEN_FLUSH_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "LUMEN_FLUSH_INTERVAL", default_value = defaults::FLUSH_INTERVAL.as_str(), value_parser = parse_seconds_or_duration)]
     pub flush_interval: Duration,
     /// A SQL or PromQL query running longer than this is cancelled.
-    #[arg(long, env = "LUMEN_QUERY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "LUMEN_QUERY_TIMEOUT", default_value = defaults::QUERY_TIMEOUT.as_str(), value_parser = parse_seconds_or_duration)]
     pub query_timeout: Duration,
     /// Memory one SQL query may use for sorts, joins and aggregations.
-    #[arg(long, env = "LUMEN_QUERY_MEMORY_LIMIT", default_value = "1GiB", value_parser = parse_bytes)]
+    #[arg(long, env = "LUMEN_QUERY_MEMORY_LIMIT", default_value = defaults::QUERY_MEMORY_LIMIT.as_str(), value_parser = parse_bytes)]
     pub query_memory_limit: usize,
     /// Memory for decoded PromQL series indexes (one per metrics segment; least recently used evicted).
     /// Default: an eighth of the machine's memory, at least 256MiB. An index that does not fit is
@@ -493,3 +524,6 @@ fn parse_sample_cache_size(text: &str) -> Result<usize, String> {
         parse_bytes(text)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,7 @@ pub struct SqlArgs {
     /// The query. Without it, an interactive prompt opens.
     pub query: Option<String>,
     /// Base URL of the Lumen server.
-    #[arg(long, env = "LUMEN_SERVER", default_value = "http://127.0.0.1:4318")]
+    #[arg(long, env = "LUMEN_SERVER", default_value = crate::DEFAULT_SERVER)]
     pub server: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]

@@ -12,11 +12,11 @@ use axum::routing::{get, post};
 use serde_json::{Value as Json, json};
 
 use crate::alert::rfc3339_ms;
-use crate::duration::format_duration;
 use crate::group::GroupRuntime;
 use crate::manager::{Manager, format_rule_errors};
 use crate::rules::{RuleKind, RuleQuery};
 use crate::state::{ActiveAlert, AlertState};
+use lumen_storage::duration::format as format_duration;
 
 /// The alerting routes.
 pub fn router(manager: Arc<Manager>) -> Router {
@@ -231,26 +231,4 @@ async fn reload(State(manager): State<Arc<Manager>>) -> Response {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_are_formatted_like_prometheus() {
-        assert_eq!(format_value(1.0), "1e+00");
-        assert_eq!(format_value(0.5), "5e-01");
-        assert_eq!(format_value(123.45), "1.2345e+02");
-        assert_eq!(format_value(-2.5e-7), "-2.5e-07");
-        assert_eq!(format_value(1e100), "1e+100");
-        assert_eq!(format_value(f64::NAN), "NaN");
-        assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
-    }
-
-    #[test]
-    fn query_parameters_repeat_and_decode() {
-        let p = params(Some(
-            "rule_name[]=A%20B&rule_name%5B%5D=C&type=alert".into(),
-        ));
-        assert_eq!(p[0], ("rule_name[]".to_string(), "A B".to_string()));
-        assert_eq!(p[1], ("rule_name[]".to_string(), "C".to_string()));
-    }
-}
+mod tests;

@@ -29,11 +29,11 @@ use crate::notify::ReceiverConfig;
 pub struct AlertingConfig {
     /// Rule files or directories.
     pub rules: Vec<PathBuf>,
-    #[serde(deserialize_with = "crate::duration::deserialize")]
+    #[serde(deserialize_with = "lumen_storage::duration::deserialize")]
     pub evaluation_interval: Duration,
-    #[serde(deserialize_with = "crate::duration::deserialize")]
+    #[serde(deserialize_with = "lumen_storage::duration::deserialize")]
     pub evaluation_delay: Duration,
-    #[serde(deserialize_with = "crate::duration::deserialize")]
+    #[serde(deserialize_with = "lumen_storage::duration::deserialize")]
     pub resend_delay: Duration,
     /// Base URL in notifications' links; defaults to the HTTP address.
     pub external_url: Option<String>,

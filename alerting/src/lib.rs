@@ -13,7 +13,6 @@
 pub mod alert;
 pub mod api;
 pub mod config;
-pub mod duration;
 pub mod group;
 pub mod history;
 pub mod manager;

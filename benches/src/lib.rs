@@ -12,32 +12,6 @@ pub mod procfs;
 pub mod prom;
 pub mod stats;
 
-use std::time::Duration;
-
-/// Parses `30s`, `2m`, `1h`, `500ms` or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = t.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (t, 1.0)
-    };
-    let value: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 30s, 2m, 500ms)"))?;
-    if !(value.is_finite() && value >= 0.0) {
-        return Err(format!("{text:?} is not a duration"));
-    }
-    Ok(Duration::from_secs_f64(value * mult))
-}
-
 /// Parses an item count with an optional `k`/`M`/`G` suffix (`10M` = 10,000,000).
 pub fn parse_count(text: &str) -> Result<u64, String> {
     let t = text.trim().replace('_', "");
@@ -57,19 +31,4 @@ pub fn parse_count(text: &str) -> Result<u64, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_durations_and_counts() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
-        assert!(parse_duration("x").is_err());
-        assert_eq!(parse_count("10M"), Ok(10_000_000));
-        assert_eq!(parse_count("1.5k"), Ok(1_500));
-        assert_eq!(parse_count("123"), Ok(123));
-        assert!(parse_count("-1").is_err());
-    }
-}
+mod tests;

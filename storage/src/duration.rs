@@ -41,7 +41,9 @@ pub struct DurationError(String);
 
 impl DurationError {
     fn new(text: &str, problem: &str) -> Self {
-        DurationError(format!("{text:?} is not a duration ({problem}); {ACCEPTED}"))
+        DurationError(format!(
+            "{text:?} is not a duration ({problem}); {ACCEPTED}"
+        ))
     }
 }
 
@@ -59,7 +61,9 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
     // Index into UNITS of the previous term's unit; the next one must be smaller.
     let mut previous: Option<usize> = None;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(DurationError::new(text, "expected a number"));
         }
@@ -67,7 +71,9 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
             .parse()
             .map_err(|_| DurationError::new(text, "number too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         let Some(rank) = UNITS.iter().position(|(name, _)| *name == unit) else {
             let problem = if unit.is_empty() {
@@ -135,7 +141,9 @@ pub fn format(duration: Duration) -> String {
 }
 
 /// Serde `deserialize_with` for a duration written as a string such as `"30s"`.
-pub fn deserialize<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Duration, D::Error> {
     let text = <String as serde::Deserialize>::deserialize(deserializer)?;
     parse(&text).map_err(serde::de::Error::custom)
 }

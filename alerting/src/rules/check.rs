@@ -9,7 +9,6 @@ use lumen_query::promql::Engine;
 
 use super::yaml::{self, Kind, Node};
 use super::{Rule, RuleError, RuleGroup, RuleKind, RuleQuery};
-use crate::duration::parse_duration;
 use crate::template::Template;
 
 const FILE_KEYS: &[&str] = &["groups"];
@@ -152,7 +151,7 @@ impl Checker<'_> {
 
     fn duration(&mut self, node: &Node, field: &str, context: &str) -> Option<Duration> {
         let text = self.string(node, field, context)?;
-        match parse_duration(&text) {
+        match lumen_storage::duration::parse(&text) {
             Ok(duration) => Some(duration),
             Err(e) => {
                 self.error(node, format!("{context}: {field}: {e}"));

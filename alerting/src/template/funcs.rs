@@ -284,7 +284,7 @@ pub(super) fn call<'d>(
         Func::SafeHtml => Value::Str(string_arg(arg(0))?.to_string()),
         Func::ParseDuration => {
             let text = string_arg(arg(0))?;
-            let duration = crate::duration::parse_duration(text)
+            let duration = lumen_storage::duration::parse(text)
                 .map_err(|_| format!("not a valid duration string: {}", go_quote(text)))?;
             Value::Float(duration.as_secs_f64())
         }

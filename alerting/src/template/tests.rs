@@ -4,6 +4,9 @@ use super::gofmt::{format_4g, format_float_v, sprintf};
 use super::value::Value;
 use super::*;
 
+/// The same templates rendered by Prometheus and by Lumen.
+mod prometheus;
+
 fn labels() -> BTreeMap<String, String> {
     BTreeMap::from([
         ("alertname".to_string(), "HighLatency".to_string()),

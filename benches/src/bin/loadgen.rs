@@ -26,7 +26,8 @@ use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use lumen_benches::pool::{EncodedSizes, Pool, PoolSpec, Signal, WireFormat};
 use lumen_benches::prom::Scrape;
-use lumen_benches::{parse_count, parse_duration, procfs};
+use lumen_benches::{parse_count, procfs};
+use lumen_storage::duration::parse_seconds_or_duration;
 use serde::Serialize;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::{Channel, Endpoint};
@@ -74,7 +75,7 @@ struct Args {
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
     /// How long to send, per signal (default 30s unless --items is given).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_seconds_or_duration)]
     duration: Option<Duration>,
     /// Stop after this many items per signal (e.g. 10M); with --duration, whichever comes first.
     #[arg(long, value_parser = parse_count)]
@@ -102,7 +103,7 @@ struct Args {
     fleet_rate: Option<f64>,
     /// Simulated time between metric collections, each exporting every series once (default 10s for
     /// traces and logs, 1s for metrics so a pool of points needs less simulated traffic).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_seconds_or_duration)]
     metric_interval: Option<Duration>,
     /// Items to simulate before the pool replays time-shifted cycles with fresh trace ids.
     #[arg(long, default_value = "1M", value_parser = parse_count)]
@@ -111,10 +112,10 @@ struct Args {
     #[arg(long, default_value_t = 3000)]
     pool_mb: u64,
     /// Pause before retrying a gRPC UNAVAILABLE / RESOURCE_EXHAUSTED that names no delay (HTTP uses Retry-After).
-    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "250ms", value_parser = parse_seconds_or_duration)]
     retry_backoff: Duration,
     /// Per-request timeout.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = parse_seconds_or_duration)]
     timeout: Duration,
     /// Timed runs per signal (the pool is built once; each run continues where the last one stopped
     /// in it). The report gives every run and the median.

@@ -25,7 +25,10 @@ fn accepts_the_prometheus_grammar() {
         ("1w", ms(7 * DAY)),
         ("1y", ms(365 * DAY)),
         ("90s", ms(90_000)),
-        ("1y2w3d4h5m6s7ms", ms(365 * DAY + 14 * DAY + 3 * DAY + 4 * 3_600_000 + 5 * 60_000 + 6_007)),
+        (
+            "1y2w3d4h5m6s7ms",
+            ms(365 * DAY + 14 * DAY + 3 * DAY + 4 * 3_600_000 + 5 * 60_000 + 6_007),
+        ),
         (" 15s ", ms(15_000)),
         ("007s", ms(7_000)),
     ];
@@ -37,8 +40,27 @@ fn accepts_the_prometheus_grammar() {
 #[test]
 fn refuses_everything_else() {
     let cases = [
-        "", " ", "5", "1.5s", "5 minutes", "5 m", "30m1h", "1m1m", "1s1ms1s", "-5m", "+5m", "5x",
-        "m", "ms5", "1h 30m", "inf", "NaN", "1e3s", "5M", "5S", "99999999999999999999s",
+        "",
+        " ",
+        "5",
+        "1.5s",
+        "5 minutes",
+        "5 m",
+        "30m1h",
+        "1m1m",
+        "1s1ms1s",
+        "-5m",
+        "+5m",
+        "5x",
+        "m",
+        "ms5",
+        "1h 30m",
+        "inf",
+        "NaN",
+        "1e3s",
+        "5M",
+        "5S",
+        "99999999999999999999s",
         "999999999999999999y",
     ];
     for text in cases {
@@ -73,8 +95,20 @@ fn seconds_or_duration() {
     for (text, expected) in accepted {
         assert_eq!(parse_seconds_or_duration(text), Ok(*expected), "{text:?}");
     }
-    for text in ["", "-5", "1.2.3", "inf", "1e3", "5 fortnights", "1.5s", "30m1h"] {
-        assert!(parse_seconds_or_duration(text).is_err(), "{text:?} should be refused");
+    for text in [
+        "",
+        "-5",
+        "1.2.3",
+        "inf",
+        "1e3",
+        "5 fortnights",
+        "1.5s",
+        "30m1h",
+    ] {
+        assert!(
+            parse_seconds_or_duration(text).is_err(),
+            "{text:?} should be refused"
+        );
     }
 }
 
@@ -98,7 +132,53 @@ fn formats_like_prometheus() {
 
 #[test]
 fn format_and_parse_round_trip() {
-    for millis in [1, 999, 1_000, 61_001, 5_400_000, 7 * DAY, 9 * DAY + 1, 365 * DAY + 1] {
+    for millis in [
+        1,
+        999,
+        1_000,
+        61_001,
+        5_400_000,
+        7 * DAY,
+        9 * DAY + 1,
+        365 * DAY + 1,
+    ] {
         assert_eq!(parse(&format(ms(millis))), Ok(ms(millis)), "{millis}");
     }
+}
+
+// The assertions each old parser had (alerting's rule-file parser, the serve flags', the benches'),
+// kept so the one grammar is seen to accept what they accepted.
+
+#[test]
+fn what_rule_files_accepted() {
+    assert_eq!(parse("0"), Ok(Duration::ZERO));
+    assert_eq!(parse("30s"), Ok(Duration::from_secs(30)));
+    assert_eq!(parse("1h30m"), Ok(Duration::from_secs(5400)));
+    assert_eq!(parse("500ms"), Ok(Duration::from_millis(500)));
+    assert_eq!(parse("1m500ms"), Ok(Duration::from_millis(60_500)));
+    assert_eq!(parse("2d"), Ok(Duration::from_secs(2 * 86_400)));
+    assert!(parse("5").is_err());
+    assert!(parse("5 minutes").is_err());
+    assert!(parse("30m1h").is_err());
+    assert!(parse("1m1m").is_err());
+    assert!(parse("").is_err());
+    assert!(parse("-5m").is_err());
+    assert_eq!(format(Duration::from_secs(5400)), "1h30m");
+    assert_eq!(format(Duration::from_secs(60)), "1m");
+    assert_eq!(format(Duration::ZERO), "0s");
+    assert_eq!(format(Duration::from_millis(1500)), "1s500ms");
+}
+
+#[test]
+fn what_flags_accepted() {
+    let flag = parse_seconds_or_duration;
+    assert_eq!(flag("30s"), Ok(Duration::from_secs(30)));
+    assert_eq!(flag("10m"), Ok(Duration::from_secs(600)));
+    assert_eq!(flag("2m"), Ok(Duration::from_secs(120)));
+    assert_eq!(flag("250ms"), Ok(Duration::from_millis(250)));
+    assert_eq!(flag("5"), Ok(Duration::from_secs(5)));
+    assert!(flag("5 fortnights").is_err());
+    assert!(flag("x").is_err());
+    // Refused by the old flag parser, accepted now: the grammar rule files always had.
+    assert_eq!(flag("1h30m"), Ok(Duration::from_secs(5400)));
 }

@@ -25,7 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
-use lumen_benches::{parse_count, parse_duration};
+use lumen_benches::parse_count;
+use lumen_storage::duration::parse_seconds_or_duration;
 use serde::Serialize;
 
 use crate::fleet::{FleetSpec, SERIES_PER_TARGET};
@@ -53,10 +54,10 @@ struct FleetArgs {
     #[arg(long, default_value = "10000", value_parser = parse_count)]
     series: u64,
     /// Scrape interval.
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = parse_seconds_or_duration)]
     interval: Duration,
     /// The samples' time range, ending at --end-ms.
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = parse_seconds_or_duration)]
     window: Duration,
     /// End of the window, ms since the epoch (default: now, rounded down to the interval). Give every
     /// system under test the same value so they get the same samples.
@@ -121,10 +122,10 @@ struct WriteArgs {
     #[arg(long, default_value = "")]
     label: String,
     /// Per-request timeout.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = parse_seconds_or_duration)]
     timeout: Duration,
     /// Pause before retrying a 429 / 5xx answer that names no Retry-After.
-    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "250ms", value_parser = parse_seconds_or_duration)]
     retry_backoff: Duration,
     /// Write the JSON report here too.
     #[arg(long)]
@@ -139,10 +140,10 @@ struct QueryArgs {
     #[command(flatten)]
     fleet: FleetArgs,
     /// Range of each query, ending at the window's end.
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = parse_seconds_or_duration)]
     range: Duration,
     /// Resolution step.
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = parse_seconds_or_duration)]
     step: Duration,
     /// Timed runs per query (after one warm-up).
     #[arg(long, default_value_t = 5)]
@@ -151,7 +152,7 @@ struct QueryArgs {
     #[arg(long = "only", value_delimiter = ',')]
     only: Vec<String>,
     /// Per-query timeout.
-    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    #[arg(long, default_value = "120s", value_parser = parse_seconds_or_duration)]
     timeout: Duration,
     /// A name for the system under test, copied into the report.
     #[arg(long, default_value = "")]

@@ -37,8 +37,6 @@ mod parse;
 mod value;
 
 #[cfg(test)]
-mod prometheus_tests;
-#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::*;
+use super::super::*;
 
 // What Prometheus 2.42 renders (captured with `promtool test rules`) for the same templates and
 // data: labels {__name__="m", instance="web-1.example.com:9090", job="api"}, value 0.5, external

@@ -91,12 +91,9 @@ impl Querier for LumenQuerier {
         Box::pin(async move {
             let samples = samples
                 .into_iter()
+                // The alerting crate's label set becomes ingest's pairs (sorted, moved) here.
                 .map(|s| PromSample {
-                    labels: s
-                        .labels
-                        .iter()
-                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                        .collect(),
+                    labels: s.labels.into_iter().collect(),
                     time_ms: s.time_ms,
                     value: s.value,
                 })

@@ -66,7 +66,7 @@ pub struct GroupRuntime {
     pub last_evaluation_ms: Option<i64>,
     pub evaluation_seconds: f64,
     /// `ALERTS` series written by the previous evaluation, per rule (for staleness markers).
-    previous_series: Vec<HashSet<Labels>>,
+    previous_series: Vec<HashSet<LabelSet>>,
 }
 
 /// The key a rule's state is kept under: its name and its label templates, like Prometheus
@@ -186,12 +186,12 @@ impl GroupRuntime {
                 let mut writes = Vec::with_capacity(samples.len());
                 for (labels, value) in samples {
                     let mut labels = labels;
-                    labels.set("__name__", &rule.name);
+                    set_label(&mut labels, "__name__", &rule.name);
                     for (name, value) in &self.group.labels {
-                        labels.set(name, value);
+                        set_label(&mut labels, name, value);
                     }
                     for (name, template) in &rule.labels {
-                        labels.set(name, template.source());
+                        set_label(&mut labels, name, template.source());
                     }
                     if !seen.insert(labels.clone()) {
                         return Err(
@@ -269,21 +269,19 @@ impl GroupRuntime {
                     if alert.state == AlertState::Inactive {
                         continue;
                     }
-                    let mut labels: Vec<(String, String)> = alert
-                        .labels
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
-                    labels.push(("__name__".into(), "ALERTS_FOR_STATE".into()));
+                    let mut labels = alert.labels.clone();
+                    // Written series never carry empty values (an empty value is no label).
+                    labels.retain(|_, value| !value.is_empty());
+                    labels.insert("__name__".into(), "ALERTS_FOR_STATE".into());
                     writes.push(WriteSample {
-                        labels: Labels::new(labels.clone()),
+                        labels: labels.clone(),
                         time_ms: ts_ms,
                         value: alert.active_at_ms as f64 / 1000.0,
                     });
-                    labels.push(("__name__".into(), "ALERTS".into()));
-                    labels.push(("alertstate".into(), alert.state.as_str().into()));
+                    labels.insert("__name__".into(), "ALERTS".into());
+                    labels.insert("alertstate".into(), alert.state.as_str().into());
                     writes.push(WriteSample {
-                        labels: Labels::new(labels),
+                        labels,
                         time_ms: ts_ms,
                         value: 1.0,
                     });
@@ -303,16 +301,13 @@ impl GroupRuntime {
         &self,
         rule: &Rule,
         settings: &EvalSettings,
-        samples: Vec<(Labels, f64)>,
+        samples: Vec<(LabelSet, f64)>,
     ) -> Result<Vec<Candidate>, String> {
         let mut out = Vec::with_capacity(samples.len());
         let mut seen = HashSet::with_capacity(samples.len());
         for (sample_labels, value) in samples {
             // Like Prometheus, templates see the sample's labels including `__name__`.
-            let template_labels: BTreeMap<String, String> = sample_labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
+            let template_labels = sample_labels;
             let data = TemplateData {
                 labels: &template_labels,
                 value,
@@ -362,7 +357,7 @@ impl GroupRuntime {
         writes: &[WriteSample],
         ts_ms: i64,
     ) -> Vec<WriteSample> {
-        let now: HashSet<Labels> = writes.iter().map(|w| w.labels.clone()).collect();
+        let now: HashSet<LabelSet> = writes.iter().map(|w| w.labels.clone()).collect();
         let previous = std::mem::replace(&mut self.previous_series[index], now);
         previous
             .into_iter()
@@ -410,11 +405,15 @@ async fn run_query(
     rule: &Rule,
     querier: &Arc<dyn Querier>,
     ts_ms: i64,
-) -> Result<Vec<(Labels, f64)>, String> {
+) -> Result<Vec<(LabelSet, f64)>, String> {
     match &rule.query {
+        // The query engine's label sets become the alerting crate's here, once per result element.
         RuleQuery::Promql(expr) => match querier.promql(expr, ts_ms).await? {
-            InstantResult::Vector(samples) => Ok(samples),
-            InstantResult::Scalar(value) => Ok(vec![(Labels::empty(), value)]),
+            InstantResult::Vector(samples) => Ok(samples
+                .into_iter()
+                .map(|(labels, value)| (label_set(&labels), value))
+                .collect()),
+            InstantResult::Scalar(value) => Ok(vec![(LabelSet::new(), value)]),
         },
         RuleQuery::Sql(sql) => {
             let sql = sql.replace(
@@ -428,7 +427,7 @@ async fn run_query(
 }
 
 /// SQL rule rows → (labels, value): string columns are labels, the numeric column `value` the value.
-pub fn rows_to_samples(batches: &[RecordBatch]) -> Result<Vec<(Labels, f64)>, String> {
+pub fn rows_to_samples(batches: &[RecordBatch]) -> Result<Vec<(LabelSet, f64)>, String> {
     let mut out = Vec::new();
     for batch in batches {
         let schema = batch.schema();
@@ -475,17 +474,36 @@ pub fn rows_to_samples(batches: &[RecordBatch]) -> Result<Vec<(Labels, f64)>, St
             if values.is_null(row) {
                 continue;
             }
-            let mut pairs = Vec::with_capacity(label_columns.len());
+            let mut labels = LabelSet::new();
             for (name, column) in &label_columns {
                 let column = column.as_string::<i32>();
                 if column.is_valid(row) {
-                    pairs.push((name.clone(), column.value(row).to_string()));
+                    // A later column of the same name wins; an empty value is no label.
+                    set_label(&mut labels, name, column.value(row));
                 }
             }
-            out.push((Labels::new(pairs), values.value(row)));
+            out.push((labels, values.value(row)));
         }
     }
     Ok(out)
+}
+
+/// A query result's labels as the alerting crate keeps them.
+fn label_set(labels: &Labels) -> LabelSet {
+    labels
+        .iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
+}
+
+/// Sets `name` to `value`; an empty value removes the label (Prometheus's label semantics).
+fn set_label(labels: &mut LabelSet, name: &str, value: &str) {
+    if value.is_empty() {
+        labels.remove(name);
+    } else {
+        labels.insert(name.to_string(), value.to_string());
+    }
 }
 
 #[cfg(test)]

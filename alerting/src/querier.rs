@@ -7,6 +7,8 @@ use std::pin::Pin;
 use arrow::record_batch::RecordBatch;
 use lumen_query::promql::Labels;
 
+use crate::alert::LabelSet;
+
 /// A boxed future, so the trait can be used as `dyn Querier`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -22,8 +24,8 @@ pub enum InstantResult {
 /// A sample to write back (recording rules, `ALERTS`, `ALERTS_FOR_STATE`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct WriteSample {
-    /// Full label set including `__name__`.
-    pub labels: Labels,
+    /// Full label set including `__name__`, never an empty value.
+    pub labels: LabelSet,
     /// Unix ms.
     pub time_ms: i64,
     pub value: f64,

@@ -77,10 +77,13 @@ async fn queries_run_behind_the_evaluation_time_by_the_delay_and_state_uses_the_
     let written = fake.written.lock().clone();
     let names: Vec<&str> = written
         .iter()
-        .filter_map(|w| w.labels.metric_name())
+        .filter_map(|w| w.labels.get("__name__").map(String::as_str))
         .collect();
     assert_eq!(names, vec!["ALERTS_FOR_STATE", "ALERTS"]);
-    assert_eq!(written[1].labels.get("alertstate"), Some("firing"));
+    assert_eq!(
+        written[1].labels.get("alertstate").map(String::as_str),
+        Some("firing")
+    );
 
     // A group's own query_offset wins over the default delay.
     let g = group(
@@ -90,7 +93,13 @@ async fn queries_run_behind_the_evaluation_time_by_the_delay_and_state_uses_the_
     runtime.evaluate(&querier, &settings, 100_000).await;
     assert_eq!(fake.asked.lock().last().unwrap().1, 95_000);
     assert_eq!(
-        fake.written.lock().last().unwrap().labels.metric_name(),
+        fake.written
+            .lock()
+            .last()
+            .unwrap()
+            .labels
+            .get("__name__")
+            .map(String::as_str),
         Some("r")
     );
 }
@@ -111,7 +120,10 @@ fn sql_rows_become_labelled_samples() {
     .unwrap();
     let samples = rows_to_samples(&[batch]).unwrap();
     assert_eq!(samples.len(), 2);
-    assert_eq!(samples[0].0.get("service"), Some("payment"));
+    assert_eq!(
+        samples[0].0.get("service").map(String::as_str),
+        Some("payment")
+    );
     assert_eq!(samples[0].1, 3.0);
     assert_eq!(samples[1].0.get("service"), None);
 }

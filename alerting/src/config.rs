@@ -29,16 +29,20 @@ use crate::notify::ReceiverConfig;
 pub struct AlertingConfig {
     /// Rule files or directories.
     pub rules: Vec<PathBuf>,
+    /// How often rule groups without an `interval` are evaluated (default 1m).
     #[serde(deserialize_with = "lumen_storage::duration::deserialize")]
     pub evaluation_interval: Duration,
+    /// How far behind the evaluation time rule queries look, so late samples are in (default 0s).
     #[serde(deserialize_with = "lumen_storage::duration::deserialize")]
     pub evaluation_delay: Duration,
+    /// How often a still-firing alert is sent again (default 1m).
     #[serde(deserialize_with = "lumen_storage::duration::deserialize")]
     pub resend_delay: Duration,
     /// Base URL in notifications' links; defaults to the HTTP address.
     pub external_url: Option<String>,
     /// Labels available to templates as `$externalLabels`.
     pub external_labels: BTreeMap<String, String>,
+    /// Where notifications go (webhooks, Alertmanager), with their routing and grouping.
     pub receivers: Vec<ReceiverConfig>,
 }
 

@@ -29,7 +29,9 @@ pub struct EvalSettings {
     pub evaluation_delay: Duration,
     /// How often a firing alert is re-sent.
     pub resend_delay: Duration,
+    /// Labels available to templates as `$externalLabels`.
     pub external_labels: BTreeMap<String, String>,
+    /// Base URL of the links alerts carry back to their rule.
     pub external_url: String,
 }
 
@@ -50,20 +52,30 @@ impl Default for EvalSettings {
 pub struct RuleHealth {
     /// `ok`, `err` or `unknown` (not evaluated yet).
     pub health: &'static str,
+    /// The last evaluation's error, empty when it succeeded.
     pub last_error: String,
+    /// When the rule was last evaluated, Unix ms.
     pub last_evaluation_ms: Option<i64>,
+    /// How long the last evaluation took.
     pub evaluation_seconds: f64,
 }
 
 /// A group with its rules, their alert state and health.
 #[derive(Clone, Debug)]
 pub struct GroupRuntime {
+    /// The group as its rule file defines it.
     pub group: RuleGroup,
+    /// How often the group is evaluated (its own `interval` or the default).
     pub interval: Duration,
+    /// How far behind the evaluation time its queries look.
     pub query_offset: Duration,
+    /// Its rules' alert instances, persisted across restarts.
     pub state: GroupState,
+    /// Health of each rule, in rule order.
     pub health: Vec<RuleHealth>,
+    /// When the group was last evaluated, Unix ms.
     pub last_evaluation_ms: Option<i64>,
+    /// How long the last evaluation of the whole group took.
     pub evaluation_seconds: f64,
     /// `ALERTS` series written by the previous evaluation, per rule (for staleness markers).
     previous_series: Vec<HashSet<LabelSet>>,
@@ -85,7 +97,9 @@ pub fn rule_key(rule: &Rule) -> String {
 /// What one evaluation produced.
 #[derive(Debug, Default)]
 pub struct Outcome {
+    /// Alerts due for delivery.
     pub to_send: Vec<Alert>,
+    /// State changes for the `alerts` table.
     pub history: Vec<HistoryEntry>,
     /// Whether the persisted state changed.
     pub state_changed: bool,

@@ -33,13 +33,17 @@ pub const MAX_ENTRIES: usize = 100_000;
 pub struct HistoryEntry {
     /// Evaluation time of the change, Unix ms.
     pub time_ms: i64,
+    /// The rule group's name.
     pub group: String,
+    /// The alerting rule's name.
     pub rule: String,
     /// `pending`, `firing` or `resolved`.
     pub state: String,
     /// The alert's labels (`alertname` included).
     pub labels: LabelSet,
+    /// The alert's rendered annotations.
     pub annotations: LabelSet,
+    /// The query value that produced the alert at that evaluation.
     pub value: f64,
     /// When the alert became active, Unix ms.
     pub active_at_ms: i64,

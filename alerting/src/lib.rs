@@ -10,6 +10,8 @@
 //! The crate reaches the rest of Lumen only through the [`Querier`] trait (PromQL, SQL, and
 //! writing samples back), which the root binary implements.
 
+#![warn(missing_docs)]
+
 pub mod alert;
 pub mod api;
 pub mod config;

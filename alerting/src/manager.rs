@@ -20,13 +20,18 @@ use crate::state::{self, GroupState};
 /// Why alerting could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// Rule files with errors (every error, with its file and line).
     #[error("{}", format_rule_errors(.0))]
     Rules(Vec<RuleError>),
+    /// The alerting directory (alert state, history) cannot be created or read.
     #[error("cannot use the alerting directory {path}: {source}")]
     Io {
+        /// The directory.
         path: PathBuf,
+        /// What went wrong.
         source: std::io::Error,
     },
+    /// The notifier could not start (e.g. an invalid receiver).
     #[error("{0}")]
     Notify(String),
 }

@@ -28,6 +28,7 @@ pub struct WriteSample {
     pub labels: LabelSet,
     /// Unix ms.
     pub time_ms: i64,
+    /// The sample value.
     pub value: f64,
 }
 

@@ -23,8 +23,11 @@ pub const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertState {
+    /// Not active: resolved, kept for a while so receivers learn it ended.
     Inactive,
+    /// Active, waiting out the rule's `for` duration.
     Pending,
+    /// Active for at least `for`: sent to receivers.
     Firing,
 }
 
@@ -42,19 +45,29 @@ impl AlertState {
 /// One alert instance of a rule.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ActiveAlert {
+    /// The alert's labels, `alertname` included.
     pub labels: LabelSet,
+    /// Rendered annotations.
     pub annotations: LabelSet,
+    /// The query value at the last evaluation.
     pub value: f64,
+    /// Where the alert is in its life.
     pub state: AlertState,
+    /// When the alert became active (pending), Unix ms.
     pub active_at_ms: i64,
+    /// When it started firing, Unix ms.
     #[serde(default)]
     pub fired_at_ms: Option<i64>,
+    /// When it resolved, Unix ms.
     #[serde(default)]
     pub resolved_at_ms: Option<i64>,
+    /// When it was last sent to receivers, Unix ms.
     #[serde(default)]
     pub last_sent_at_ms: Option<i64>,
+    /// Until when receivers consider it firing unless it is sent again, Unix ms.
     #[serde(default)]
     pub valid_until_ms: i64,
+    /// Since when it has been kept firing by `keep_firing_for` with the condition gone, Unix ms.
     #[serde(default)]
     pub keep_firing_since_ms: Option<i64>,
 }
@@ -89,22 +102,29 @@ impl ActiveAlert {
 /// A state change worth recording (the `alerts` table).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Transition {
+    /// The alert instance that changed.
     pub fingerprint: String,
+    /// Its new state: `pending`, `firing` or `resolved`.
     pub to: &'static str,
 }
 
 /// The alerts of one rule by fingerprint, and how the last update changed them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RuleAlerts {
+    /// Alert instances by fingerprint.
     pub active: BTreeMap<String, ActiveAlert>,
 }
 
 /// One result element of an alerting rule's query, after labels and annotations were expanded.
 #[derive(Clone, Debug)]
 pub struct Candidate {
+    /// Identity of the alert instance (hash of its labels).
     pub fingerprint: String,
+    /// The alert's labels after expansion, `alertname` included.
     pub labels: LabelSet,
+    /// Rendered annotations.
     pub annotations: LabelSet,
+    /// The query value.
     pub value: f64,
 }
 
@@ -220,8 +240,11 @@ impl RuleAlerts {
 /// Persisted state of one rule group: rule key → its alerts.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct GroupState {
+    /// The group's name.
     pub group: String,
+    /// The rule file the group came from.
     pub file: String,
+    /// Each rule's alerts, by rule key (see `group::rule_key`).
     pub rules: BTreeMap<String, RuleAlerts>,
 }
 

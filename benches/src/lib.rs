@@ -7,6 +7,8 @@
 //! - [`procfs`]: resident memory and CPU time of a process, from `/proc`.
 //! - [`prom`]: a tiny reader of Prometheus text output (Lumen's `/metrics`).
 
+#![warn(missing_docs)]
+
 pub mod pool;
 pub mod procfs;
 pub mod prom;

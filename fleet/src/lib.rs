@@ -33,6 +33,8 @@
 //! assert!(batch.log_record_count() > 0 && batch.data_point_count() > 0);
 //! ```
 
+#![warn(missing_docs)]
+
 mod breaker;
 mod calls;
 mod catalog;

@@ -626,24 +626,3 @@ fn zero_rate_and_odd_configs_are_safe() {
     let t = daily.now_ns();
     assert!(daily.step(t + 10 * SEC).span_count() > 0);
 }
-
-/// Throughput of the generator; run with `--ignored --nocapture` (in release for real figures).
-#[test]
-#[ignore]
-fn throughput() {
-    let mut fleet = Fleet::new(config(Scenario::Steady, 2_000.0));
-    let start = fleet.now_ns();
-    let began = std::time::Instant::now();
-    let (mut spans, mut logs, mut points) = (0, 0, 0);
-    for s in 1..=30 {
-        let t = fleet.step(start + s * SEC);
-        spans += t.span_count();
-        logs += t.log_record_count();
-        points += t.data_point_count();
-    }
-    let secs = began.elapsed().as_secs_f64();
-    println!(
-        "{spans} spans, {logs} logs, {points} points in {secs:.2} s: {:.0} spans/s",
-        spans as f64 / secs
-    );
-}

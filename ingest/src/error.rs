@@ -47,10 +47,11 @@ pub enum IngestError {
     /// `Content-Encoding: gzip` with a body that is not valid gzip.
     #[error("invalid gzip body: {0}")]
     InvalidGzip(String),
-    /// The body is not a valid protobuf export request.
+    /// The body is not valid Snappy (remote write).
     #[error("invalid Snappy body: {0}")]
     InvalidSnappy(String),
 
+    /// The body is not a valid protobuf export request.
     #[error("invalid protobuf body: {0}")]
     Protobuf(#[from] prost::DecodeError),
     /// The body is not a valid OTLP/JSON export request.

@@ -28,6 +28,8 @@
 //! of attribute values. The crate records its own metrics through the `metrics` facade; see
 //! [`describe_metrics`].
 
+#![warn(missing_docs)]
+
 pub mod convert;
 mod error;
 mod export;

@@ -743,8 +743,11 @@ mod tests {
 /// One sample that Lumen writes itself, with its full label set (including `__name__`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PromSample {
+    /// Every label, `__name__` included.
     pub labels: Vec<(String, String)>,
+    /// Sample time, Unix ms.
     pub time_ms: i64,
+    /// The sample value.
     pub value: f64,
 }
 

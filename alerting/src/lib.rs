@@ -23,6 +23,8 @@ pub mod querier;
 pub mod rules;
 pub mod state;
 pub mod template;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use alert::{Alert, LabelSet};
 pub use config::AlertingConfig;

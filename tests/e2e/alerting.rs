@@ -5,79 +5,52 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
-use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::post;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
+
+use lumen_alerting::testing::WebhookReceiver;
 
 use crate::server::TestServer;
 
 /// One request the webhook server received.
 #[derive(Clone, Debug)]
 struct Received {
-    path: String,
     headers: HeaderMap,
     raw: Vec<u8>,
     body: Value,
     at: Instant,
 }
 
-/// A webhook receiver: records every POST, answers 200.
+/// A webhook receiver (lumen-alerting's test fixture): records every request, answers 200.
 struct Hook {
     addr: SocketAddr,
-    received: Arc<Mutex<Vec<Received>>>,
-    task: tokio::task::JoinHandle<()>,
+    receiver: WebhookReceiver,
 }
 
 impl Hook {
     async fn start(addr: &str) -> Hook {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .expect("bind the webhook receiver");
-        let addr = listener.local_addr().unwrap();
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let record = |path: &'static str| {
-            move |State(store): State<Arc<Mutex<Vec<Received>>>>,
-                  headers: HeaderMap,
-                  body: Bytes| async move {
-                let parsed = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                store.lock().unwrap().push(Received {
-                    path: path.to_string(),
-                    headers,
-                    raw: body.to_vec(),
-                    body: parsed,
-                    at: Instant::now(),
-                });
-                "ok"
-            }
-        };
-        let app = axum::Router::new()
-            .route("/hook", post(record("/hook")))
-            .route("/am", post(record("/am")))
-            .with_state(received.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let receiver = WebhookReceiver::start_on(addr, &[], 200).await;
         Hook {
-            addr,
-            received,
-            task,
+            addr: receiver.addr,
+            receiver,
         }
     }
 
     fn all(&self, path: &str) -> Vec<Received> {
-        self.received
-            .lock()
-            .unwrap()
-            .iter()
+        self.receiver
+            .requests()
+            .into_iter()
             .filter(|r| r.path == path)
-            .cloned()
+            .map(|r| Received {
+                body: r.json(),
+                raw: r.body.to_vec(),
+                headers: r.headers,
+                at: r.at,
+            })
             .collect()
     }
 
@@ -117,12 +90,6 @@ impl Hook {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-}
-
-impl Drop for Hook {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 

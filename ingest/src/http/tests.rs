@@ -188,11 +188,6 @@ fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body).expect("JSON body")
 }
 
-#[test]
-fn router_builds() {
-    let _ = router(exporter(&FakeSink::accepting(), IngestConfig::default()));
-}
-
 #[tokio::test]
 async fn json_example_is_stored_and_answered_with_an_empty_json_object() {
     let sink = FakeSink::accepting();

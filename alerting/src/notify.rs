@@ -57,82 +57,35 @@
 //!
 //! `http://` only: Lumen is built without TLS for now (use a local TLS-terminating proxy).
 
+mod clock;
 mod config;
 mod delivery;
 mod dispatch;
+mod error;
 mod files;
 mod group;
 mod matcher;
 mod message;
+mod options;
 mod outbox;
-#[cfg(test)]
-mod tests;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once, mpsc};
-use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::Serialize;
 
 pub use config::{NotifyConfig, ReceiverConfig, ReceiverKind};
 pub use delivery::SIGNATURE_HEADER;
+pub use error::NotifyError;
 pub use matcher::{MatchOp, Matcher};
+pub use options::NotifierOptions;
 
 use crate::alert::Alert;
 use delivery::{DeliveryStats, DeliveryTask};
 use dispatch::{Command, Dispatcher};
 use outbox::Outbox;
-
-/// Errors starting the notifier.
-#[derive(Debug, thiserror::Error)]
-pub enum NotifyError {
-    /// A receiver's configuration is not usable.
-    #[error("alerting receiver {receiver:?}: {message}")]
-    InvalidConfig {
-        /// The receiver's name.
-        receiver: String,
-        /// What is wrong and how to fix it.
-        message: String,
-    },
-    /// The notification directory cannot be read or written.
-    #[error("notification state in {}: {source}", path.display())]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// [`Notifier::start`] was called outside a tokio runtime.
-    #[error("Notifier::start must be called inside a tokio runtime")]
-    NoRuntime,
-}
-
-/// Delivery tuning; the defaults suit production.
-#[derive(Clone, Debug)]
-pub struct NotifierOptions {
-    /// Entries kept per receiver while it is unreachable; the oldest are dropped beyond this.
-    pub outbox_capacity: usize,
-    /// First retry delay.
-    pub initial_backoff: Duration,
-    /// Longest retry delay.
-    pub max_backoff: Duration,
-    /// Alert batches waiting for the dispatcher beyond which [`Notifier::send`] drops batches
-    /// (the evaluator sends firing alerts again at its next resend).
-    pub max_queued_batches: usize,
-}
-
-impl Default for NotifierOptions {
-    fn default() -> Self {
-        NotifierOptions {
-            outbox_capacity: 10_000,
-            initial_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(300),
-            max_queued_batches: 10_000,
-        }
-    }
-}
 
 /// A receiver's delivery status, for the API and CLI.
 #[derive(Clone, Debug, Serialize)]
@@ -363,11 +316,6 @@ impl Drop for Notifier {
     }
 }
 
-/// Current wall-clock time, Unix ms.
-pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 fn warn_about_unconfigured(receivers_dir: &Path, config: &NotifyConfig) {
     let Ok(entries) = std::fs::read_dir(receivers_dir) else {
         return;
@@ -401,3 +349,6 @@ fn describe_metrics() {
         );
     });
 }
+
+#[cfg(test)]
+mod tests;

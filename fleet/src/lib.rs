@@ -35,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+mod attributes;
 mod breaker;
 mod calls;
 mod catalog;

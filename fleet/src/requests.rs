@@ -4,6 +4,7 @@
 
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
+use crate::attributes::{kv_f64, kv_i64, kv_str};
 use crate::breaker::Downstream;
 use crate::calls::{CallOutcome, CallResult, DbOp, Outcome, Policy, Reply, Req, Target};
 use crate::catalog::customer;
@@ -11,7 +12,7 @@ use crate::logs::Severity;
 use crate::metrics::{Inst, i, s};
 use crate::scenario::Effects;
 use crate::topology::{ScopeKind, Service};
-use crate::traces::{SpanRef, kv_f64, kv_i64, kv_str};
+use crate::traces::SpanRef;
 use crate::world::World;
 
 /// The payment provider's API host.

@@ -7,7 +7,7 @@ use reqwest::Url;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use super::NotifyError;
+use super::error::NotifyError;
 use super::matcher::{self, Matcher, is_label_name};
 
 /// Where a receiver's notifications go and how they are shaped.

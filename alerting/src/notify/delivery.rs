@@ -19,10 +19,13 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AF
 use reqwest::{StatusCode, Url};
 use sha2::Sha256;
 
+use super::clock::now_ms;
 use super::config::ReceiverConfig;
 use super::dispatch::Command;
+use super::error::NotifyError;
+use super::options::NotifierOptions;
 use super::outbox::{Entry, Outbox, Payload};
-use super::{NotifierOptions, NotifyError, files, message, now_ms};
+use super::{files, message};
 
 /// Header carrying the body's HMAC-SHA256 when the receiver has an `hmac_secret`.
 pub const SIGNATURE_HEADER: &str = "X-Lumen-Signature";

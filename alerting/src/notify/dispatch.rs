@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::clock::now_ms;
 use super::config::{ReceiverConfig, ReceiverKind};
+use super::error::NotifyError;
 use super::files;
 use super::group::{GroupState, Pending, WebhookGroups};
 use super::outbox::{Entry, Outbox, Payload};
-use super::{NotifyError, now_ms};
 use crate::alert::Alert;
 
 /// The state file of a webhook receiver, next to its outbox.

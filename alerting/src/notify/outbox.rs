@@ -168,7 +168,7 @@ impl Outbox {
         };
         let entry = Arc::new(Entry {
             seq,
-            created_ms: super::now_ms(),
+            created_ms: super::clock::now_ms(),
             payload,
         });
         let bytes = serde_json::to_vec(&*entry).map_err(io::Error::other)?;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 
+use super::clock::now_ms;
 use super::*;
 use crate::testing::WebhookReceiver as TestReceiver;
 

@@ -31,9 +31,6 @@
 mod check;
 mod yaml;
 
-#[cfg(test)]
-mod tests;
-
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -224,3 +221,6 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<RuleGroup>, Vec<RuleError>> {
         Err(errors)
     }
 }
+
+#[cfg(test)]
+mod tests;

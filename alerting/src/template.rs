@@ -36,9 +36,6 @@ mod lex;
 mod parse;
 mod value;
 
-#[cfg(test)]
-mod tests;
-
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -173,3 +170,6 @@ impl PartialEq for Template {
         self.source == other.source && self.is_plain_text() == other.is_plain_text()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -51,9 +51,6 @@ mod topology;
 mod traces;
 mod world;
 
-#[cfg(test)]
-mod tests;
-
 /// The generated OTLP types (and tonic clients) the fleet's output is made of.
 pub use opentelemetry_proto as proto;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -267,3 +264,6 @@ impl Fleet {
         self.world.pending.len()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -36,12 +36,15 @@ pub struct EvalSettings {
 }
 
 impl Default for EvalSettings {
+    /// The settings `lumen.toml` gives when it says nothing (its defaults live in
+    /// [`AlertingConfig`](crate::AlertingConfig)).
     fn default() -> Self {
+        let config = crate::AlertingConfig::default();
         EvalSettings {
-            default_interval: Duration::from_secs(60),
-            evaluation_delay: Duration::ZERO,
-            resend_delay: Duration::from_secs(60),
-            external_labels: BTreeMap::new(),
+            default_interval: config.evaluation_interval,
+            evaluation_delay: config.evaluation_delay,
+            resend_delay: config.resend_delay,
+            external_labels: config.external_labels,
             external_url: String::new(),
         }
     }

@@ -22,6 +22,7 @@
 //! knows nothing of DataFusion or the wire protocols: `query` reads snapshots, `ingest` calls `write`.
 
 pub mod compaction;
+pub mod durable;
 pub mod engine;
 pub mod error;
 pub mod head;

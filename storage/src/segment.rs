@@ -27,11 +27,11 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::schema::types::ColumnPath;
 
+use crate::durable::sync_dir;
 use crate::error::{Result, StorageError};
 use crate::index::{self, SeriesIndex};
 use crate::manifest::SegmentMeta;
 use crate::schema::{TIME_COLUMN, Table};
-use crate::wal::sync_dir;
 
 /// Nanoseconds per partition (one hour).
 pub const PARTITION_NANOS: i64 = 3_600_000_000_000;

@@ -16,10 +16,10 @@ use std::sync::{Arc, LazyLock};
 use parking_lot::Mutex;
 
 use super::{SeriesIndex, format, sidecar_path};
+use crate::durable::sync_dir;
 use crate::error::{Result, StorageError};
 use crate::manifest::SegmentMeta;
 use crate::schema::Table;
-use crate::wal::sync_dir;
 
 const DEFAULT_CAPACITY: usize = 256 << 20;
 

@@ -2,9 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "engine/compaction.rs"]
 mod compaction;
-#[path = "engine/series_index.rs"]
 mod series_index;
 
 use std::sync::Arc;

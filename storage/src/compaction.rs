@@ -25,7 +25,6 @@
 //! took its snapshot before the swap still finds them.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
 use std::path::Path;
 use std::time::Duration;
 
@@ -33,7 +32,7 @@ use arrow::array::{ArrayData, MutableArrayData, make_array};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, Rows, SortField};
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 
 use crate::error::{Result, StorageError};
 use crate::manifest::SegmentMeta;
@@ -220,7 +219,7 @@ fn merge_in_batches(
     let mut max_wal_seq = 0u64;
     let mut readers = Vec::with_capacity(plan.inputs.len());
     for input in &plan.inputs {
-        let (reader, input_schema, seq) = open_input(&input.path, batch_rows)?;
+        let (reader, input_schema, seq) = open_input(input, batch_rows)?;
         match &schema {
             None => schema = Some(input_schema),
             Some(s) if s.fields() == input_schema.fields() => {}
@@ -344,12 +343,10 @@ fn invalid(message: &str) -> StorageError {
 
 /// A reader of a whole segment, its Arrow schema and the WAL seq recorded in it.
 fn open_input(
-    path: &Path,
+    input: &SegmentMeta,
     batch_rows: usize,
 ) -> Result<(ParquetRecordBatchReader, SchemaRef, u64)> {
-    let file =
-        File::open(path).map_err(|e| StorageError::io(format!("opening {}", path.display()), e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let builder = segment::reader::open(input, segment::reader::Footer::Uncached)?;
     let seq = builder
         .metadata()
         .file_metadata()

@@ -21,6 +21,7 @@
 //! crash left outside the manifest, and replays the WAL records the manifest does not cover. The crate
 //! knows nothing of DataFusion or the wire protocols: `query` reads snapshots, `ingest` calls `write`.
 
+pub mod cache;
 pub mod compaction;
 pub mod durable;
 pub mod engine;

@@ -233,7 +233,7 @@ fn a_merge_streams_inputs_in_sort_order_with_ties_oldest_first_and_indexes_the_r
     assert_eq!(key_and_value(&merged.path), expected);
     // Its series index is the one a rebuild from the file gives.
     let sidecar = crate::index::load_series_index(&merged).unwrap();
-    let rebuilt = crate::index::SeriesIndex::from_segment_file(&merged.path).unwrap();
+    let rebuilt = crate::index::SeriesIndex::from_segment(&merged).unwrap();
     let entries = |index: &crate::index::SeriesIndex| {
         (0..index.len())
             .map(|o| {

@@ -37,6 +37,8 @@ mod json;
 pub mod remote_write;
 mod signal;
 mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,11 +8,11 @@
 //!   three tables' batches: the above plus freezing the head, rotating the WAL, persisting the
 //!   manifest and trimming the WAL. The writes that fill the head are not timed.
 //!
-//! Run: `cargo bench -p lumen-ingest --bench flush`.
+//! Run: `cargo bench -p lumen-storage --bench flush`.
 
 #![allow(clippy::expect_used)] // a bench that cannot set up must stop
 
-mod common;
+use lumen_ingest::testing as common;
 
 use std::hint::black_box;
 use std::sync::Arc;

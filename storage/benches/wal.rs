@@ -12,11 +12,11 @@
 //! Throughput is in rows (spans) per second; the record size is printed at start, for MB/s.
 //! A fresh store (or WAL file) is made per sample so that disk use stays bounded.
 //!
-//! Run: `cargo bench -p lumen-ingest --bench wal`.
+//! Run: `cargo bench -p lumen-storage --bench wal`.
 
 #![allow(clippy::expect_used)] // a bench that cannot set up must stop
 
-mod common;
+use lumen_ingest::testing as common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -14,7 +14,7 @@ use lumen_alerting::{
 };
 use lumen_ingest::{PromSample, SampleWriter};
 use lumen_query::QueryEngine;
-use lumen_query::promql::source::MetricsTableSource;
+use lumen_query::promql::reader::MetricsTableSource;
 use lumen_query::promql::{Engine, EngineConfig, Value};
 use lumen_storage::Storage;
 use serde::Deserialize;

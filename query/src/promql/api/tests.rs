@@ -1,7 +1,7 @@
 use axum::http::HeaderValue;
 
 use super::*;
-use crate::session::tests::FakeSource;
+use crate::testing::snapshots::FakeSource;
 
 fn api() -> Shared {
     Arc::new(Api {

@@ -9,7 +9,7 @@
 //! value" is a staleness marker.
 //!
 //! Delta sums and histograms are converted to cumulative per series over the rows read, and
-//! exponential histograms to classic buckets ([`crate::otlp_convert`] documents both
+//! exponential histograms to classic buckets ([`super::otlp_convert`] documents both
 //! approximations). `target_info{job, instance, …}` carries the other resource attributes.
 //!
 //! Segments are read through their series index (`index_select.rs`): only the rows of the
@@ -33,7 +33,7 @@ use super::value::{Labels, LabelsMap, METRIC_NAME, Series, stale_nan};
 /// Most row plans one read remembers by `series_id` (beyond that it starts over).
 const MAX_ROW_PLANS: usize = 1 << 20;
 use super::{PromqlError, SeriesSource};
-use crate::source::SnapshotSource;
+use crate::snapshot::SnapshotSource;
 
 /// `scope_name` of rows received through Prometheus remote write.
 const REMOTE_WRITE_SCOPE: &str = "prometheus.remote_write";
@@ -1321,7 +1321,7 @@ impl SeriesAccumulator {
             a.filter(|a| a.is_valid(i)).map_or(0, |a| a.value(i))
         };
         let (positive, negative) = (list(c.positive), list(c.negative));
-        let histogram = crate::otlp_convert::ExpHistogram {
+        let histogram = super::otlp_convert::ExpHistogram {
             scale: int(c.scale),
             zero_count: c
                 .zero_count
@@ -1334,7 +1334,7 @@ impl SeriesAccumulator {
             negative: &negative,
             count: c.count.filter(|a| a.is_valid(i)).map_or(0, |a| a.value(i)),
         };
-        for (le, cumulative) in crate::otlp_convert::exponential_to_classic(&histogram) {
+        for (le, cumulative) in super::otlp_convert::exponential_to_classic(&histogram) {
             let le = super::value::format_go_float(le);
             self.push_bucket(
                 base,
@@ -1459,7 +1459,7 @@ impl SeriesAccumulator {
                     true
                 });
                 if delta.contains(&labels) {
-                    crate::otlp_convert::delta_to_cumulative(&mut samples);
+                    super::otlp_convert::delta_to_cumulative(&mut samples);
                 }
                 Series { labels, samples }
             })
@@ -1584,7 +1584,7 @@ impl SeriesShape {
 fn target_info_labels(resource: &[(String, String)]) -> Labels {
     let rest: Vec<(String, String)> = resource
         .iter()
-        .filter(|(k, _)| !crate::otlp_convert::TARGET_INFO_EXCLUDED.contains(&k.as_str()))
+        .filter(|(k, _)| !super::otlp_convert::TARGET_INFO_EXCLUDED.contains(&k.as_str()))
         .cloned()
         .collect();
     let mut labels = otlp_labels(rest, resource.to_vec());
@@ -1748,5 +1748,4 @@ fn strip_braces(unit: &str) -> String {
 }
 
 #[cfg(test)]
-#[path = "source_tests.rs"]
 mod tests;

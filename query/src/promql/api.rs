@@ -39,12 +39,11 @@ use serde_json::{Map, Value as Json, json};
 use tokio::sync::Semaphore;
 
 use super::eval::selector_matchers;
-use super::source::{MetricsTableSource, QuerySource};
+use super::reader::{MetricsTableSource, QuerySource};
 use super::value::format_go_float;
 use super::{Annotations, Engine, EngineConfig, Labels, PromqlError, SeriesSource, Value};
-use crate::source::SnapshotSource;
+use crate::snapshot::SnapshotSource;
 
-#[path = "http_params.rs"]
 mod params;
 #[cfg(test)]
 use params::percent_decode;
@@ -927,5 +926,4 @@ async fn buildinfo() -> Response {
 }
 
 #[cfg(test)]
-#[path = "http_tests.rs"]
 mod tests;

@@ -3,8 +3,7 @@
 
 use super::*;
 
-#[path = "../../tests/common/metrics_gen.rs"]
-mod metrics_gen;
+use crate::testing::metrics_gen;
 
 fn selector(text: &str) -> Matchers {
     match promql_parser::parser::parse(text) {

@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 use super::*;
 use crate::promql::{Engine, Value};
-use crate::session::tests::FakeSource;
+use crate::testing::snapshots::FakeSource;
 
 /// One row of a test `metrics` batch (only the columns the mapping reads).
 struct Row {

@@ -7,7 +7,7 @@
 //!    or session statement hidden anywhere in the plan, subqueries included.
 //!
 //! Together with a session that has no table factories, no file formats, no URL tables and no
-//! local object store (see [`crate::session`]), no query can read or write server files.
+//! local object store (see [`super::session`]), no query can read or write server files.
 
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
@@ -148,27 +148,4 @@ fn statement_kind(sql: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statement_kinds_read_naturally() {
-        assert_eq!(statement_kind("CREATE TABLE t (a INT)"), "CREATE TABLE");
-        assert_eq!(
-            statement_kind("CREATE OR REPLACE TEMPORARY VIEW v AS SELECT 1"),
-            "CREATE VIEW"
-        );
-        assert_eq!(
-            statement_kind("CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc'"),
-            "CREATE EXTERNAL TABLE"
-        );
-        assert_eq!(statement_kind("DROP TABLE IF EXISTS spans"), "DROP TABLE");
-        assert_eq!(statement_kind("INSERT INTO spans VALUES (1)"), "INSERT");
-        assert_eq!(statement_kind("set datafusion.x = 1"), "SET");
-        assert_eq!(
-            statement_kind("START TRANSACTION"),
-            "a transaction statement"
-        );
-        assert_eq!(statement_kind(""), "this statement");
-    }
-}
+mod tests;

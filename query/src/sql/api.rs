@@ -2,7 +2,7 @@
 //!
 //! The body is either `{"query": "..."}` with `Content-Type: application/json`, or the raw SQL
 //! (any other content type). `?format=json` (default), `csv` or `ndjson` picks the response
-//! format (see [`crate::format`]). Errors are `{"error": "...", "error_type": "..."}` with the
+//! format (see [`super::format`]). Errors are `{"error": "...", "error_type": "..."}` with the
 //! status from [`QueryError::status`].
 //!
 //! JSON results are collected first (their memory counted against the query memory limit), so
@@ -22,9 +22,9 @@ use axum::routing::post;
 use futures::StreamExt;
 use serde::Deserialize;
 
+use super::format::{OutputFormat, csv_header, csv_rows, encode_json, ndjson_rows};
+use super::session::QueryEngine;
 use crate::error::QueryError;
-use crate::format::{OutputFormat, csv_header, csv_rows, encode_json, ndjson_rows};
-use crate::session::QueryEngine;
 
 /// The query API routes, ready to be merged into the server's router.
 pub fn http_router(engine: Arc<QueryEngine>) -> Router {
@@ -162,5 +162,4 @@ fn with_content_type(mut response: Response, format: OutputFormat) -> Response {
 }
 
 #[cfg(test)]
-#[path = "http_tests.rs"]
 mod tests;

@@ -1,8 +1,8 @@
 //! PromQL: parsed by the `promql-parser` crate, evaluated here with Prometheus 3 semantics.
 //!
 //! The evaluator is independent of storage: it reads series through the [`SeriesSource`] trait
-//! (an in-memory [`MemorySource`] for tests and scripts, [`source::MetricsTableSource`] for Lumen's
-//! `metrics` table). [`http`] serves it as the Prometheus HTTP API (Grafana's data source).
+//! (an in-memory [`MemorySource`] for tests and scripts, [`reader::MetricsTableSource`] for Lumen's
+//! `metrics` table). [`api`] serves it as the Prometheus HTTP API (Grafana's data source).
 //!
 //! ```text
 //! Engine::instant / Engine::range      parse (bad_data), limits (11,000 points), steps
@@ -31,17 +31,18 @@
 //! ```
 
 mod aggregate;
+pub mod api;
 mod binary;
 pub mod error;
 mod eval;
 mod functions;
 mod histogram;
-pub mod http;
 mod index_select;
+mod otlp_convert;
 mod parquet_cache;
 mod range_functions;
+pub mod reader;
 pub mod sample_cache;
-pub mod source;
 #[cfg(test)]
 mod tests;
 pub mod value;

@@ -2,7 +2,7 @@
 //!
 //! One DataFusion [`SessionContext`] serves every query. It is built with no table factories
 //! (`CREATE EXTERNAL TABLE` cannot resolve a format), no file formats, URL tables off and the
-//! local file system unregistered from the object store registry; [`crate::readonly`] refuses
+//! local file system unregistered from the object store registry; [`super::readonly`] refuses
 //! any statement that is not a query before and after planning.
 //!
 //! Queries run on the engine's own tokio runtime (`lumen-query-*` threads), never on the caller's:
@@ -33,9 +33,9 @@ use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::readonly;
 use crate::error::{QueryError, format_duration};
-use crate::readonly;
-use crate::source::SnapshotSource;
+use crate::snapshot::SnapshotSource;
 use crate::table::LumenTable;
 
 /// Limits applied to every query.
@@ -434,5 +434,4 @@ fn record_outcome(outcome: &'static str, started: Instant) {
 }
 
 #[cfg(test)]
-#[path = "session_tests.rs"]
 pub(crate) mod tests;

@@ -2,9 +2,9 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::session::QueryConfig;
-use crate::session::tests::{FakeSource, populated_source};
-use crate::source::SnapshotSource;
+use crate::snapshot::SnapshotSource;
+use crate::sql::session::QueryConfig;
+use crate::testing::snapshots::{FakeSource, populated_source};
 
 fn engine(source: Arc<FakeSource>) -> Arc<QueryEngine> {
     Arc::new(

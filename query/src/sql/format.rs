@@ -220,5 +220,4 @@ pub fn encode_json(schema: &Schema, batches: &[RecordBatch]) -> String {
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
 mod tests;

@@ -10,9 +10,10 @@ use crate::breaker::{BreakerState, Downstream, Transition};
 use crate::faults::{fault_of, grpc_code_name, grpc_server_error, http_status_text};
 use crate::logs::{BuiltLog, LogContext, Severity, log_record};
 use crate::metrics::{Attr, ExemplarRef, Inst, i, s};
+use crate::otlp::{kv_f64, kv_i64, kv_str};
 use crate::scenario::Effects;
 use crate::topology::{Runtime, ScopeKind, Service};
-use crate::traces::{SpanRef, TraceBuilder, kv_f64, kv_i64, kv_str};
+use crate::traces::{SpanRef, TraceBuilder};
 use crate::world::World;
 
 /// PostgreSQL, as clients address it.

@@ -40,6 +40,7 @@ mod export;
 mod faults;
 mod logs;
 mod metrics;
+mod otlp;
 mod process;
 mod requests;
 mod rng;

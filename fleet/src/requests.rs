@@ -9,9 +9,10 @@ use crate::calls::{CallOutcome, CallResult, DbOp, Outcome, Policy, Reply, Req, T
 use crate::catalog::customer;
 use crate::logs::Severity;
 use crate::metrics::{Inst, i, s};
+use crate::otlp::{kv_f64, kv_i64, kv_str};
 use crate::scenario::Effects;
 use crate::topology::{ScopeKind, Service};
-use crate::traces::{SpanRef, kv_f64, kv_i64, kv_str};
+use crate::traces::SpanRef;
 use crate::world::World;
 
 /// The payment provider's API host.

@@ -8,8 +8,8 @@ use std::str::FromStr;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
+use crate::otlp::{kv_i64, kv_str};
 use crate::rng::Rng;
-use crate::traces::{kv_i64, kv_str};
 
 /// OpenTelemetry semantic-conventions schema the simulated services declare.
 pub const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.37.0";

@@ -1,10 +1,11 @@
 //! Building one trace: an arena of OTLP spans with valid ids, parent links, W3C flags, status and
 //! exception events, plus the attribute constructors every module uses.
 
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::{Span, Status, status};
 
+use crate::otlp::{kv_str, ns};
 use crate::rng::Rng;
 use crate::topology::{ScopeKind, Service};
 
@@ -14,29 +15,6 @@ const SAMPLED: u32 = 0x01;
 const HAS_IS_REMOTE: u32 = 0x100;
 /// OTLP: the parent is remote (it came over the wire).
 const IS_REMOTE: u32 = 0x200;
-
-/// A string attribute.
-pub(crate) fn kv_str(key: &str, value: impl Into<String>) -> KeyValue {
-    kv(key, any_value::Value::StringValue(value.into()))
-}
-
-/// An integer attribute.
-pub(crate) fn kv_i64(key: &str, value: i64) -> KeyValue {
-    kv(key, any_value::Value::IntValue(value))
-}
-
-/// A floating-point attribute.
-pub(crate) fn kv_f64(key: &str, value: f64) -> KeyValue {
-    kv(key, any_value::Value::DoubleValue(value))
-}
-
-fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
 
 /// Index of a span within its [`TraceBuilder`].
 pub(crate) type SpanRef = usize;
@@ -209,9 +187,4 @@ impl TraceBuilder {
     pub(crate) fn into_spans(self) -> Vec<BuiltSpan> {
         self.spans
     }
-}
-
-/// A simulated time (ns since the epoch, always positive here) as OTLP's unsigned field.
-pub(crate) fn ns(t: i64) -> u64 {
-    t.max(0) as u64
 }

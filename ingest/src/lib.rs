@@ -28,6 +28,7 @@
 //! of attribute values. The crate records its own metrics through the `metrics` facade; see
 //! [`describe_metrics`].
 
+mod body;
 pub mod convert;
 mod error;
 mod export;

@@ -14,8 +14,9 @@ use crate::calls::{CallOutcome, Outcome, Reply, Req, Target};
 use crate::catalog::{LOCATIONS, payment_method};
 use crate::logs::Severity;
 use crate::metrics::{Inst, s};
+use crate::otlp::{kv_f64, kv_i64, kv_str};
 use crate::topology::{ScopeKind, Service};
-use crate::traces::{SpanRef, kv_f64, kv_i64, kv_str};
+use crate::traces::SpanRef;
 
 /// The items of one checkout: (book index, quantity).
 type Items = Vec<(usize, i64)>;

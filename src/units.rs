@@ -1,33 +1,12 @@
-//! Parsing of human-friendly durations ("30s", "10m", "500ms") and sizes ("256MiB", "1GB") for flags.
+//! Parsing of flags' durations ("30s", "10m", "1h30m", "500ms": the grammar of
+//! `lumen_storage::duration`) and sizes ("256MiB", "1GB").
 
 use std::time::Duration;
 
-/// Parses a duration: a number followed by `ms`, `s`, `m`, `h` or `d` (a bare number means seconds).
+/// Parses a flag's duration: Lumen's one duration grammar (`30s`, `10m`, `1h30m`, `500ms`), or a
+/// bare number of seconds ([`lumen_storage::duration::parse_or_seconds`]).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration; write e.g. 30s, 10m, 500ms"))?;
-    let seconds = match unit.trim() {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86400.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit {other:?} in {text:?}; use ms, s, m, h or d"
-            ));
-        }
-    };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("{text:?} is not a valid duration"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
+    lumen_storage::duration::parse_or_seconds(text)
 }
 
 /// Parses a byte size: a number with an optional `KiB`/`MiB`/`GiB` (powers of 1024) or `KB`/`MB`/`GB`
@@ -73,6 +52,8 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
         assert!(parse_duration("5 fortnights").is_err());
+        // The grammar of rule files and lumen.toml: `--flush-interval 1h30m` works too.
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_bytes("16MiB"), Ok(16 << 20));
         assert_eq!(parse_bytes("1GB"), Ok(1_000_000_000));
         assert_eq!(parse_bytes("4096"), Ok(4096));

@@ -14,28 +14,10 @@ pub mod stats;
 
 use std::time::Duration;
 
-/// Parses `30s`, `2m`, `1h`, `500ms` or a bare number of seconds.
+/// Parses `30s`, `2m`, `1h30m`, `500ms` or a bare number of seconds: Lumen's one duration grammar
+/// ([`lumen_storage::duration::parse_or_seconds`]).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = t.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (t, 1.0)
-    };
-    let value: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 30s, 2m, 500ms)"))?;
-    if !(value.is_finite() && value >= 0.0) {
-        return Err(format!("{text:?} is not a duration"));
-    }
-    Ok(Duration::from_secs_f64(value * mult))
+    lumen_storage::duration::parse_or_seconds(text)
 }
 
 /// Parses an item count with an optional `k`/`M`/`G` suffix (`10M` = 10,000,000).

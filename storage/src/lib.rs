@@ -31,6 +31,7 @@
 pub mod cache;
 pub mod compaction;
 pub mod durable;
+pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod head;

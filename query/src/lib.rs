@@ -56,7 +56,8 @@ pub mod table;
 pub mod testing;
 
 pub use error::QueryError;
-pub use promql::api::{PrometheusApiConfig, prometheus_router};
+pub use promql::api::prometheus_router;
+pub use promql::{PromqlConfig, PromqlService};
 pub use snapshot::SnapshotSource;
 pub use sql::api::http_router;
 pub use sql::format;

@@ -43,6 +43,7 @@ mod parquet_cache;
 mod range_functions;
 pub mod reader;
 pub mod sample_cache;
+pub mod service;
 #[cfg(test)]
 mod tests;
 pub mod value;
@@ -54,6 +55,7 @@ use promql_parser::label::Matchers;
 use promql_parser::parser::{self, Expr};
 
 pub use error::PromqlError;
+pub use service::{PromqlConfig, PromqlService, QueryOptions};
 pub use value::{Annotations, Labels, LabelsMap, Sample, Series, Value, is_stale_nan, stale_nan};
 
 use eval::{Evaluator, check_unique};

@@ -6,7 +6,7 @@
 //! | `/api/v1/series`, `/api/v1/labels` | GET, POST form |
 //! | `/api/v1/label/{name}/values` (`U__`-escaped names too) | GET |
 //! | `/api/v1/metadata` | GET |
-//! | `/api/v1/query_exemplars` (always an empty list) | GET, POST form |
+//! | `/api/v1/query_exemplars` (the exemplars stored with the selected series' points) | GET, POST form |
 //! | `/api/v1/format_query` | GET, POST form |
 //! | `/api/v1/status/buildinfo` | GET |
 //!
@@ -14,18 +14,15 @@
 //! when there are any) or `{"status":"error","errorType":"bad_data","error":"…"}` with the status
 //! code of the error type (400 `bad_data`, 422 `execution`, 503 `timeout`, 500 `internal`).
 //!
-//! Evaluation is blocking work: it runs on the thread that took the request (small queries right
-//! there, others after handing that worker's other tasks to another thread; see [`Api::run`]), at
-//! most [`MAX_CONCURRENT_QUERIES`] at a time, and is answered with 503 `timeout` once it has taken
-//! longer than the configured query timeout (or the request's smaller `timeout`). The evaluator and the series reads check
-//! that deadline and stop, so a timed-out query gives back its thread and its concurrency slot.
+//! The handlers only translate: they parse the parameters ([`params`]), call the
+//! [`PromqlService`] (which owns concurrency, deadlines and panic containment), and encode its
+//! answer or error in the envelope.
 //!
 //! `series`, `labels`, `label/…/values` and `metadata` default to all data when `start`/`end`
 //! are absent, as Prometheus does.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -36,13 +33,11 @@ use axum::routing::get;
 use promql_parser::label::Matchers;
 use promql_parser::parser::Expr;
 use serde_json::{Map, Value as Json, json};
-use tokio::sync::Semaphore;
 
 use super::eval::selector_matchers;
-use super::reader::{MetricsTableSource, QuerySource};
+use super::service::PromqlService;
 use super::value::format_go_float;
-use super::{Annotations, Engine, EngineConfig, Labels, PromqlError, SeriesSource, Value};
-use crate::snapshot::SnapshotSource;
+use super::{Annotations, Engine, Labels, PromqlError, Value};
 
 mod params;
 #[cfg(test)]
@@ -52,53 +47,11 @@ pub use params::{parse_duration, parse_time, parse_urlencoded, unescape_label_na
 
 /// Longest query text accepted (bytes).
 pub const MAX_QUERY_LENGTH: usize = 64 * 1024;
-/// Evaluations running at once; further queries wait (their wait counts toward the timeout).
-pub const MAX_CONCURRENT_QUERIES: usize = 8;
 
-/// Settings of the Prometheus API.
-#[derive(Clone, Debug)]
-pub struct PrometheusApiConfig {
-    /// Longest a query may run before it is answered with 503 `timeout`.
-    pub timeout: Duration,
-    /// Engine limits and defaults (lookback delta, sample limit, points per series).
-    pub engine: EngineConfig,
-}
+type Shared = Arc<PromqlService>;
 
-impl Default for PrometheusApiConfig {
-    fn default() -> Self {
-        PrometheusApiConfig {
-            timeout: Duration::from_secs(30),
-            engine: EngineConfig::default(),
-        }
-    }
-}
-
-struct Api {
-    source: MetricsTableSource,
-    config: PrometheusApiConfig,
-    slots: Arc<Semaphore>,
-    /// Query shapes (see [`Api::run`]) that lately ran past [`INLINE_BUDGET`].
-    heavy: std::sync::Mutex<std::collections::HashSet<u64>>,
-}
-
-/// How long a query may run on the HTTP worker itself before it is moved off it (see [`Api::run`]).
-const INLINE_BUDGET: Duration = Duration::from_micros(500);
-/// Heavy query shapes remembered; the set is cleared when it would hold more.
-const HEAVY_SHAPES: usize = 4096;
-
-type Shared = Arc<Api>;
-
-/// The Prometheus API routes over the `metrics` table of `snapshots`.
-pub fn prometheus_router(
-    snapshots: Arc<dyn SnapshotSource>,
-    config: PrometheusApiConfig,
-) -> Router {
-    let api = Arc::new(Api {
-        source: MetricsTableSource::new(snapshots),
-        config,
-        slots: Arc::new(Semaphore::new(MAX_CONCURRENT_QUERIES)),
-        heavy: Default::default(),
-    });
+/// The Prometheus API routes, answered by `service`.
+pub fn prometheus_router(service: Arc<PromqlService>) -> Router {
     Router::new()
         .route("/api/v1/query", get(query).post(query))
         .route("/api/v1/query_range", get(query_range).post(query_range))
@@ -109,7 +62,7 @@ pub fn prometheus_router(
         .route("/api/v1/query_exemplars", get(exemplars).post(exemplars))
         .route("/api/v1/format_query", get(format_query).post(format_query))
         .route("/api/v1/status/buildinfo", get(buildinfo))
-        .with_state(api)
+        .with_state(service)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -128,13 +81,6 @@ impl ApiError {
     fn bad_data(message: impl Into<String>) -> Self {
         ApiError {
             error_type: "bad_data",
-            message: message.into(),
-        }
-    }
-
-    fn internal(message: impl Into<String>) -> Self {
-        ApiError {
-            error_type: "internal",
             message: message.into(),
         }
     }
@@ -371,146 +317,6 @@ fn write_result(out: &mut Vec<u8>, value: &Value, time_ms: i64) {
     out.push(b'}');
 }
 
-// ---------------------------------------------------------------------------------------------
-// Running work off the async runtime
-
-impl Api {
-    /// Runs `work` within the query timeout (capped by the `timeout` parameter), with at most
-    /// [`MAX_CONCURRENT_QUERIES`] running at once. `work` reads through a [`QuerySource`] that
-    /// stops at its deadline, and the evaluator stops there too.
-    ///
-    /// Where the work runs, on the multi-threaded runtime (Lumen's):
-    /// - A query with a `shape` (a hash of its text and range) not seen to be heavy first runs on
-    ///   the HTTP worker itself with [`INLINE_BUDGET`] as its deadline. Most dashboard and rule
-    ///   queries are small: they are answered without waking any other thread, as Prometheus does.
-    /// - If that budget runs out, the shape is remembered as heavy and the query starts again
-    ///   under [`tokio::task::block_in_place`], which hands the worker's other tasks to another
-    ///   thread first, so ingest and other requests are not held up by it. Heavy shapes and
-    ///   requests without a shape (series, labels, metadata) go there at once. So does a query
-    ///   that would read a series index from disk ([`MetricsTableSource::within_budget`]).
-    ///
-    /// Whatever runs past the deadline is answered with 503 `timeout`, late by at most one
-    /// uninterruptible step (one decoded batch, one series). On a current-thread runtime (tests,
-    /// embedding) the work goes to the blocking pool and the answer comes at the deadline even
-    /// when the work is stuck.
-    async fn run<T, F>(
-        self: &Arc<Self>,
-        params: &Params,
-        shape: Option<u64>,
-        work: F,
-    ) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: Fn(&QuerySource<'_>) -> Result<T, PromqlError> + Send + 'static,
-    {
-        let timeout = self.timeout(params)?;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let timed_out = || ApiError {
-            error_type: "timeout",
-            message: format!(
-                "query timed out in query execution (timeout {}s)",
-                timeout.as_secs_f64()
-            ),
-        };
-        let permit = tokio::time::timeout_at(deadline, Arc::clone(&self.slots).acquire_owned())
-            .await
-            .map_err(|_| timed_out())?
-            .map_err(|_| ApiError::internal("the query limiter is closed"))?;
-        let std_deadline = deadline.into_std();
-        let result = if tokio::runtime::Handle::current().runtime_flavor()
-            == tokio::runtime::RuntimeFlavor::MultiThread
-        {
-            let mut inline = None;
-            if let Some(shape) = shape.filter(|s| !self.is_heavy(*s)) {
-                let budget = std::time::Instant::now() + INLINE_BUDGET;
-                if budget < std_deadline {
-                    match contain_panic(|| work(&self.source.within_budget(budget))) {
-                        Err(PromqlError::Timeout(_))
-                            if std::time::Instant::now() < std_deadline =>
-                        {
-                            // Heavy only if it ran out of time, not if it just met something to load.
-                            if std::time::Instant::now() >= budget {
-                                self.mark_heavy(shape);
-                            }
-                        }
-                        done => inline = Some(done),
-                    }
-                }
-            }
-            let result = match inline {
-                Some(done) => done,
-                None => tokio::task::block_in_place(|| {
-                    contain_panic(|| work(&self.source.until(Some(std_deadline))))
-                }),
-            };
-            drop(permit);
-            if tokio::time::Instant::now() > deadline {
-                return Err(timed_out());
-            }
-            result
-        } else {
-            let api = Arc::clone(self);
-            let job = move || {
-                let _permit = permit;
-                work(&api.source.until(Some(std_deadline)))
-            };
-            match tokio::time::timeout_at(deadline, tokio::task::spawn_blocking(job)).await {
-                Err(_) => return Err(timed_out()),
-                Ok(Err(err)) => {
-                    return Err(ApiError::internal(format!(
-                        "query evaluation failed: {err}"
-                    )));
-                }
-                Ok(Ok(result)) => result,
-            }
-        };
-        result.map_err(ApiError::from)
-    }
-
-    fn is_heavy(&self, shape: u64) -> bool {
-        self.heavy
-            .lock()
-            .map(|h| h.contains(&shape))
-            .unwrap_or(true)
-    }
-
-    fn mark_heavy(&self, shape: u64) {
-        if let Ok(mut heavy) = self.heavy.lock() {
-            if heavy.len() >= HEAVY_SHAPES {
-                heavy.clear();
-            }
-            heavy.insert(shape);
-        }
-    }
-
-    /// The query timeout: the configured one, capped by the request's `timeout` parameter.
-    fn timeout(&self, params: &Params) -> Result<Duration, ApiError> {
-        let mut timeout = self.config.timeout;
-        if let Some(ms) = params.duration("timeout")?
-            && ms > 0
-        {
-            timeout = timeout.min(Duration::from_millis(ms as u64));
-        }
-        Ok(timeout)
-    }
-
-    /// The engine for one query (its deadline comes with the source [`Api::run`] gives it).
-    fn engine(&self, params: &Params) -> Result<Engine, ApiError> {
-        let mut config = self.config.engine.clone();
-        if let Some(ms) = params.duration("lookback_delta")? {
-            if ms < 0 {
-                return Err(ApiError::bad_data(
-                    "invalid parameter \"lookback_delta\": must be positive",
-                ));
-            }
-            if ms > 0 {
-                config.lookback_delta_ms = ms;
-            }
-        }
-        Ok(Engine::new(config))
-    }
-}
-
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -536,31 +342,6 @@ fn apply_limit(value: &mut Value, annotations: &mut Annotations, limit: Option<u
     }
 }
 
-/// Runs `work`, turning a panic (a bug) into an `internal` error for this request alone, as the
-/// blocking pool's join handle did.
-fn contain_panic<T>(work: impl FnOnce() -> Result<T, PromqlError>) -> Result<T, PromqlError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic".into());
-        Err(PromqlError::Source(format!(
-            "query evaluation failed: {what}"
-        )))
-    })
-}
-
-/// What [`Api::run`] remembers a query by: its text and, for range queries, its range and step.
-fn query_shape(parts: &[&[u8]]) -> u64 {
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    for part in parts {
-        hasher.update(&(part.len() as u64).to_le_bytes());
-        hasher.update(part);
-    }
-    hasher.digest()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
@@ -571,14 +352,8 @@ async fn query(State(api): State<Shared>, uri: Uri, headers: HeaderMap, body: By
             let query = params.query()?.to_string();
             let time = params.time("time", now_ms())?;
             let limit = params.limit()?;
-            let engine = api.engine(&params)?;
-            let mut result = api
-                .run(
-                    &params,
-                    Some(query_shape(&[query.as_bytes()])),
-                    move |source| engine.instant(&query, time, source),
-                )
-                .await?;
+            let options = params.options()?;
+            let mut result = api.instant(&query, time, options).await?;
             apply_limit(&mut result.value, &mut result.annotations, limit);
             Ok(success_result(&result.value, time, &result.annotations))
         }
@@ -615,20 +390,14 @@ async fn query_range(
                     "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
                 ));
             }
-            if (end - start) / step >= api.config.engine.max_points_per_series {
+            if (end - start) / step >= api.config().engine.max_points_per_series {
                 return Err(ApiError::bad_data(
                     "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
                 ));
             }
             let limit = params.limit()?;
-            let engine = api.engine(&params)?;
-            let mut result = api
-                .run(
-                    &params,
-                    Some(query_shape(&[query.as_bytes(), &(end - start).to_le_bytes(), &step.to_le_bytes()])),
-                    move |source| engine.range(&query, start, end, step, source),
-                )
-                .await?;
+            let options = params.options()?;
+            let mut result = api.range(&query, start, end, step, options).await?;
             apply_limit(&mut result.value, &mut result.annotations, limit);
             Ok(success_result(&result.value, end, &result.annotations))
         }
@@ -660,37 +429,6 @@ fn match_params(params: &Params) -> Result<Vec<Matchers>, ApiError> {
         .collect()
 }
 
-/// Label sets of the series matching any of `matchers` (every series when empty) in the
-/// `start`/`end` window, sorted and deduplicated.
-fn select_label_sets(
-    source: &dyn SeriesSource,
-    matchers: &[Matchers],
-    start: i64,
-    end: i64,
-) -> Result<Vec<Labels>, PromqlError> {
-    let all;
-    let matchers = if matchers.is_empty() {
-        all = match Engine::parse("{__name__=~\".+\"}") {
-            Ok(Expr::VectorSelector(vs)) => vec![selector_matchers(&vs)],
-            _ => {
-                return Err(PromqlError::Source(
-                    "cannot build the all-series selector".into(),
-                ));
-            }
-        };
-        &all[..]
-    } else {
-        matchers
-    };
-    let mut sets = BTreeSet::new();
-    for m in matchers {
-        for s in source.select(m, start, end)? {
-            sets.insert(s.labels);
-        }
-    }
-    Ok(sets.into_iter().collect())
-}
-
 fn window(params: &Params) -> Result<(i64, i64), ApiError> {
     Ok((
         params.time("start", MIN_TIME_MS)?,
@@ -720,9 +458,7 @@ async fn series(State(api): State<Shared>, uri: Uri, headers: HeaderMap, body: B
             let (start, end) = window(&params)?;
             let limit = params.limit()?;
             let sets = api
-                .run(&params, None, move |source| {
-                    select_label_sets(source, &matchers, start, end)
-                })
+                .label_sets(matchers, start, end, params.timeout()?)
                 .await?;
             let (data, ann) = truncate_list(sets.iter().map(labels_json).collect(), limit);
             Ok(success(data, Some(&ann)))
@@ -739,9 +475,7 @@ async fn labels(State(api): State<Shared>, uri: Uri, headers: HeaderMap, body: B
             let (start, end) = window(&params)?;
             let limit = params.limit()?;
             let sets = api
-                .run(&params, None, move |source| {
-                    select_label_sets(source, &matchers, start, end)
-                })
+                .label_sets(matchers, start, end, params.timeout()?)
                 .await?;
             let names: BTreeSet<&str> =
                 sets.iter().flat_map(|l| l.iter().map(|(k, _)| k)).collect();
@@ -766,9 +500,7 @@ async fn label_values(
             let (start, end) = window(&params)?;
             let limit = params.limit()?;
             let sets = api
-                .run(&params, None, move |source| {
-                    select_label_sets(source, &matchers, start, end)
-                })
+                .label_sets(matchers, start, end, params.timeout()?)
                 .await?;
             let values: BTreeSet<&str> = sets
                 .iter()
@@ -800,9 +532,7 @@ async fn metadata(State(api): State<Shared>, uri: Uri, headers: HeaderMap) -> Re
                 _ => None,
             };
             let families = api
-                .run(&params, None, move |source| {
-                    source.metadata(MIN_TIME_MS, MAX_TIME_MS)
-                })
+                .metadata(MIN_TIME_MS, MAX_TIME_MS, params.timeout()?)
                 .await?;
             let mut data = Map::new();
             for (name, entries) in families {
@@ -841,18 +571,7 @@ async fn exemplars(
                     "end timestamp must not be before start timestamp",
                 ));
             }
-            let selectors = selectors_of(&expr);
-            let found = api
-                .run(&params, None, move |source| {
-                    let mut all = std::collections::BTreeMap::new();
-                    for matchers in &selectors {
-                        for series in source.select_exemplars(matchers, start, end)? {
-                            all.entry(series.labels).or_insert(series.exemplars);
-                        }
-                    }
-                    Ok(all)
-                })
-                .await?;
+            let found = api.exemplars(&expr, start, end, params.timeout()?).await?;
             let data: Vec<Json> = found
                 .into_iter()
                 .map(|(labels, exemplars)| {
@@ -873,34 +592,6 @@ async fn exemplars(
         }
         .await,
     )
-}
-
-/// The matchers of every vector and matrix selector in `expr` (Prometheus's `ExtractSelectors`).
-fn selectors_of(expr: &Expr) -> Vec<Matchers> {
-    let mut out = Vec::new();
-    let mut stack = vec![expr];
-    while let Some(e) = stack.pop() {
-        match e {
-            Expr::VectorSelector(vs) => out.push(selector_matchers(vs)),
-            Expr::MatrixSelector(ms) => out.push(selector_matchers(&ms.vs)),
-            Expr::Aggregate(a) => {
-                stack.push(&a.expr);
-                if let Some(p) = &a.param {
-                    stack.push(p);
-                }
-            }
-            Expr::Unary(u) => stack.push(&u.expr),
-            Expr::Binary(b) => {
-                stack.push(&b.lhs);
-                stack.push(&b.rhs);
-            }
-            Expr::Paren(p) => stack.push(&p.expr),
-            Expr::Subquery(sq) => stack.push(&sq.expr),
-            Expr::Call(c) => stack.extend(c.args.args.iter().map(|a| a.as_ref())),
-            _ => {}
-        }
-    }
-    out
 }
 
 async fn format_query(uri: Uri, headers: HeaderMap, body: Bytes) -> Response {

@@ -3,7 +3,11 @@
 
 use axum::http::{HeaderMap, Uri, header};
 
+use std::time::Duration;
+
 use super::{ApiError, MAX_QUERY_LENGTH};
+use crate::promql::service::QueryOptions;
+
 /// Request parameters: the URL query string plus, for form POSTs, the body (repeats kept).
 #[derive(Debug, Default)]
 pub(super) struct Params(Vec<(String, String)>);
@@ -78,6 +82,28 @@ impl Params {
                 .map(Some)
                 .map_err(|e| ApiError::bad_data(format!("invalid parameter \"{name}\": {e}"))),
         }
+    }
+
+    /// The request's `timeout` (ignored unless positive).
+    pub(super) fn timeout(&self) -> Result<Option<Duration>, ApiError> {
+        Ok(self
+            .duration("timeout")?
+            .filter(|ms| *ms > 0)
+            .map(|ms| Duration::from_millis(ms as u64)))
+    }
+
+    /// What the request changes of the service's defaults: `timeout`, `lookback_delta`.
+    pub(super) fn options(&self) -> Result<QueryOptions, ApiError> {
+        let lookback_delta_ms = self.duration("lookback_delta")?;
+        if lookback_delta_ms.is_some_and(|ms| ms < 0) {
+            return Err(ApiError::bad_data(
+                "invalid parameter \"lookback_delta\": must be positive",
+            ));
+        }
+        Ok(QueryOptions {
+            timeout: self.timeout()?,
+            lookback_delta_ms,
+        })
     }
 
     pub(super) fn limit(&self) -> Result<Option<usize>, ApiError> {

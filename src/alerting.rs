@@ -98,9 +98,10 @@ impl Querier for LumenQuerier {
     }
 }
 
-/// Starts the notifier and the rule manager and registers the `alerts` SQL table.
+/// Starts the notifier and the rule manager and registers the `alerts` SQL table. `config.rules`
+/// holds every rule file to load (`lumen.toml`'s and the `--rules` flags').
 pub async fn start(
-    args: &crate::serve::ServeArgs,
+    data_dir: &Path,
     config: AlertingConfig,
     http_addr: SocketAddr,
     storage: Arc<Storage>,
@@ -108,7 +109,7 @@ pub async fn start(
     promql: Arc<PromqlService>,
     ingest: lumen_ingest::IngestConfig,
 ) -> anyhow::Result<Arc<Manager>> {
-    let dir = args.data_dir.join("alerting");
+    let dir = data_dir.join("alerting");
     let external_url = config
         .external_url
         .clone()
@@ -126,8 +127,7 @@ pub async fn start(
         promql,
         writer: SampleWriter::new(storage, ingest),
     });
-    let mut rules = config.rules.clone();
-    rules.extend(args.rules.iter().cloned());
+    let rules = config.rules.clone();
     let settings = EvalSettings {
         default_interval: config.evaluation_interval,
         evaluation_delay: config.evaluation_delay,

@@ -186,9 +186,11 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
             ..Default::default()
         },
     ));
+    let mut alerting_config = file_config.alerting;
+    alerting_config.rules.extend(args.rules.iter().cloned());
     let alerting = crate::alerting::start(
-        &args,
-        file_config.alerting,
+        &args.data_dir,
+        alerting_config,
         http_addr,
         storage.clone(),
         engine.clone(),

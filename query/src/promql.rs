@@ -30,17 +30,14 @@
 //! }
 //! ```
 
-mod aggregate;
 pub mod api;
-mod binary;
 pub mod error;
 mod eval;
-mod functions;
-mod histogram;
+mod float_math;
 mod index_select;
+mod naming;
 mod otlp_convert;
 mod parquet_cache;
-mod range_functions;
 pub mod reader;
 pub mod sample_cache;
 pub mod service;

@@ -41,7 +41,8 @@ GRPC_PORT=${GRPC_PORT:-14317}
 HTTP_PORT=${HTTP_PORT:-14318}
 SKIP_BUILD=${SKIP_BUILD:-0}   # 1: use the binaries already in BIN
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=${BIN:-$TARGET_DIR/release}
+PROFILE=${PROFILE:-release}   # or dist: the thin-LTO build we ship (docs/benchmarks.md, "Build profiles")
+BIN=${BIN:-$TARGET_DIR/$PROFILE}
 
 mkdir -p "$OUT"
 HTTP=http://127.0.0.1:$HTTP_PORT
@@ -51,7 +52,7 @@ say() { printf '\n=== %s\n' "$*" | tee -a "$OUT/summary.txt"; }
 
 if [ "$SKIP_BUILD" != 1 ]; then
   say "building the release binaries"
-  (cd "$ROOT" && cargo build --release -p lumen -p lumen-benches)
+  (cd "$ROOT" && cargo build --profile "$PROFILE" -p lumen -p lumen-benches)
 fi
 
 {

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use arrow::record_batch::RecordBatch;
@@ -14,8 +13,7 @@ use lumen_alerting::{
 };
 use lumen_ingest::{PromSample, SampleWriter};
 use lumen_query::QueryEngine;
-use lumen_query::promql::source::MetricsTableSource;
-use lumen_query::promql::{Engine, EngineConfig, Value};
+use lumen_query::promql::{PromqlService, QueryOptions, Value};
 use lumen_storage::Storage;
 use serde::Deserialize;
 
@@ -40,28 +38,19 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<FileConfig> {
 /// Rule queries over the running server's engines.
 struct LumenQuerier {
     sql: Arc<QueryEngine>,
-    source: Arc<MetricsTableSource>,
-    promql_config: EngineConfig,
-    timeout: Duration,
+    /// The same runner as the Prometheus API's (slots, deadlines, panic containment).
+    promql: Arc<PromqlService>,
     writer: SampleWriter,
 }
 
 impl Querier for LumenQuerier {
     fn promql(&self, expr: &str, time_ms: i64) -> BoxFuture<'_, Result<InstantResult, String>> {
         let expr = expr.to_owned();
-        let source = Arc::clone(&self.source);
-        let timeout = self.timeout;
-        let mut config = self.promql_config.clone();
-        config.deadline = Some(std::time::Instant::now() + timeout);
-        let engine = Engine::new(config);
         Box::pin(async move {
-            let task = tokio::task::spawn_blocking(move || {
-                engine.instant(&expr, time_ms, source.as_ref())
-            });
-            let result = tokio::time::timeout(timeout, task)
+            let result = self
+                .promql
+                .instant(&expr, time_ms, QueryOptions::default())
                 .await
-                .map_err(|_| format!("query timed out after {timeout:?}"))?
-                .map_err(|err| format!("query task failed: {err}"))?
                 .map_err(|err| err.to_string())?;
             match result.value {
                 Value::Vector(samples) => Ok(InstantResult::Vector(
@@ -106,16 +95,18 @@ impl Querier for LumenQuerier {
     }
 }
 
-/// Starts the notifier and the rule manager and registers the `alerts` SQL table.
+/// Starts the notifier and the rule manager and registers the `alerts` SQL table. `config.rules`
+/// holds every rule file to load (`lumen.toml`'s and the `--rules` flags').
 pub async fn start(
-    args: &crate::serve::ServeArgs,
+    data_dir: &Path,
     config: AlertingConfig,
     http_addr: SocketAddr,
     storage: Arc<Storage>,
     sql: Arc<QueryEngine>,
+    promql: Arc<PromqlService>,
     ingest: lumen_ingest::IngestConfig,
 ) -> anyhow::Result<Arc<Manager>> {
-    let dir = args.data_dir.join("alerting");
+    let dir = data_dir.join("alerting");
     let external_url = config
         .external_url
         .clone()
@@ -130,13 +121,10 @@ pub async fn start(
     .map_err(|err| anyhow::anyhow!("alerting receivers: {err}"))?;
     let querier = Arc::new(LumenQuerier {
         sql: Arc::clone(&sql),
-        source: Arc::new(MetricsTableSource::new(storage.clone())),
-        promql_config: EngineConfig::default(),
-        timeout: args.query_timeout,
+        promql,
         writer: SampleWriter::new(storage, ingest),
     });
-    let mut rules = config.rules.clone();
-    rules.extend(args.rules.iter().cloned());
+    let rules = config.rules.clone();
     let settings = EvalSettings {
         default_interval: config.evaluation_interval,
         evaluation_delay: config.evaluation_delay,

@@ -208,12 +208,24 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         lumen_query::QueryEngine::new(storage.clone(), query_config)
             .context("cannot start the SQL engine")?,
     );
+    // One PromQL runner for the HTTP API and the rule evaluator: both share its concurrency
+    // slots, deadlines and panic containment.
+    let promql = Arc::new(lumen_query::PromqlService::new(
+        storage.clone(),
+        lumen_query::PromqlConfig {
+            timeout: args.query_timeout,
+            ..Default::default()
+        },
+    ));
+    let mut alerting_config = file_config.alerting;
+    alerting_config.rules.extend(args.rules.iter().cloned());
     let alerting = crate::alerting::start(
-        &args,
-        file_config.alerting,
+        &args.data_dir,
+        alerting_config,
         http_addr,
         storage.clone(),
         engine.clone(),
+        promql.clone(),
         ingest_config.clone(),
     )
     .await?;
@@ -238,13 +250,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         ))
         .merge(lumen_query::http_router(engine))
         .merge(lumen_alerting::api::router(alerting.clone()))
-        .merge(lumen_query::prometheus_router(
-            storage.clone(),
-            lumen_query::PrometheusApiConfig {
-                timeout: args.query_timeout,
-                ..Default::default()
-            },
-        ));
+        .merge(lumen_query::prometheus_router(promql));
 
     let _ = app_slot.set(app);
     warm_series_indexes(storage.clone(), serving.clone());

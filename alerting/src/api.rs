@@ -84,7 +84,7 @@ fn active(group: &GroupRuntime, index: usize) -> Vec<&ActiveAlert> {
 
 /// Query parameters that may repeat (`rule_name[]=a&rule_name[]=b`).
 fn params(raw: Option<String>) -> Vec<(String, String)> {
-    raw.map(|raw| lumen_query::promql::http::parse_urlencoded(&raw))
+    raw.map(|raw| lumen_query::promql::api::parse_urlencoded(&raw))
         .unwrap_or_default()
 }
 

@@ -48,7 +48,8 @@ PROM_PORT=${PROM_PORT:-19090}
 VM_PORT=${VM_PORT:-18428}
 SKIP_BUILD=${SKIP_BUILD:-0}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=${BIN:-$TARGET_DIR/release}
+PROFILE=${PROFILE:-release}   # or dist: the thin-LTO build we ship (docs/benchmarks.md, "Build profiles")
+BIN=${BIN:-$TARGET_DIR/$PROFILE}
 PROMETHEUS=${PROMETHEUS:-prometheus}
 VICTORIA=${VICTORIA:-victoria-metrics}
 # One end for every system and run, so they all get the same samples.
@@ -61,7 +62,7 @@ WORK=$DATA_ROOT/metrics
 mkdir -p "$WORK"
 
 if [ "$SKIP_BUILD" != 1 ]; then
-  (cd "$ROOT" && cargo build --release -p lumen -p lumen-benches)
+  (cd "$ROOT" && cargo build --profile "$PROFILE" -p lumen -p lumen-benches)
 fi
 
 {

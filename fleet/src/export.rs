@@ -7,8 +7,9 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 use crate::logs::BuiltLog;
+use crate::otlp::ns;
 use crate::topology::{Instances, SCHEMA_URL, SCOPE_COUNT, SERVICE_COUNT, ScopeKind, Service};
-use crate::traces::{BuiltSpan, ns};
+use crate::traces::BuiltSpan;
 
 /// Spans and log records simulated but not yet exported.
 #[derive(Debug)]

@@ -35,7 +35,6 @@
 
 #![warn(missing_docs)]
 
-mod attributes;
 mod breaker;
 mod calls;
 mod catalog;
@@ -43,6 +42,7 @@ mod export;
 mod faults;
 mod logs;
 mod metrics;
+mod otlp;
 mod process;
 mod requests;
 mod rng;

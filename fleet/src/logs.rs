@@ -4,8 +4,8 @@
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
+use crate::otlp::ns;
 use crate::topology::Service;
-use crate::traces::ns;
 
 /// Log severities the services use, with their OTLP numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

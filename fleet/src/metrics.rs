@@ -10,9 +10,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
     NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, exemplar, metric, number_data_point,
 };
 
-use crate::attributes::{kv_i64, kv_str};
+use crate::otlp::{kv_i64, kv_str, ns};
 use crate::topology::{Instances, SCHEMA_URL, ScopeKind, Service};
-use crate::traces::ns;
 
 /// The value of a metric attribute. Only static strings and integers: series keys stay cheap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -4,12 +4,13 @@
 
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
-use crate::attributes::{kv_f64, kv_i64, kv_str};
+use crate::otlp::{kv_f64, kv_i64, kv_str};
 use crate::breaker::Downstream;
 use crate::calls::{CallOutcome, CallResult, DbOp, Outcome, Policy, Reply, Req, Target};
 use crate::catalog::customer;
 use crate::logs::Severity;
 use crate::metrics::{Inst, i, s};
+use crate::otlp::{kv_f64, kv_i64, kv_str};
 use crate::scenario::Effects;
 use crate::topology::{ScopeKind, Service};
 use crate::traces::SpanRef;

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
-use crate::attributes::{kv_i64, kv_str};
+use crate::otlp::{kv_i64, kv_str};
 use crate::rng::Rng;
 
 /// OpenTelemetry semantic-conventions schema the simulated services declare.

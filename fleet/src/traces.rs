@@ -5,7 +5,7 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::{Span, Status, status};
 
-use crate::attributes::kv_str;
+use crate::otlp::{kv_str, ns};
 use crate::rng::Rng;
 use crate::topology::{ScopeKind, Service};
 
@@ -187,9 +187,4 @@ impl TraceBuilder {
     pub(crate) fn into_spans(self) -> Vec<BuiltSpan> {
         self.spans
     }
-}
-
-/// A simulated time (ns since the epoch, always positive here) as OTLP's unsigned field.
-pub(crate) fn ns(t: i64) -> u64 {
-    t.max(0) as u64
 }

@@ -15,7 +15,7 @@
 
 #![allow(clippy::expect_used)] // a bench that cannot set up must stop
 
-mod common;
+use lumen_ingest::testing as common;
 
 use std::hint::black_box;
 use std::time::Duration;

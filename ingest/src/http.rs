@@ -7,11 +7,10 @@
 //! encoding, or a `google.rpc.Status` error body (see `error.rs` for the status codes).
 
 use std::io::Read as _;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, Bytes, HttpBody as _};
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +18,7 @@ use axum::routing::post;
 use flate2::read::MultiGzDecoder;
 use prost::Message as _;
 
+use crate::body::read_body;
 use crate::error::IngestError;
 use crate::export::{Exporter, Outcome};
 use crate::json;
@@ -141,37 +141,6 @@ pub(crate) fn is_gzip(headers: &HeaderMap) -> Result<bool, IngestError> {
     } else {
         Err(IngestError::UnsupportedContentEncoding(coding.to_owned()))
     }
-}
-
-/// Reads the whole body, refusing more than `limit` bytes without buffering them.
-pub(crate) async fn read_body(
-    headers: &HeaderMap,
-    mut body: Body,
-    limit: usize,
-) -> Result<Bytes, IngestError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX)) {
-        return Err(IngestError::BodyTooLarge { limit });
-    }
-    let capacity = declared
-        .and_then(|len| usize::try_from(len).ok())
-        .unwrap_or(0);
-    let mut buf = Vec::with_capacity(capacity);
-    loop {
-        let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
-        let Some(frame) = frame else { break };
-        let frame = frame.map_err(|e| IngestError::BodyRead(e.to_string()))?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len().saturating_add(data.len()) > limit {
-                return Err(IngestError::BodyTooLarge { limit });
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
-    Ok(Bytes::from(buf))
 }
 
 /// Gunzips (when `gzip`) and decodes a request body.

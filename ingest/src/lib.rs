@@ -30,6 +30,7 @@
 
 #![warn(missing_docs)]
 
+mod body;
 pub mod convert;
 mod error;
 mod export;
@@ -39,6 +40,8 @@ mod json;
 pub mod remote_write;
 mod signal;
 mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -178,7 +178,7 @@ async fn handle(
 ) -> Result<Option<String>, IngestError> {
     check_headers(headers)?;
     let limit = exporter.config().max_body_bytes;
-    let body = crate::http::read_body(headers, body, limit).await?;
+    let body = crate::body::read_body(headers, body, limit).await?;
     telemetry::record_bytes("metrics", Protocol::RemoteWrite, body.len());
     let size_hint = snap::raw::decompress_len(&body)
         .unwrap_or(body.len().saturating_mul(4))

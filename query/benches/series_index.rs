@@ -13,15 +13,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/common/metrics_gen.rs"]
-mod metrics_gen;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lumen_query::SnapshotSource;
 use lumen_query::promql::SeriesSource;
-use lumen_query::promql::source::MetricsTableSource;
+use lumen_query::promql::reader::MetricsTableSource;
+use lumen_query::testing::metrics_gen;
 use lumen_storage::{Storage, StorageConfig, Table, TimeRange};
 use metrics_gen::{SECOND, T0};
 use promql_parser::label::{MatchOp, Matcher, Matchers};

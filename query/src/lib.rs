@@ -45,21 +45,21 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod error;
-pub mod format;
 pub mod hexid;
-pub mod http;
-pub mod otlp_convert;
 pub mod promql;
 pub mod pruning;
-pub mod readonly;
 pub mod scan;
-pub mod session;
-pub mod source;
+pub mod snapshot;
+pub mod sql;
 pub mod table;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use error::QueryError;
-pub use http::http_router;
-pub use promql::http::{PrometheusApiConfig, prometheus_router};
-pub use session::{QueryConfig, QueryEngine, QueryOutput, QueryStream};
-pub use source::SnapshotSource;
+pub use promql::api::prometheus_router;
+pub use promql::{PromqlConfig, PromqlService};
+pub use snapshot::SnapshotSource;
+pub use sql::api::http_router;
+pub use sql::format;
+pub use sql::session::{QueryConfig, QueryEngine, QueryOutput, QueryStream};
 pub use table::LumenTable;

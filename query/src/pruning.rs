@@ -596,5 +596,4 @@ fn intersect(a: Option<Vec<Range<usize>>>, b: Vec<Range<usize>>) -> Vec<Range<us
 }
 
 #[cfg(test)]
-#[path = "pruning_tests.rs"]
 mod tests;

@@ -19,7 +19,7 @@ use lumen_storage::{Table, TableSnapshot};
 use crate::hexid::sql_schema;
 use crate::pruning::{ScanPredicate, pushdown_support};
 use crate::scan::{LumenScanExec, ScanInput};
-use crate::source::SnapshotSource;
+use crate::snapshot::SnapshotSource;
 
 /// One of Lumen's tables, as DataFusion sees it.
 pub struct LumenTable {

@@ -1,27 +1,36 @@
 //! Lumen's storage engine.
 //!
-//! Data flow through this crate:
+//! Data flow through this crate (each step names the file where it happens):
 //!
 //! ```text
-//! Storage::write(table, batch)
-//!   └─► wal::WalWriter  (one thread; batches records of concurrent writers, one fsync per group)
-//!         └─► head::Head (in memory; queryable as soon as the write is acknowledged)
-//!               └─► flush (size / age / shutdown): freeze head ─► segment::write_segment
-//!                     (sorted, zstd Parquet per table and hour; metrics segments also get a
-//!                     series index sidecar, see [`index`]) ─► manifest (atomic rename)
+//! Storage::write(table, batch)                       engine.rs (head full → Overloaded, retryable)
+//!   └─► WAL thread: group commit, one fsync per group   engine/wal_thread.rs, wal.rs (file format)
+//!         └─► head::Head (queryable once acknowledged)   head.rs
+//!               └─► flush (size / age / shutdown)         engine/flush.rs
+//!                     freeze head ─► segment::write_segments (sorted, zstd Parquet per table and
+//!                     hour; metrics segments also get a series index sidecar, see [`index`])
+//!                     ─► manifest change (engine/commit.rs, manifest.rs: tmp, fsync, rename)
 //!                     ─► WAL files covered by the manifest are deleted
-//! compaction (background, after flushes): an hour's segments ─► one merged segment (streaming
-//!                     k-way merge, see [`compaction`]) ─► manifest swaps them ─► inputs deleted
-//!                     after a grace period
-//! Storage::snapshot(table, range) ─► head batches + segment list, pruned by time
-//! load_series_index(&segment)     ─► the series of a metrics segment and their row ranges (cached)
+//! compaction (background, after flushes)             engine/compactor.rs, compaction.rs (plan, merge)
+//!                     an hour's segments ─► one merged segment ─► manifest swaps them ─► inputs
+//!                     deleted after a grace period
+//! Storage::snapshot(table, range)                    engine.rs: head batches + segment list
+//! segment::reader::open(&segment, footer)            segment/reader.rs: the one way segments are
+//!                                                    read, footers cached (cache.rs)
+//! load_series_index(&segment)                        index/cache.rs: series and their row ranges
+//! Storage::open                                      engine/recovery.rs: lock, manifest, quarantine,
+//!                                                    orphans, WAL replay (torn tails cut)
 //! ```
 //!
-//! Recovery (`Storage::open`) loads the manifest, quarantines unreadable segments, deletes segment files a
-//! crash left outside the manifest, and replays the WAL records the manifest does not cover. The crate
-//! knows nothing of DataFusion or the wire protocols: `query` reads snapshots, `ingest` calls `write`.
+//! Every fsync of a directory goes through [`durable::sync_dir`]; everything kept between queries
+//! sits in a [`cache::SizedCache`]. The crate knows nothing of DataFusion or the wire protocols:
+//! `query` reads snapshots, `ingest` calls `write`.
 
+#![warn(missing_docs)]
+
+pub mod cache;
 pub mod compaction;
+pub mod durable;
 pub mod duration;
 pub mod engine;
 pub mod error;

@@ -24,14 +24,17 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::schema::types::ColumnPath;
 
+pub mod reader;
+
+pub use reader::root_projection;
+
+use crate::durable::sync_dir;
 use crate::error::{Result, StorageError};
 use crate::index::{self, SeriesIndex};
 use crate::manifest::SegmentMeta;
 use crate::schema::{TIME_COLUMN, Table};
-use crate::wal::sync_dir;
 
 /// Nanoseconds per partition (one hour).
 pub const PARTITION_NANOS: i64 = 3_600_000_000_000;
@@ -110,21 +113,6 @@ fn time_column(batch: &RecordBatch) -> Result<&TimestampNanosecondArray> {
             table: "?",
             message: "no nanosecond `time` column".into(),
         })
-}
-
-/// The projection of a file with `schema` onto its top-level columns whose names `keep` accepts.
-pub fn root_projection(
-    schema: &parquet::schema::types::SchemaDescriptor,
-    keep: impl Fn(&str) -> bool,
-) -> parquet::arrow::ProjectionMask {
-    let roots = schema
-        .root_schema()
-        .get_fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| keep(f.name()))
-        .map(|(i, _)| i);
-    parquet::arrow::ProjectionMask::roots(schema, roots)
 }
 
 /// Start of the partition holding `time_ns`.
@@ -411,6 +399,7 @@ pub fn segment_files(meta: &SegmentMeta) -> Vec<PathBuf> {
 /// index. Files already gone are not an error.
 pub fn remove_segment_files(meta: &SegmentMeta) -> Result<()> {
     index::forget(&meta.path);
+    reader::forget(&meta.path);
     for file in segment_files(meta) {
         match fs::remove_file(&file) {
             Ok(()) => {}
@@ -423,9 +412,11 @@ pub fn remove_segment_files(meta: &SegmentMeta) -> Result<()> {
 
 /// Checks that a segment's file exists and its footer is readable with the expected row count.
 pub fn verify(meta: &SegmentMeta) -> std::result::Result<(), String> {
-    let file = File::open(&meta.path).map_err(|e| format!("cannot open: {e}"))?;
-    let reader = SerializedFileReader::new(file).map_err(|e| format!("unreadable footer: {e}"))?;
-    let rows = reader.metadata().file_metadata().num_rows();
+    let builder = reader::open(meta, reader::Footer::Uncached).map_err(|e| match e {
+        reader::OpenError::Missing(_) => "cannot open: the file is missing".to_string(),
+        other => format!("unreadable footer: {other}"),
+    })?;
+    let rows = builder.metadata().file_metadata().num_rows();
     if rows as u64 != meta.rows {
         return Err(format!(
             "holds {rows} rows, the manifest says {}",

@@ -14,3 +14,4 @@ mod remote_write;
 mod sdk;
 mod server;
 mod sql;
+mod sql_golden;

@@ -1,15 +1,13 @@
 //! PromQL over the `metrics` table with and without the segments' series indexes: the same series
 //! and samples for every selector, also when sidecars are missing or corrupt.
 
-#[path = "../common/metrics_gen.rs"]
-mod metrics_gen;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use lumen_query::SnapshotSource;
-use lumen_query::promql::source::MetricsTableSource;
+use lumen_query::promql::reader::MetricsTableSource;
 use lumen_query::promql::{Engine, EngineConfig, Series, SeriesSource, Value};
+use lumen_query::testing::metrics_gen;
 use lumen_storage::index::sidecar_path;
 use lumen_storage::{Storage, StorageConfig, Table, TimeRange};
 use metrics_gen::{SECOND, T0};

@@ -2,13 +2,12 @@
 //! fallback from a segment file whose sidecar is missing or corrupt.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, BooleanArray, MapArray, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::UInt64Type;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::manifest::SegmentMeta;
 
 use super::{DescriptorIds, Entry, NONE, SeriesIndex};
 
@@ -272,15 +271,14 @@ impl SeriesIndex {
 
     /// Builds the index of a segment by reading its identity columns (the fallback when the sidecar
     /// is missing or unusable).
-    pub fn from_segment_file(path: &Path) -> Result<SeriesIndex, String> {
-        let file = File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
-        let bytes = file
-            .metadata()
+    pub fn from_segment(meta: &SegmentMeta) -> Result<SeriesIndex, String> {
+        let path = &meta.path;
+        let builder = crate::segment::reader::open(meta, crate::segment::reader::Footer::Uncached)
+            .map_err(|e| e.to_string())?;
+        let bytes = std::fs::metadata(path)
             .map_err(|e| format!("reading {}: {e}", path.display()))?
             .len();
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let mask = crate::segment::root_projection(builder.parquet_schema(), |name| {
+        let mask = crate::segment::reader::root_projection(builder.parquet_schema(), |name| {
             IDENTITY_COLUMNS.contains(&name)
         });
         let reader = builder

@@ -6,122 +6,52 @@
 //! id, row count and file size, so a path reused by another store in the same process (tests) or
 //! after a crash never serves a stale index; the engine also [`forget`]s the paths it removes.
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
-use parking_lot::Mutex;
-
 use super::{SeriesIndex, format, sidecar_path};
+use crate::cache::{Eviction, SegmentKey, SizedCache};
+use crate::durable::sync_dir;
 use crate::error::{Result, StorageError};
 use crate::manifest::SegmentMeta;
 use crate::schema::Table;
-use crate::wal::sync_dir;
 
 const DEFAULT_CAPACITY: usize = 256 << 20;
 
-struct Cached {
-    /// `(segment id, rows, bytes)` of the segment the index was loaded for.
-    key: (u64, u64, u64),
-    index: Arc<SeriesIndex>,
-    last_used: u64,
-}
-
-struct Cache {
-    entries: HashMap<PathBuf, Cached>,
-    tick: u64,
-    bytes: usize,
-    capacity: usize,
-}
-
-static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(|| {
-    Mutex::new(Cache {
-        entries: HashMap::new(),
-        tick: 0,
-        bytes: 0,
-        capacity: DEFAULT_CAPACITY,
-    })
+static CACHE: LazyLock<SizedCache<SegmentKey, Arc<SeriesIndex>>> = LazyLock::new(|| {
+    SizedCache::new(DEFAULT_CAPACITY, Eviction::ToCapacity)
+        .with_gauge("lumen_series_index_cache_bytes")
 });
 
-fn key_of(meta: &SegmentMeta) -> (u64, u64, u64) {
-    (meta.id, meta.rows, meta.bytes)
-}
-
-impl Cache {
-    fn get(&mut self, meta: &SegmentMeta) -> Option<Arc<SeriesIndex>> {
-        self.tick += 1;
-        let tick = self.tick;
-        let cached = self
-            .entries
-            .get_mut(&meta.path)
-            .filter(|c| c.key == key_of(meta))?;
-        cached.last_used = tick;
-        Some(cached.index.clone())
-    }
-
-    fn insert(&mut self, meta: &SegmentMeta, index: Arc<SeriesIndex>) {
-        self.remove(&meta.path);
-        self.tick += 1;
-        self.bytes += index.approx_bytes();
-        self.entries.insert(
-            meta.path.clone(),
-            Cached {
-                key: key_of(meta),
-                index,
-                last_used: self.tick,
-            },
-        );
-        self.evict();
-    }
-
-    fn remove(&mut self, path: &Path) {
-        if let Some(old) = self.entries.remove(path) {
-            self.bytes = self.bytes.saturating_sub(old.index.approx_bytes());
-        }
-    }
-
-    /// Drops least recently used indexes until within capacity (the newest one always stays:
-    /// queries hold it anyway).
-    fn evict(&mut self) {
-        while self.bytes > self.capacity && self.entries.len() > 1 {
-            let Some(oldest) = self
-                .entries
-                .iter()
-                .min_by_key(|(_, c)| c.last_used)
-                .map(|(p, _)| p.clone())
-            else {
-                break;
-            };
-            self.remove(&oldest);
-        }
-        metrics::gauge!("lumen_series_index_cache_bytes").set(self.bytes as f64);
-    }
+fn insert(meta: &SegmentMeta, index: Arc<SeriesIndex>) {
+    // Another segment that took this path (a store reopened in the same process) goes first.
+    CACHE.remove_where(|k| k.path == meta.path);
+    let bytes = index.approx_bytes();
+    CACHE.insert(SegmentKey::of(meta), index, bytes);
 }
 
 /// Sets how much memory (approximately, in bytes) cached series indexes may hold.
 pub fn set_cache_capacity(bytes: usize) {
-    let mut cache = CACHE.lock();
-    cache.capacity = bytes;
-    cache.evict();
+    CACHE.set_capacity(bytes);
 }
 
 /// Caches `index` as the index of the segment `meta` (built at flush, so the first query of a
 /// new segment does not read the sidecar back).
 pub(crate) fn remember(meta: &SegmentMeta, index: SeriesIndex) {
-    CACHE.lock().insert(meta, Arc::new(index));
+    insert(meta, Arc::new(index));
 }
 
 /// Drops the cached index of the segment at `segment_path` (the segment was removed).
 pub fn forget(segment_path: &Path) {
-    CACHE.lock().remove(segment_path);
+    CACHE.remove_where(|k| k.path == segment_path);
 }
 
 /// The index of `meta` if it is in the cache (never reads the disk).
 pub fn cached(meta: &SegmentMeta) -> Option<Arc<SeriesIndex>> {
-    CACHE.lock().get(meta)
+    CACHE.get(&SegmentKey::of(meta))
 }
 
 /// The series index of a `metrics` segment: from the cache, else its sidecar, else rebuilt from the
@@ -134,11 +64,11 @@ pub fn load_series_index(meta: &SegmentMeta) -> Result<Arc<SeriesIndex>> {
             message: "series indexes exist for metrics segments only".into(),
         });
     }
-    if let Some(hit) = CACHE.lock().get(meta) {
+    if let Some(hit) = CACHE.get(&SegmentKey::of(meta)) {
         return Ok(hit);
     }
     let index = Arc::new(read_or_rebuild(meta)?);
-    CACHE.lock().insert(meta, index.clone());
+    insert(meta, index.clone());
     Ok(index)
 }
 
@@ -155,7 +85,7 @@ fn read_or_rebuild(meta: &SegmentMeta) -> Result<SeriesIndex> {
                 tracing::warn!(segment = %meta.path.display(), "series index sidecar unusable ({}); rebuilding it from the segment", why.message);
             }
             metrics::counter!("lumen_series_index_rebuilds_total", "reason" => reason).increment(1);
-            let index = SeriesIndex::from_segment_file(&meta.path).map_err(|e| {
+            let index = SeriesIndex::from_segment(meta).map_err(|e| {
                 StorageError::io(
                     format!("building the series index of {}", meta.path.display()),
                     std::io::Error::other(e),
@@ -193,7 +123,7 @@ pub fn warm_up(segments: &[SegmentMeta], keep_going: &dyn Fn() -> bool) -> WarmU
         if !keep_going() {
             break;
         }
-        if CACHE.lock().get(meta).is_some() {
+        if CACHE.get(&SegmentKey::of(meta)).is_some() {
             done.cached += 1;
             continue;
         }
@@ -205,20 +135,16 @@ pub fn warm_up(segments: &[SegmentMeta], keep_going: &dyn Fn() -> bool) -> WarmU
             }
         };
         let bytes = index.approx_bytes();
-        {
-            let cache = CACHE.lock();
-            if cache.bytes + done.bytes + bytes > cache.capacity {
-                break;
-            }
+        if CACHE.with_totals(|held, capacity| held + done.bytes + bytes > capacity) {
+            break;
         }
         done.loaded += 1;
         done.bytes += bytes;
         fitting.push((meta, Arc::new(index)));
     }
     // Oldest first, so the newest indexes are the most recently used and the last to be evicted.
-    let mut cache = CACHE.lock();
     for (meta, index) in fitting.into_iter().rev() {
-        cache.insert(meta, index);
+        insert(meta, index);
     }
     done
 }

@@ -6,7 +6,6 @@
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
-use crate::otlp::{kv_f64, kv_i64, kv_str};
 use crate::breaker::{BreakerState, Downstream, Transition};
 use crate::faults::{fault_of, grpc_code_name, grpc_server_error, http_status_text};
 use crate::logs::{BuiltLog, LogContext, Severity, log_record};

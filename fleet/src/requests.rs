@@ -4,7 +4,6 @@
 
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
-use crate::otlp::{kv_f64, kv_i64, kv_str};
 use crate::breaker::Downstream;
 use crate::calls::{CallOutcome, CallResult, DbOp, Outcome, Policy, Reply, Req, Target};
 use crate::catalog::customer;

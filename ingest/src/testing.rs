@@ -28,8 +28,11 @@ const STEP_NS: i64 = 100_000_000;
 /// Export requests of each signal, each with at least [`ITEMS_PER_REQUEST`] items.
 #[derive(Debug, Default)]
 pub struct Requests {
+    /// Span export requests.
     pub traces: Vec<ExportTraceServiceRequest>,
+    /// Log export requests.
     pub logs: Vec<ExportLogsServiceRequest>,
+    /// Metric export requests.
     pub metrics: Vec<ExportMetricsServiceRequest>,
 }
 

@@ -43,7 +43,7 @@ fn flag_defaults_are_the_crates_defaults() {
     assert_eq!(args.query_memory_limit, query.memory_limit);
     assert_eq!(
         args.query_timeout,
-        lumen_query::PrometheusApiConfig::default().timeout
+        lumen_query::PromqlConfig::default().timeout
     );
 }
 

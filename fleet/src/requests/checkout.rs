@@ -9,7 +9,6 @@ use super::{
     INSERT_SHIPMENT, ORDER_EVENTS, PAYMENT_RPC, PROVIDER_HOST, RELEASE_STOCK, RESERVE_STOCK,
     SELECT_CART, UPDATE_CHARGE, WAREHOUSE_RPC, rpc,
 };
-use crate::otlp::{kv_f64, kv_i64, kv_str};
 use crate::breaker::Downstream;
 use crate::calls::{CallOutcome, Outcome, Reply, Req, Target};
 use crate::catalog::{LOCATIONS, payment_method};

@@ -6,6 +6,7 @@ use flate2::write::GzEncoder;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 use super::*;
+use axum::body::Bytes;
 
 fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
     let mut map = HeaderMap::new();

@@ -30,14 +30,17 @@
 //! }
 //! ```
 
+mod aggregate;
 pub mod api;
+mod binary;
 pub mod error;
 mod eval;
-mod float_math;
+mod functions;
+mod histogram;
 mod index_select;
-mod naming;
 mod otlp_convert;
 mod parquet_cache;
+mod range_functions;
 pub mod reader;
 pub mod sample_cache;
 pub mod service;

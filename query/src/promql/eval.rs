@@ -19,13 +19,7 @@ use super::error::{PromqlError, bad_data, exec_err};
 use super::value::{
     Annotations, Labels, LabelsMap, METRIC_NAME, Sample, Series, Value, is_stale_nan,
 };
-use super::{EngineConfig, SeriesSource};
-
-mod aggregate;
-mod binary;
-mod functions;
-mod histogram;
-mod range_functions;
+use super::{EngineConfig, SeriesSource, aggregate, binary, functions};
 
 /// The samples of a range vector at one step, plus the window they were cut from
 /// (needed by `rate`/`increase`/`delta` extrapolation).

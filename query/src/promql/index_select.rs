@@ -37,7 +37,7 @@ use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use promql_parser::label::{MatchOp, Matcher, Matchers};
 
 use super::PromqlError;
-use super::naming::{SeriesShape, TARGET_INFO, sanitize_label_name};
+use super::reader::{SeriesShape, TARGET_INFO, sanitize_label_name};
 use super::value::METRIC_NAME;
 
 /// Identity columns: rebuilt from the index instead of read.

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use super::Evaluator;
-use crate::promql::value::{Labels, Sample, format_go_float};
+use super::eval::Evaluator;
+use super::value::{Labels, Sample, format_go_float};
 
 /// Bucket counts closer than this (relative) are treated as equal when enforcing monotonicity.
 const SMALL_DELTA_TOLERANCE: f64 = 1e-12;

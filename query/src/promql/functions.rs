@@ -5,11 +5,11 @@ use chrono::{DateTime, Datelike, Timelike};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{Call, Expr};
 
+use super::error::{PromqlError, bad_data, exec_err};
+use super::eval::{BATCH_RANGE_CALL, Evaluator, check_unique};
 use super::histogram;
 use super::range_functions as rf;
-use super::{BATCH_RANGE_CALL, Evaluator, check_unique};
-use crate::promql::error::{PromqlError, bad_data, exec_err};
-use crate::promql::value::{Labels, METRIC_NAME, Sample, Value, format_go_float};
+use super::value::{Labels, METRIC_NAME, Sample, Value, format_go_float};
 
 /// Evaluates a function call at `t`.
 pub(crate) fn eval(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value, PromqlError> {
@@ -706,7 +706,7 @@ fn series_value(
         RangeFn::TimestampOf(name) => rf::timestamp_of(name, samples),
         RangeFn::Changes => Some(rf::changes(samples)),
         RangeFn::Resets => Some(rf::resets(samples)),
-        RangeFn::Quantile => Some(crate::promql::float_math::quantile(p1, values())),
+        RangeFn::Quantile => Some(rf::quantile(p1, values())),
         RangeFn::Smoothing => rf::double_exponential_smoothing(&values(), p1, p2),
         RangeFn::OverTime(name) => rf::over_time(name, &values()),
     }

@@ -1,7 +1,48 @@
 //! Functions over range vectors: `rate`, `increase`, `delta` (with Prometheus's extrapolation),
 //! `irate`, `idelta`, `deriv`, `predict_linear`, `changes`, `resets` and the `*_over_time` family.
 
-use crate::promql::float_math::{avg, kahan_inc, quantile, sum};
+use super::aggregate::{avg, sum};
+
+/// Kahan-Neumaier summation step: adds `inc` to `sum` with compensation `c`.
+pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// The φ-quantile of `values` with linear interpolation (Prometheus's `quantile`).
+pub(crate) fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    // Go's sort.Float64s order: NaN first.
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
+    });
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let weight = rank - rank.floor();
+    let lo = values[lower as usize];
+    let hi = values[upper as usize];
+    lo * (1.0 - weight) + hi * weight
+}
 
 /// `rate`, `increase` and `delta`: the change over the window, extrapolated towards the
 /// window's edges exactly as Prometheus's `extrapolatedRate`.

@@ -6,9 +6,9 @@ use std::collections::{HashMap, HashSet};
 
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
-use super::{Evaluator, check_unique};
-use crate::promql::error::{PromqlError, bad_data, exec_err};
-use crate::promql::value::{Labels, Sample, Value};
+use super::error::{PromqlError, bad_data, exec_err};
+use super::eval::{Evaluator, check_unique};
+use super::value::{Labels, Sample, Value};
 
 /// The operators PromQL knows, by their token text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -30,6 +30,7 @@
 //! }
 //! ```
 
+mod accumulator;
 mod aggregate;
 pub mod api;
 mod binary;
@@ -38,6 +39,7 @@ mod eval;
 mod functions;
 mod histogram;
 mod index_select;
+mod naming;
 mod otlp_convert;
 mod parquet_cache;
 mod range_functions;
@@ -54,6 +56,7 @@ use std::sync::Arc;
 use promql_parser::label::Matchers;
 use promql_parser::parser::{self, Expr};
 
+pub use accumulator::{Exemplar, SeriesExemplars};
 pub use error::PromqlError;
 pub use service::{PromqlConfig, PromqlService, QueryOptions};
 pub use value::{Annotations, Labels, LabelsMap, Sample, Series, Value, is_stale_nan, stale_nan};

@@ -16,8 +16,9 @@ use promql_parser::label::Matchers;
 use promql_parser::parser::Expr;
 use tokio::sync::Semaphore;
 
+use super::accumulator::Exemplar;
 use super::eval::selector_matchers;
-use super::reader::{Exemplar, FamilyMetadata, MetricsTableSource, QuerySource};
+use super::reader::{FamilyMetadata, MetricsTableSource, QuerySource};
 use super::{Engine, EngineConfig, Labels, PromqlError, QueryResult, SeriesSource};
 use crate::snapshot::SnapshotSource;
 

@@ -34,6 +34,7 @@ mod accumulator;
 mod aggregate;
 pub mod api;
 mod binary;
+mod columns;
 pub mod error;
 mod eval;
 mod functions;

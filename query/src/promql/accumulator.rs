@@ -1,6 +1,6 @@
 //! Row accumulation: the rows of the `metrics` table a read hands over, grouped into Prometheus
-//! series ([`SeriesAccumulator`]), through typed column views ([`Columns`]) and the plans of
-//! series already seen ([`RowPlan`], keyed by `series_id`). Which names and labels a row becomes
+//! series ([`SeriesAccumulator`]), through typed column views ([`super::columns`]) and the plans
+//! of series already seen ([`RowPlan`], keyed by `series_id`). Which names and labels a row becomes
 //! is [`super::naming`]'s; where the rows come from is [`super::reader`]'s.
 //!
 //! Delta sums and histograms are converted to cumulative per series over the rows read, and
@@ -9,12 +9,15 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{Array, ArrayRef, AsArray, MapArray, RecordBatch};
-use arrow::datatypes::{Float64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, TimestampNanosecondType, UInt64Type};
 use lumen_storage::MetricDescriptor;
 use lumen_storage::schema::{MetricType, PointFlags, REMOTE_WRITE_SCOPE, Temporality};
 use promql_parser::label::Matchers;
 
+use super::columns::{
+    Columns, PlainColumns, f64_at, map_at, map_equals, plain_sample, raw_map_at, str_at,
+};
 use super::index_select::name_could_match;
 use super::naming::{
     SeriesShape, TARGET_INFO, family_name, otlp_labels, sanitize_label_name, target_info_labels,
@@ -58,45 +61,6 @@ pub(super) struct PlainSeries {
     pub(super) target_info: Option<usize>,
 }
 
-/// Row `i` of a plain series as `(time ms, value, stale)`: the value is the staleness marker when
-/// the row is flagged "no recorded value", NaN when missing. `None` without a time.
-pub(super) fn plain_sample(c: &PlainColumns<'_>, i: usize) -> Option<(i64, f64, bool)> {
-    let time = c.time.filter(|t| t.is_valid(i))?;
-    let t = time.value(i).div_euclid(1_000_000);
-    let stale = c
-        .flags
-        .is_some_and(|f| f.is_valid(i) && f.value(i) & PointFlags::NO_RECORDED_VALUE != 0);
-    let v = if stale {
-        stale_nan()
-    } else {
-        f64_at(c.value, i).unwrap_or(f64::NAN)
-    };
-    Some((t, v, stale))
-}
-
-/// The columns a plain row needs.
-pub(super) struct PlainColumns<'a> {
-    pub(super) time: Option<&'a arrow::array::PrimitiveArray<TimestampNanosecondType>>,
-    pub(super) flags: Option<&'a arrow::array::PrimitiveArray<UInt32Type>>,
-    pub(super) value: Option<&'a arrow::array::PrimitiveArray<Float64Type>>,
-}
-
-impl<'a> PlainColumns<'a> {
-    pub(super) fn of(batch: &'a RecordBatch) -> Self {
-        PlainColumns {
-            time: batch
-                .column_by_name("time")
-                .and_then(|c| c.as_primitive_opt()),
-            flags: batch
-                .column_by_name("flags")
-                .and_then(|c| c.as_primitive_opt()),
-            value: batch
-                .column_by_name("value")
-                .and_then(|c| c.as_primitive_opt()),
-        }
-    }
-}
-
 /// Collects samples per label set.
 #[derive(Default)]
 pub(super) struct SeriesAccumulator {
@@ -119,149 +83,12 @@ pub(super) struct SeriesAccumulator {
     pub(super) row_series: Vec<Labels>,
 }
 
-/// Typed views of one batch's columns; a missing or mistyped column reads as null.
-pub(super) struct Columns<'a> {
-    time: Option<&'a arrow::array::PrimitiveArray<TimestampNanosecondType>>,
-    name: Option<&'a arrow::array::StringArray>,
-    unit: Option<&'a arrow::array::StringArray>,
-    metric_type: Option<&'a arrow::array::StringArray>,
-    temporality: Option<&'a arrow::array::StringArray>,
-    monotonic: Option<&'a arrow::array::BooleanArray>,
-    flags: Option<&'a arrow::array::PrimitiveArray<UInt32Type>>,
-    attributes: Option<&'a MapArray>,
-    resource: Option<&'a MapArray>,
-    scope: Option<&'a arrow::array::StringArray>,
-    scale: Option<&'a arrow::array::PrimitiveArray<arrow::datatypes::Int32Type>>,
-    zero_count: Option<&'a arrow::array::PrimitiveArray<UInt64Type>>,
-    zero_threshold: Option<&'a arrow::array::PrimitiveArray<Float64Type>>,
-    positive_offset: Option<&'a arrow::array::PrimitiveArray<arrow::datatypes::Int32Type>>,
-    positive: Option<&'a arrow::array::ListArray>,
-    negative_offset: Option<&'a arrow::array::PrimitiveArray<arrow::datatypes::Int32Type>>,
-    negative: Option<&'a arrow::array::ListArray>,
-    exemplars: Option<&'a arrow::array::ListArray>,
-    value: Option<&'a arrow::array::PrimitiveArray<Float64Type>>,
-    count: Option<&'a arrow::array::PrimitiveArray<UInt64Type>>,
-    sum: Option<&'a arrow::array::PrimitiveArray<Float64Type>>,
-    bucket_counts: Option<&'a arrow::array::ListArray>,
-    bounds: Option<&'a arrow::array::ListArray>,
-    quantiles: Option<&'a arrow::array::ListArray>,
-}
-
-impl<'a> Columns<'a> {
-    pub(super) fn of(batch: &'a RecordBatch) -> Self {
-        let col = |name: &str| -> Option<&'a ArrayRef> { batch.column_by_name(name) };
-        Columns {
-            time: col("time").and_then(|c| c.as_primitive_opt()),
-            name: col("metric_name").and_then(|c| c.as_string_opt()),
-            unit: col("unit").and_then(|c| c.as_string_opt()),
-            metric_type: col("metric_type").and_then(|c| c.as_string_opt()),
-            temporality: col("temporality").and_then(|c| c.as_string_opt()),
-            monotonic: col("is_monotonic").and_then(|c| c.as_boolean_opt()),
-            flags: col("flags").and_then(|c| c.as_primitive_opt()),
-            attributes: col("attributes").and_then(|c| c.as_map_opt()),
-            resource: col("resource_attributes").and_then(|c| c.as_map_opt()),
-            scope: col("scope_name").and_then(|c| c.as_string_opt()),
-            scale: col("scale").and_then(|c| c.as_primitive_opt()),
-            zero_count: col("zero_count").and_then(|c| c.as_primitive_opt()),
-            zero_threshold: col("zero_threshold").and_then(|c| c.as_primitive_opt()),
-            positive_offset: col("positive_offset").and_then(|c| c.as_primitive_opt()),
-            positive: col("positive_bucket_counts").and_then(|c| c.as_list_opt()),
-            negative_offset: col("negative_offset").and_then(|c| c.as_primitive_opt()),
-            negative: col("negative_bucket_counts").and_then(|c| c.as_list_opt()),
-            exemplars: col("exemplars").and_then(|c| c.as_list_opt()),
-            value: col("value").and_then(|c| c.as_primitive_opt()),
-            count: col("count").and_then(|c| c.as_primitive_opt()),
-            sum: col("sum").and_then(|c| c.as_primitive_opt()),
-            bucket_counts: col("bucket_counts").and_then(|c| c.as_list_opt()),
-            bounds: col("explicit_bounds").and_then(|c| c.as_list_opt()),
-            quantiles: col("quantiles").and_then(|c| c.as_list_opt()),
-        }
-    }
-}
-
-pub(super) fn str_at(a: Option<&arrow::array::StringArray>, i: usize) -> Option<&str> {
-    a.filter(|a| a.is_valid(i)).map(|a| a.value(i))
-}
-
-pub(super) fn f64_at(
-    a: Option<&arrow::array::PrimitiveArray<Float64Type>>,
-    i: usize,
-) -> Option<f64> {
-    a.filter(|a| a.is_valid(i)).map(|a| a.value(i))
-}
-
-/// The `(key, value)` pairs of row `i` of a map column.
-pub(super) fn map_at(a: Option<&MapArray>, i: usize) -> Vec<(String, String)> {
-    let Some(a) = a.filter(|a| a.is_valid(i)) else {
-        return Vec::new();
-    };
-    let entries = a.value(i);
-    let (Some(keys), Some(values)) = (
-        entries.column(0).as_string_opt::<i32>(),
-        entries.column(1).as_string_opt::<i32>(),
-    ) else {
-        return Vec::new();
-    };
-    (0..entries.len())
-        .filter(|&j| values.is_valid(j))
-        .map(|j| (keys.value(j).to_string(), values.value(j).to_string()))
-        .collect()
-}
-
 /// The plan of a series' rows, with the identity it was made for.
 pub(super) struct KnownSeries {
     descriptor: OwnedDescriptor,
     attributes: Vec<(String, Option<String>)>,
     resource: Vec<(String, Option<String>)>,
     plan: RowPlan,
-}
-
-/// The entries of row `i` of a map column as listed (duplicates and null values included).
-pub(super) fn raw_map_at(a: Option<&MapArray>, i: usize) -> Vec<(String, Option<String>)> {
-    let Some((keys, values, range)) = map_entries(a, i) else {
-        return Vec::new();
-    };
-    range
-        .map(|j| {
-            (
-                keys.value(j).to_string(),
-                values.is_valid(j).then(|| values.value(j).to_string()),
-            )
-        })
-        .collect()
-}
-
-/// Whether row `i` of a map column lists exactly `expected` (without allocating).
-pub(super) fn map_equals(
-    a: Option<&MapArray>,
-    i: usize,
-    expected: &[(String, Option<String>)],
-) -> bool {
-    let Some((keys, values, range)) = map_entries(a, i) else {
-        return expected.is_empty();
-    };
-    range.len() == expected.len()
-        && range.zip(expected).all(|(j, (k, v))| {
-            keys.value(j) == k && (values.is_valid(j).then(|| values.value(j)) == v.as_deref())
-        })
-}
-
-/// The key and value arrays of a map column and the entries of its row `i` (`None` for a null or
-/// missing map, or keys or values that are not strings).
-pub(super) fn map_entries(
-    a: Option<&MapArray>,
-    i: usize,
-) -> Option<(
-    &arrow::array::StringArray,
-    &arrow::array::StringArray,
-    std::ops::Range<usize>,
-)> {
-    let a = a.filter(|a| a.is_valid(i))?;
-    let keys = a.keys().as_string_opt::<i32>()?;
-    let values = a.values().as_string_opt::<i32>()?;
-    let offsets = a.value_offsets();
-    let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
-    Some((keys, values, start..end))
 }
 
 /// A metric descriptor with its own strings.

@@ -1,22 +1,14 @@
 //! A [`SeriesSource`] over Lumen's `metrics` table: rows of the selector's time range, read from a
 //! [`SnapshotSource`] (head batches and Parquet segments), grouped into Prometheus series.
 //!
-//! Remote-written rows (`scope_name = 'prometheus.remote_write'`) become series whose labels are
-//! their attributes plus `__name__`. OTLP rows go through the OpenTelemetry → Prometheus mapping:
-//! sanitised names with a unit suffix, `_total` for monotonic cumulative sums, histograms as
-//! cumulative `_bucket{le}` series plus `_sum` and `_count`, summaries as `{quantile}` series plus
-//! `_sum` and `_count`, and `job` / `instance` from the resource. A data point flagged "no recorded
-//! value" is a staleness marker.
-//!
-//! Delta sums and histograms are converted to cumulative per series over the rows read, and
-//! exponential histograms to classic buckets ([`super::otlp_convert`] documents both
-//! approximations). `target_info{job, instance, …}` carries the other resource attributes.
+//! The rows become series in [`super::accumulator`], named and labelled by the OpenTelemetry →
+//! Prometheus mapping of [`super::naming`].
 //!
 //! Segments are read through their series index (`index_select.rs`): only the rows of the
 //! series a selector can match. Head batches (and segments whose index cannot be had) are read
 //! whole, but rows of a metric that cannot produce a name the `__name__` matchers accept are
 //! skipped before their attributes are decoded. `SeriesShape` says which names and label sets a
-//! series' rows can produce; keep it in step with `SeriesAccumulator::add_otlp_row`.
+//! series' rows can produce.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,9 +21,8 @@ use promql_parser::label::Matchers;
 
 use lumen_storage::schema::{MetricType, REMOTE_WRITE_SCOPE};
 
-use super::accumulator::{
-    PlainColumns, RowPlan, SeriesAccumulator, SeriesExemplars, plain_sample, str_at,
-};
+use super::accumulator::{RowPlan, SeriesAccumulator, SeriesExemplars};
+use super::columns::{PlainColumns, plain_sample, str_at};
 use super::index_select;
 use super::naming::{TARGET_INFO, family_name, matchers_accept_name, unit_suffix};
 use super::value::Series;

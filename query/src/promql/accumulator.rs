@@ -32,14 +32,18 @@ const MAX_ROW_PLANS: usize = 1 << 20;
 pub struct Exemplar {
     /// `trace_id`, `span_id` and the filtered attributes (sanitised).
     pub labels: Labels,
+    /// The measured value.
     pub value: f64,
+    /// When it was measured (ms).
     pub time_ms: i64,
 }
 
 /// The exemplars of one series.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SeriesExemplars {
+    /// The series' labels.
     pub labels: Labels,
+    /// Its exemplars in the window, in time order.
     pub exemplars: Vec<Exemplar>,
 }
 

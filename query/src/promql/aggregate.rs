@@ -6,7 +6,7 @@ use promql_parser::parser::{AggregateExpr, LabelModifier};
 use super::error::{PromqlError, bad_data, exec_err};
 use super::eval::Evaluator;
 use super::functions::is_valid_label_name;
-use super::range_functions::{kahan_inc, quantile};
+use super::range_functions::{avg, quantile, sum};
 use super::value::{Labels, LabelsMap, Sample, Value, format_go_float};
 
 /// Most input label sets whose grouping keys one aggregation remembers across steps.
@@ -174,53 +174,6 @@ fn asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
         (true, false) => std::cmp::Ordering::Greater,
         (false, true) => std::cmp::Ordering::Less,
         _ => a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal),
-    }
-}
-
-/// Kahan-Neumaier compensated sum, as Prometheus's `sum`.
-pub(crate) fn sum(values: &[f64]) -> f64 {
-    let (mut s, mut c) = (0.0, 0.0);
-    for &v in values {
-        (s, c) = kahan_inc(v, s, c);
-    }
-    s + c
-}
-
-/// Prometheus's `avg`: a compensated direct mean, switching to an incremental mean when the
-/// running sum would overflow.
-pub(crate) fn avg(values: &[f64]) -> f64 {
-    let Some(&first) = values.first() else {
-        return f64::NAN;
-    };
-    let (mut sum, mut c, mut mean) = (first, 0.0, 0.0);
-    let mut incremental = false;
-    for (i, &f) in values.iter().enumerate().skip(1) {
-        let count = (i + 1) as f64;
-        if !incremental {
-            let (ns, nc) = kahan_inc(f, sum, c);
-            if !ns.is_infinite() {
-                (sum, c) = (ns, nc);
-                continue;
-            }
-            incremental = true;
-            mean = sum / (count - 1.0);
-            c /= count - 1.0;
-        }
-        if mean.is_infinite() {
-            if f.is_infinite() && (mean > 0.0) == (f > 0.0) {
-                continue;
-            }
-            if !f.is_infinite() && !f.is_nan() {
-                continue;
-            }
-        }
-        let q = (count - 1.0) / count;
-        (mean, c) = kahan_inc(f / count, q * mean, q * c);
-    }
-    if incremental {
-        mean + c
-    } else {
-        (sum + c) / values.len() as f64
     }
 }
 

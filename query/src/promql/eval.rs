@@ -15,11 +15,13 @@ use promql_parser::parser::{
     AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector,
 };
 
+use super::config::EngineConfig;
 use super::error::{PromqlError, bad_data, exec_err};
+use super::series_source::SeriesSource;
 use super::value::{
     Annotations, Labels, LabelsMap, METRIC_NAME, Sample, Series, Value, is_stale_nan,
 };
-use super::{EngineConfig, SeriesSource, aggregate, binary, functions};
+use super::{aggregate, binary, functions};
 
 /// The samples of a range vector at one step, plus the window they were cut from
 /// (needed by `rate`/`increase`/`delta` extrapolation).
@@ -641,7 +643,7 @@ impl<'a> Evaluator<'a> {
             Expr::Paren(p) => self.range_input(&p.expr, t),
             other => bad_data(format!(
                 "expected range vector, got {}",
-                super::expr_type_name(other)
+                expr_type_name(other)
             )),
         }
     }
@@ -928,5 +930,16 @@ fn walk(
             }
         }
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+/// The static PromQL type of an expression, as named in error messages.
+pub(crate) fn expr_type_name(expr: &Expr) -> &'static str {
+    use promql_parser::parser::value::ValueType;
+    match expr.value_type() {
+        ValueType::Scalar => "scalar",
+        ValueType::String => "string",
+        ValueType::Vector => "instant vector",
+        ValueType::Matrix => "range vector",
     }
 }

@@ -36,7 +36,7 @@ use lumen_storage::{
 use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use promql_parser::label::{MatchOp, Matcher, Matchers};
 
-use super::PromqlError;
+use super::error::PromqlError;
 use super::naming::{SeriesShape, TARGET_INFO, sanitize_label_name};
 use super::value::METRIC_NAME;
 

@@ -27,7 +27,8 @@ use super::index_select;
 use super::naming::{TARGET_INFO, family_name, matchers_accept_name, unit_suffix};
 use super::value::Series;
 
-use super::{PromqlError, SeriesSource};
+use super::error::PromqlError;
+use super::series_source::SeriesSource;
 use crate::snapshot::SnapshotSource;
 
 /// The columns the mapping reads.
@@ -136,7 +137,9 @@ struct ReadLimits {
 }
 
 impl QuerySource<'_> {
-    /// See [`MetricsTableSource::select_exemplars`].
+    /// The exemplars of the series matching `matchers`, with exemplar times in `[start_ms,
+    /// end_ms]`. A histogram's exemplars go to the `_bucket` series whose `le` holds their value
+    /// (as Prometheus's OTLP translation does); a sum's or gauge's to its series.
     pub fn select_exemplars(
         &self,
         matchers: &Matchers,
@@ -152,7 +155,8 @@ impl QuerySource<'_> {
         Ok(acc.finish_exemplars(matchers, start_ms, end_ms))
     }
 
-    /// See [`MetricsTableSource::metadata`].
+    /// The metric families with data in `[start_ms, end_ms]`, with their type, help (the OTLP
+    /// description, or the remote-written HELP) and unit, by Prometheus family name.
     pub fn metadata(
         &self,
         start_ms: i64,
@@ -199,19 +203,6 @@ fn check_deadline(deadline: Option<Instant>) -> Result<(), PromqlError> {
 }
 
 impl MetricsTableSource {
-    /// The exemplars of the series matching `matchers`, with exemplar times in `[start_ms,
-    /// end_ms]`. A histogram's exemplars go to the `_bucket` series whose `le` holds their value
-    /// (as Prometheus's OTLP translation does); a sum's or gauge's to its series.
-    pub fn select_exemplars(
-        &self,
-        matchers: &Matchers,
-        start_ms: i64,
-        end_ms: i64,
-    ) -> Result<Vec<SeriesExemplars>, PromqlError> {
-        self.until(None)
-            .select_exemplars(matchers, start_ms, end_ms)
-    }
-
     fn read(
         &self,
         acc: &mut SeriesAccumulator,
@@ -461,25 +452,14 @@ type CacheFill = (u64, Vec<(i64, f64)>);
 pub struct FamilyMetadata {
     /// `counter`, `gauge`, `histogram`, `summary` or `unknown`.
     pub kind: &'static str,
+    /// The metric's description.
     pub help: String,
+    /// The unit (as the family name's suffix for OTLP metrics).
     pub unit: String,
 }
 
 impl MetricsTableSource {
-    /// The metric families with data in `[start_ms, end_ms]`, with their type, help (the OTLP
-    /// description, or the remote-written HELP) and unit, by Prometheus family name.
-    pub fn metadata(
-        &self,
-        start_ms: i64,
-        end_ms: i64,
-    ) -> Result<
-        std::collections::BTreeMap<String, std::collections::BTreeSet<FamilyMetadata>>,
-        PromqlError,
-    > {
-        self.metadata_until(start_ms, end_ms, None)
-    }
-
-    /// [`MetricsTableSource::metadata`], stopping with a `timeout` error once `deadline` has passed.
+    /// [`QuerySource::metadata`], stopping with a `timeout` error once `deadline` has passed.
     fn metadata_until(
         &self,
         start_ms: i64,

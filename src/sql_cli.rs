@@ -88,10 +88,10 @@ impl Client {
 }
 
 fn render(body: &str) -> anyhow::Result<String> {
-    let parsed: lumen_query::format::JsonResult =
+    let parsed: lumen_query::sql::format::JsonResult =
         serde_json::from_str(body).context("the server sent a response this client cannot read")?;
     let rows = parsed.rows.len();
-    let mut out = lumen_query::format::render_table(&parsed.columns, &parsed.rows);
+    let mut out = lumen_query::sql::format::render_table(&parsed.columns, &parsed.rows);
     out.push_str(&format!(
         "({rows} row{})\n",
         if rows == 1 { "" } else { "s" }

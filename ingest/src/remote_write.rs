@@ -37,7 +37,7 @@ use crate::signal::Metrics;
 use crate::telemetry::{self, Protocol};
 
 /// The instrumentation scope name given to remote-written series.
-pub const SCOPE_NAME: &str = "prometheus.remote_write";
+pub const SCOPE_NAME: &str = lumen_storage::schema::REMOTE_WRITE_SCOPE;
 
 /// How many problems a 400 message lists before summarising the rest.
 const MAX_REPORTED: usize = 8;

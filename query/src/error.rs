@@ -96,12 +96,6 @@ impl From<DataFusionError> for QueryError {
     }
 }
 
-impl From<ArrowError> for QueryError {
-    fn from(err: ArrowError) -> Self {
-        classify(&DataFusionError::ArrowError(Box::new(err), None))
-    }
-}
-
 /// Why reading one segment file failed. Travels through DataFusion as
 /// [`DataFusionError::External`] and is recognised again by [`QueryError::from`].
 #[derive(Debug, thiserror::Error)]

@@ -1,27 +1,40 @@
-//! Lumen's query layer: read-only SQL over the `spans`, `logs` and `metrics` tables.
+//! Lumen's query layer: DataFusion tables over storage snapshots, and one folder per query
+//! language, each an engine with a thin HTTP API (`api.rs`).
 //!
 //! Data flow through this crate:
 //!
 //! ```text
-//! POST /api/v1/sql ─► http          body / format, errors → status (error::QueryError)
-//!   └─► session::QueryEngine::sql   own tokio runtime, timeout, shared memory pool (no spilling),
-//!         │                         lumen_queries_total{outcome}, lumen_query_duration_seconds
-//!         └─► readonly              only queries, EXPLAIN, DESCRIBE, SHOW (checked twice)
-//!               └─► DataFusion      parse, plan, optimize; filters pushed into the scans
+//! SQL ── POST /api/v1/sql ─► sql::api           body / format, errors → status (error::QueryError)
+//!   └─► sql::session::QueryEngine::sql          own tokio runtime, timeout, shared memory pool
+//!         │                                     (no spilling), lumen_queries_total{outcome}
+//!         └─► sql::readonly                     only queries, EXPLAIN, DESCRIBE, SHOW (checked twice)
+//!               └─► DataFusion                  parse, plan, optimize; filters pushed into the scans
 //!                     └─► table::LumenTable::scan
 //!                           pruning::ScanPredicate (time bounds, trace ids from the filters)
-//!                           source::SnapshotSource::snapshot(table, time range) ─► head + segments
+//!                           snapshot::SnapshotSource::snapshot(table, range) ─► head + segments
 //!                           └─► scan::LumenScanExec
 //!                                 head partition: project, ids → hex
 //!                                 segment partitions: blocking Parquet reads, pruned by row-group
 //!                                 statistics, trace_id bloom filters and the page index,
 //!                                 projected, ids → hex, streamed through a bounded channel
-//!         ◄── record batches ─► format  JSON / CSV / NDJSON (and render_table for the CLI)
+//!         ◄── record batches ─► sql::format     JSON / CSV / NDJSON (and render_table for the CLI)
+//!
+//! PromQL ── /api/v1/query, query_range, series, labels, ... ─► promql::api (params → service)
+//!   alert rules (the root binary's Querier) ─────────────────┐      │
+//!                                                            ▼      ▼
+//!   promql::service::PromqlService      concurrency slots, inline budget / heavy shapes,
+//!         │                             deadlines, panic containment
+//!         └─► promql::engine::Engine    parse (cached), instant / range ─► promql::eval
+//!               └─► promql::reader::MetricsTableSource (a promql::SeriesSource)
+//!                     snapshot::SnapshotSource ─► head batches + segments
+//!                     segments through their series index (promql::index_select)
+//!                     rows ─► promql::accumulator (series) named by promql::naming
+//!                             (OTLP → Prometheus names, labels, target_info)
 //! ```
 //!
-//! PromQL lives in [`promql`]: an evaluator with Prometheus 3 semantics over the
-//! [`promql::SeriesSource`] trait, independent of storage (see that module's docs), served as the
-//! Prometheus HTTP API (`/api/v1/query`, `/api/v1/query_range`, ...) by [`prometheus_router`].
+//! PromQL's evaluator has Prometheus 3 semantics over the [`promql::SeriesSource`] trait,
+//! independent of storage (see [`promql`]). One [`PromqlService`] per server runs every PromQL
+//! query, from the Prometheus API ([`prometheus_router`]) and from alert rules alike.
 //!
 //! SQL sees each table in its storage schema (`lumen_storage::schema`), except that the top-level
 //! trace and span ids are lowercase hex text: `SELECT trace_id FROM spans` shows hex, and
@@ -37,11 +50,12 @@
 //!     .sql("SELECT service_name, count(*) AS spans FROM spans \
 //!           WHERE time > now() - INTERVAL '1 hour' GROUP BY service_name")
 //!     .await?;
-//! let body = lumen_query::format::encode_json(&output.schema, &output.batches);
+//! let body = lumen_query::sql::format::encode_json(&output.schema, &output.batches);
 //! # let _ = body;
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod error;
@@ -60,6 +74,5 @@ pub use promql::api::prometheus_router;
 pub use promql::{PromqlConfig, PromqlService};
 pub use snapshot::SnapshotSource;
 pub use sql::api::http_router;
-pub use sql::format;
 pub use sql::session::{QueryConfig, QueryEngine, QueryOutput, QueryStream};
 pub use table::LumenTable;

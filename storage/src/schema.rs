@@ -304,3 +304,88 @@ mod tests {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Values of the `metrics` table's descriptor columns: written by ingest, read by PromQL.
+
+/// `metrics.metric_type`: which OTLP data a row's point came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MetricType {
+    /// An OTLP gauge (remote-written samples without a counter name are gauges too).
+    Gauge,
+    /// An OTLP sum. `is_monotonic` true means it only goes up: a counter (`_total` in PromQL
+    /// when cumulative); the column is null for the other types.
+    Sum,
+    /// An OTLP histogram with explicit bounds.
+    Histogram,
+    /// An OTLP exponential histogram.
+    ExponentialHistogram,
+    /// An OTLP summary (quantiles, sum, count).
+    Summary,
+}
+
+impl MetricType {
+    /// Every type, in OTLP's order.
+    pub const ALL: [MetricType; 5] = [
+        MetricType::Gauge,
+        MetricType::Sum,
+        MetricType::Histogram,
+        MetricType::ExponentialHistogram,
+        MetricType::Summary,
+    ];
+
+    /// The text stored in `metric_type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Gauge => "gauge",
+            MetricType::Sum => "sum",
+            MetricType::Histogram => "histogram",
+            MetricType::ExponentialHistogram => "exponential_histogram",
+            MetricType::Summary => "summary",
+        }
+    }
+
+    /// The type stored as `text`, if it is one.
+    pub fn parse(text: &str) -> Option<MetricType> {
+        MetricType::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+}
+
+/// `metrics.temporality` of sums and histograms (null when OTLP leaves it unspecified, and for
+/// gauges and summaries, which have none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Temporality {
+    /// Each point covers the interval since the previous one.
+    Delta,
+    /// Each point covers the interval since the series' start.
+    Cumulative,
+}
+
+impl Temporality {
+    /// The text stored in `temporality`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Temporality::Delta => "delta",
+            Temporality::Cumulative => "cumulative",
+        }
+    }
+
+    /// The temporality stored as `text`, if it is one.
+    pub fn parse(text: &str) -> Option<Temporality> {
+        [Temporality::Delta, Temporality::Cumulative]
+            .into_iter()
+            .find(|t| t.as_str() == text)
+    }
+}
+
+/// `scope_name` of rows received through Prometheus remote write: their labels are their
+/// attributes, kept as sent.
+pub const REMOTE_WRITE_SCOPE: &str = "prometheus.remote_write";
+
+/// Bits of the `flags` column of `metrics` rows (OTLP `DataPointFlags`).
+pub struct PointFlags;
+
+impl PointFlags {
+    /// `FLAG_NO_RECORDED_VALUE`: the point has no value (PromQL reads it as a staleness marker).
+    pub const NO_RECORDED_VALUE: u32 = 1;
+}

@@ -10,7 +10,7 @@ use arrow::array::{
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use lumen_storage::Table;
-use lumen_storage::schema::{exemplar_fields, quantile_fields};
+use lumen_storage::schema::{MetricType, Temporality, exemplar_fields, quantile_fields};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
@@ -197,20 +197,21 @@ fn point_count(data: &Data) -> usize {
 
 fn metric_type(data: &Data) -> &'static str {
     match data {
-        Data::Gauge(_) => "gauge",
-        Data::Sum(_) => "sum",
-        Data::Histogram(_) => "histogram",
-        Data::ExponentialHistogram(_) => "exponential_histogram",
-        Data::Summary(_) => "summary",
+        Data::Gauge(_) => MetricType::Gauge,
+        Data::Sum(_) => MetricType::Sum,
+        Data::Histogram(_) => MetricType::Histogram,
+        Data::ExponentialHistogram(_) => MetricType::ExponentialHistogram,
+        Data::Summary(_) => MetricType::Summary,
     }
+    .as_str()
 }
 
 /// `metrics.temporality`: null when unspecified (and for gauges and summaries, which have none).
 fn temporality_text(temporality: i32) -> Option<Cow<'static, str>> {
     match temporality {
         0 => None,
-        1 => Some(Cow::Borrowed("delta")),
-        2 => Some(Cow::Borrowed("cumulative")),
+        1 => Some(Cow::Borrowed(Temporality::Delta.as_str())),
+        2 => Some(Cow::Borrowed(Temporality::Cumulative.as_str())),
         other => Some(Cow::Owned(other.to_string())),
     }
 }

@@ -43,7 +43,10 @@ fn missing_segment_is_retryable_and_corrupt_segment_is_internal() {
 
 #[test]
 fn arrow_compute_errors_are_the_query_s_fault() {
-    let err = QueryError::from(ArrowError::DivideByZero);
+    let err = QueryError::from(DataFusionError::ArrowError(
+        Box::new(ArrowError::DivideByZero),
+        None,
+    ));
     assert_eq!(err.status(), StatusCode::BAD_REQUEST);
     let err = QueryError::from(DataFusionError::Internal("oops".into()));
     assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);

@@ -34,19 +34,21 @@ use promql_parser::label::Matchers;
 use promql_parser::parser::Expr;
 use serde_json::{Map, Value as Json, json};
 
+use super::engine::Engine;
 use super::eval::selector_matchers;
 use super::service::PromqlService;
 use super::value::format_go_float;
-use super::{Annotations, Engine, Labels, PromqlError, Value};
+use super::value::{Annotations, Labels, Value};
 
+mod error;
 mod params;
+pub use error::ApiError;
+use error::json_response;
+pub use params::MAX_QUERY_LENGTH;
 #[cfg(test)]
 use params::percent_decode;
 use params::{MAX_TIME_MS, MIN_TIME_MS, Params};
 pub use params::{parse_duration, parse_time, parse_urlencoded, unescape_label_name};
-
-/// Longest query text accepted (bytes).
-pub const MAX_QUERY_LENGTH: usize = 64 * 1024;
 
 type Shared = Arc<PromqlService>;
 
@@ -66,62 +68,7 @@ pub fn prometheus_router(service: Arc<PromqlService>) -> Router {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Errors and the envelope
-
-/// An API error: Prometheus `errorType` and message.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiError {
-    /// `bad_data`, `execution`, `timeout`, `internal`, ...
-    pub error_type: &'static str,
-    /// Human-readable message.
-    pub message: String,
-}
-
-impl ApiError {
-    fn bad_data(message: impl Into<String>) -> Self {
-        ApiError {
-            error_type: "bad_data",
-            message: message.into(),
-        }
-    }
-
-    /// The HTTP status of the error type.
-    pub fn status(&self) -> StatusCode {
-        match self.error_type {
-            "bad_data" => StatusCode::BAD_REQUEST,
-            "execution" => StatusCode::UNPROCESSABLE_ENTITY,
-            "canceled" => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
-            "timeout" => StatusCode::SERVICE_UNAVAILABLE,
-            "not_found" => StatusCode::NOT_FOUND,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-}
-
-impl From<PromqlError> for ApiError {
-    fn from(err: PromqlError) -> Self {
-        ApiError {
-            error_type: err.error_type(),
-            message: err.to_string(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({"status": "error", "errorType": self.error_type, "error": self.message});
-        json_response(self.status(), &body)
-    }
-}
-
-fn json_response(status: StatusCode, body: &Json) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
+// The envelope
 
 fn success(data: Json, annotations: Option<&Annotations>) -> Response {
     let mut body = Map::new();
@@ -166,39 +113,8 @@ fn labels_json(labels: &Labels) -> Json {
     )
 }
 
-/// The `data` of a query answer: `{resultType, result}`.
-pub fn result_json(value: &Value, time_ms: i64) -> Json {
-    match value {
-        Value::Scalar(v) => {
-            json!({"resultType": "scalar", "result": [ts_json(time_ms), value_string(*v)]})
-        }
-        Value::String(s) => json!({"resultType": "string", "result": [ts_json(time_ms), s]}),
-        Value::Vector(samples) => {
-            let result: Vec<Json> = samples
-                .iter()
-                .map(|s| json!({"metric": labels_json(&s.labels), "value": [ts_json(time_ms), value_string(s.value)]}))
-                .collect();
-            json!({"resultType": "vector", "result": result})
-        }
-        Value::Matrix(series) => {
-            let result: Vec<Json> = series
-                .iter()
-                .map(|s| {
-                    let values: Vec<Json> = s
-                        .samples
-                        .iter()
-                        .map(|(t, v)| json!([ts_json(*t), value_string(*v)]))
-                        .collect();
-                    json!({"metric": labels_json(&s.labels), "values": values})
-                })
-                .collect();
-            json!({"resultType": "matrix", "result": result})
-        }
-    }
-}
-
-/// A query answer written straight to JSON text: the same document as [`success`] with
-/// [`result_json`], without building a `serde_json::Value` per point (a range query can return
+/// A query answer written straight to JSON text: the same document as [`success`] with a
+/// `{resultType, result}` value built from JSON values, without building a `serde_json::Value` per point (a range query can return
 /// hundreds of thousands of points).
 fn success_result(value: &Value, time_ms: i64, annotations: &Annotations) -> Response {
     let mut out: Vec<u8> = Vec::with_capacity(256 + result_size_hint(value));
@@ -266,7 +182,7 @@ fn write_labels(out: &mut Vec<u8>, labels: &Labels) {
     out.push(b'}');
 }
 
-/// [`result_json`] as JSON text.
+/// The `data` of a query answer, `{resultType, result}`, as JSON text.
 fn write_result(out: &mut Vec<u8>, value: &Value, time_ms: i64) {
     match value {
         Value::Scalar(v) => {

@@ -84,42 +84,45 @@ fn apply(op: Op, l: f64, r: f64) -> (f64, bool) {
     }
 }
 
-/// Evaluates a binary expression at `t`.
-pub(crate) fn eval(ev: &Evaluator<'_>, b: &BinaryExpr, t: i64) -> Result<Value, PromqlError> {
-    let op_text = b.op.to_string();
-    let Some(op) = Op::parse(&op_text) else {
-        return bad_data(format!("unknown binary operator {op_text:?}"));
-    };
-    let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
-    let lhs = ev.eval(&b.lhs, t)?;
-    let rhs = ev.eval(&b.rhs, t)?;
-    match (lhs, rhs) {
-        (Value::Scalar(l), Value::Scalar(r)) => {
-            let (v, keep) = apply(op, l, r);
-            if op.is_comparison() {
-                if !return_bool {
-                    return bad_data("comparisons between scalars must use BOOL modifier");
+impl Evaluator<'_> {
+    /// Evaluates a binary expression at `t`.
+    pub(super) fn eval_binary(&self, b: &BinaryExpr, t: i64) -> Result<Value, PromqlError> {
+        let ev = self;
+        let op_text = b.op.to_string();
+        let Some(op) = Op::parse(&op_text) else {
+            return bad_data(format!("unknown binary operator {op_text:?}"));
+        };
+        let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+        let lhs = ev.eval(&b.lhs, t)?;
+        let rhs = ev.eval(&b.rhs, t)?;
+        match (lhs, rhs) {
+            (Value::Scalar(l), Value::Scalar(r)) => {
+                let (v, keep) = apply(op, l, r);
+                if op.is_comparison() {
+                    if !return_bool {
+                        return bad_data("comparisons between scalars must use BOOL modifier");
+                    }
+                    return Ok(Value::Scalar(if keep { 1.0 } else { 0.0 }));
                 }
-                return Ok(Value::Scalar(if keep { 1.0 } else { 0.0 }));
+                Ok(Value::Scalar(v))
             }
-            Ok(Value::Scalar(v))
+            (Value::Vector(l), Value::Scalar(r)) => vector_scalar(op, l, r, false, return_bool),
+            (Value::Scalar(l), Value::Vector(r)) => vector_scalar(op, r, l, true, return_bool),
+            (Value::Vector(l), Value::Vector(r)) => {
+                let out = if op.is_set() {
+                    set_op(op, b, l, r)
+                } else {
+                    vector_vector(op, b, l, r, return_bool)?
+                };
+                check_unique(&out)?;
+                Ok(Value::Vector(out))
+            }
+            (l, r) => bad_data(format!(
+                "binary expression must contain only scalar and instant vector types, got {} and {}",
+                l.type_name(),
+                r.type_name()
+            )),
         }
-        (Value::Vector(l), Value::Scalar(r)) => vector_scalar(op, l, r, false, return_bool),
-        (Value::Scalar(l), Value::Vector(r)) => vector_scalar(op, r, l, true, return_bool),
-        (Value::Vector(l), Value::Vector(r)) => {
-            let out = if op.is_set() {
-                set_op(op, b, l, r)
-            } else {
-                vector_vector(op, b, l, r, return_bool)?
-            };
-            check_unique(&out)?;
-            Ok(Value::Vector(out))
-        }
-        (l, r) => bad_data(format!(
-            "binary expression must contain only scalar and instant vector types, got {} and {}",
-            l.type_name(),
-            r.type_name()
-        )),
     }
 }
 

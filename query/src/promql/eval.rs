@@ -15,11 +15,12 @@ use promql_parser::parser::{
     AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector,
 };
 
+use super::config::EngineConfig;
 use super::error::{PromqlError, bad_data, exec_err};
+use super::series_source::SeriesSource;
 use super::value::{
     Annotations, Labels, LabelsMap, METRIC_NAME, Sample, Series, Value, is_stale_nan,
 };
-use super::{EngineConfig, SeriesSource, aggregate, binary, functions};
 
 /// The samples of a range vector at one step, plus the window they were cut from
 /// (needed by `rate`/`increase`/`delta` extrapolation).
@@ -111,9 +112,15 @@ pub(crate) type WindowValue<'a> = dyn FnMut(&[(i64, f64)], i64, i64, i64) -> Opt
 /// Most samples a batch may hold (beyond, the node is evaluated step by step).
 const MAX_BATCH_SAMPLES: usize = 8_000_000;
 
-/// Batch kinds (a selector and the call around it have different nodes, but keep them apart).
-pub(crate) const BATCH_SELECTOR: u8 = 0;
-pub(crate) const BATCH_RANGE_CALL: u8 = 1;
+/// What a batch was computed for (a selector and the call around it have different nodes, but
+/// keep them apart).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum BatchKind {
+    /// The samples of a selector.
+    Selector,
+    /// The values of a range function call over a selector.
+    RangeCall,
+}
 
 /// A subquery's inner expression (by address) and one of its step times.
 type SubqueryStepKey = (usize, i64);
@@ -141,7 +148,7 @@ pub(crate) struct Evaluator<'a> {
     pub group_keys: RefCell<HashMap<usize, LabelsMap<Labels>>>,
     /// Vectors of selectors and range-function calls computed for every step of a range query
     /// at once, by (kind, node address); `None` when the node is not batched.
-    batches: RefCell<HashMap<(u8, usize), Option<Batch>>>,
+    batches: RefCell<HashMap<(BatchKind, usize), Option<Batch>>>,
     /// Inner results of subqueries by (inner expression, step time): consecutive steps of a
     /// range query share most subquery steps, which are evaluated once.
     subquery_steps: RefCell<HashMap<SubqueryStepKey, Rc<Vec<Sample>>>>,
@@ -217,9 +224,9 @@ impl<'a> Evaluator<'a> {
                     .map(RangeSeries::into_series)
                     .collect(),
             )),
-            Expr::Aggregate(a) => aggregate::eval(self, a, t),
-            Expr::Binary(b) => binary::eval(self, b, t),
-            Expr::Call(c) => functions::eval(self, c, t),
+            Expr::Aggregate(a) => self.eval_aggregate(a, t),
+            Expr::Binary(b) => self.eval_binary(b, t),
+            Expr::Call(c) => self.eval_call(c, t),
             Expr::Extension(_) => exec_err("extension expressions are not supported"),
         }
     }
@@ -326,7 +333,7 @@ impl<'a> Evaluator<'a> {
     /// caller evaluates it at `t` on its own.
     pub fn batched(
         &self,
-        key: (u8, usize),
+        key: (BatchKind, usize),
         t: i64,
         compute: impl FnOnce() -> Result<Option<Batch>, PromqlError>,
     ) -> Result<Option<Vec<Sample>>, PromqlError> {
@@ -591,7 +598,7 @@ impl<'a> Evaluator<'a> {
     /// An instant vector selector at `t`: per series, the newest sample within the lookback
     /// window, unless that sample is a staleness marker.
     pub fn vector_selector(&self, vs: &VectorSelector, t: i64) -> Result<Vec<Sample>, PromqlError> {
-        let key = (BATCH_SELECTOR, std::ptr::from_ref(vs) as usize);
+        let key = (BatchKind::Selector, std::ptr::from_ref(vs) as usize);
         if let Some(v) = self.batched(key, t, || self.batch_selector(vs))? {
             return Ok(v);
         }
@@ -641,7 +648,7 @@ impl<'a> Evaluator<'a> {
             Expr::Paren(p) => self.range_input(&p.expr, t),
             other => bad_data(format!(
                 "expected range vector, got {}",
-                super::expr_type_name(other)
+                expr_type_name(other)
             )),
         }
     }
@@ -928,5 +935,16 @@ fn walk(
             }
         }
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+/// The static PromQL type of an expression, as named in error messages.
+pub(crate) fn expr_type_name(expr: &Expr) -> &'static str {
+    use promql_parser::parser::value::ValueType;
+    match expr.value_type() {
+        ValueType::Scalar => "scalar",
+        ValueType::String => "string",
+        ValueType::Vector => "instant vector",
+        ValueType::Matrix => "range vector",
     }
 }

@@ -6,214 +6,220 @@ use promql_parser::label::MatchOp;
 use promql_parser::parser::{Call, Expr};
 
 use super::error::{PromqlError, bad_data, exec_err};
-use super::eval::{BATCH_RANGE_CALL, Evaluator, check_unique};
+use super::eval::{BatchKind, Evaluator, check_unique};
 use super::histogram;
 use super::range_functions as rf;
 use super::value::{Labels, METRIC_NAME, Sample, Value, format_go_float};
 
-/// Evaluates a function call at `t`.
-pub(crate) fn eval(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value, PromqlError> {
-    let name = call.func.name;
-    let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
-    let arg = |i: usize| -> Result<&Expr, PromqlError> {
-        args.get(i)
-            .copied()
-            .ok_or_else(|| PromqlError::BadData(format!("missing argument {} of {name}", i + 1)))
-    };
-    let out = match name {
-        "time" => return Ok(Value::Scalar(t as f64 / 1000.0)),
-        "pi" => return Ok(Value::Scalar(std::f64::consts::PI)),
-        "scalar" => {
-            let v = ev.eval_vector(arg(0)?, t)?;
-            return Ok(Value::Scalar(if v.len() == 1 {
-                v[0].value
-            } else {
-                f64::NAN
-            }));
-        }
-        "min_of" | "max_of" => {
-            let (a, b) = (ev.eval_scalar(arg(0)?, t)?, ev.eval_scalar(arg(1)?, t)?);
-            let v = if a.is_nan() || b.is_nan() {
-                f64::NAN
-            } else if name == "min_of" {
-                a.min(b)
-            } else {
-                a.max(b)
-            };
-            return Ok(Value::Scalar(v));
-        }
-        "start" => return Ok(Value::Scalar(ev.query_start as f64 / 1000.0)),
-        "end" => return Ok(Value::Scalar(ev.query_end as f64 / 1000.0)),
-        "range" => {
-            return Ok(Value::Scalar(
-                (ev.query_end as f64 - ev.query_start as f64) / 1000.0,
-            ));
-        }
-        "step" => return Ok(Value::Scalar(ev.query_step as f64 / 1000.0)),
-        "vector" => {
-            let v = ev.eval_scalar(arg(0)?, t)?;
-            return Ok(Value::Vector(vec![Sample {
-                labels: Labels::empty(),
-                value: v,
-            }]));
-        }
-        "abs" => map(ev, arg(0)?, t, f64::abs)?,
-        "ceil" => map(ev, arg(0)?, t, f64::ceil)?,
-        "floor" => map(ev, arg(0)?, t, f64::floor)?,
-        "exp" => map(ev, arg(0)?, t, f64::exp)?,
-        "ln" => map(ev, arg(0)?, t, f64::ln)?,
-        "log2" => map(ev, arg(0)?, t, f64::log2)?,
-        "log10" => map(ev, arg(0)?, t, f64::log10)?,
-        "sqrt" => map(ev, arg(0)?, t, f64::sqrt)?,
-        "sgn" => map(ev, arg(0)?, t, |v| {
-            if v > 0.0 {
-                1.0
-            } else if v < 0.0 {
-                -1.0
-            } else {
-                v
+impl Evaluator<'_> {
+    /// Evaluates a function call at `t`.
+    pub(super) fn eval_call(&self, call: &Call, t: i64) -> Result<Value, PromqlError> {
+        let ev = self;
+        let name = call.func.name;
+        let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
+        let arg = |i: usize| -> Result<&Expr, PromqlError> {
+            args.get(i).copied().ok_or_else(|| {
+                PromqlError::BadData(format!("missing argument {} of {name}", i + 1))
+            })
+        };
+        let out = match name {
+            "time" => return Ok(Value::Scalar(t as f64 / 1000.0)),
+            "pi" => return Ok(Value::Scalar(std::f64::consts::PI)),
+            "scalar" => {
+                let v = ev.eval_vector(arg(0)?, t)?;
+                return Ok(Value::Scalar(if v.len() == 1 {
+                    v[0].value
+                } else {
+                    f64::NAN
+                }));
             }
-        })?,
-        "sin" => map(ev, arg(0)?, t, f64::sin)?,
-        "cos" => map(ev, arg(0)?, t, f64::cos)?,
-        "tan" => map(ev, arg(0)?, t, f64::tan)?,
-        "asin" => map(ev, arg(0)?, t, f64::asin)?,
-        "acos" => map(ev, arg(0)?, t, f64::acos)?,
-        "atan" => map(ev, arg(0)?, t, f64::atan)?,
-        "sinh" => map(ev, arg(0)?, t, f64::sinh)?,
-        "cosh" => map(ev, arg(0)?, t, f64::cosh)?,
-        "tanh" => map(ev, arg(0)?, t, f64::tanh)?,
-        "asinh" => map(ev, arg(0)?, t, f64::asinh)?,
-        "acosh" => map(ev, arg(0)?, t, f64::acosh)?,
-        "atanh" => map(ev, arg(0)?, t, f64::atanh)?,
-        "deg" => map(ev, arg(0)?, t, f64::to_degrees)?,
-        "rad" => map(ev, arg(0)?, t, f64::to_radians)?,
-        "round" => {
-            let to_nearest = match args.get(1) {
-                Some(e) => ev.eval_scalar(e, t)?,
-                None => 1.0,
-            };
-            let inv = 1.0 / to_nearest;
-            map(ev, arg(0)?, t, |v| (v * inv + 0.5).floor() / inv)?
-        }
-        "clamp" => {
-            let (lo, hi) = (ev.eval_scalar(arg(1)?, t)?, ev.eval_scalar(arg(2)?, t)?);
-            if hi < lo {
-                return Ok(Value::Vector(Vec::new()));
+            "min_of" | "max_of" => {
+                let (a, b) = (ev.eval_scalar(arg(0)?, t)?, ev.eval_scalar(arg(1)?, t)?);
+                let v = if a.is_nan() || b.is_nan() {
+                    f64::NAN
+                } else if name == "min_of" {
+                    a.min(b)
+                } else {
+                    a.max(b)
+                };
+                return Ok(Value::Scalar(v));
             }
-            map(ev, arg(0)?, t, |v| go_max(lo, go_min(hi, v)))?
-        }
-        "clamp_min" => {
-            let lo = ev.eval_scalar(arg(1)?, t)?;
-            map(ev, arg(0)?, t, |v| go_max(lo, v))?
-        }
-        "clamp_max" => {
-            let hi = ev.eval_scalar(arg(1)?, t)?;
-            map(ev, arg(0)?, t, |v| go_min(hi, v))?
-        }
-        "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute"
-        | "month" | "year" => date_function(ev, name, args.first().copied(), t)?,
-        "timestamp" => timestamp(ev, arg(0)?, t)?,
-        "absent" => {
-            let v = ev.eval_vector(arg(0)?, t)?;
-            if !v.is_empty() {
-                return Ok(Value::Vector(Vec::new()));
+            "start" => return Ok(Value::Scalar(ev.query_start as f64 / 1000.0)),
+            "end" => return Ok(Value::Scalar(ev.query_end as f64 / 1000.0)),
+            "range" => {
+                return Ok(Value::Scalar(
+                    (ev.query_end as f64 - ev.query_start as f64) / 1000.0,
+                ));
             }
-            vec![Sample {
-                labels: absent_labels(arg(0)?),
-                value: 1.0,
-            }]
-        }
-        "label_replace" => label_replace(ev, &args, t)?,
-        "label_join" => label_join(ev, &args, t)?,
-        "sort" | "sort_desc" => {
-            let mut v = ev.eval_vector(arg(0)?, t)?;
-            let desc = name == "sort_desc";
-            v.sort_by(|a, b| match (a.value.is_nan(), b.value.is_nan()) {
-                (true, true) => std::cmp::Ordering::Equal,
-                (true, false) => std::cmp::Ordering::Greater,
-                (false, true) => std::cmp::Ordering::Less,
-                _ if desc => b
-                    .value
-                    .partial_cmp(&a.value)
-                    .unwrap_or(std::cmp::Ordering::Equal),
-                _ => a
-                    .value
-                    .partial_cmp(&b.value)
-                    .unwrap_or(std::cmp::Ordering::Equal),
-            });
-            sort_warning(ev);
-            return Ok(Value::Vector(v));
-        }
-        "sort_by_label" | "sort_by_label_desc" => {
-            let mut v = ev.eval_vector(arg(0)?, t)?;
-            let mut names = Vec::new();
-            for e in args.iter().skip(1) {
-                names.push(ev.eval_string(e, t)?);
+            "step" => return Ok(Value::Scalar(ev.query_step as f64 / 1000.0)),
+            "vector" => {
+                let v = ev.eval_scalar(arg(0)?, t)?;
+                return Ok(Value::Vector(vec![Sample {
+                    labels: Labels::empty(),
+                    value: v,
+                }]));
             }
-            v.sort_by(|a, b| {
-                let mut ord = std::cmp::Ordering::Equal;
-                for n in &names {
-                    ord = natural_cmp(a.labels.get(n).unwrap_or(""), b.labels.get(n).unwrap_or(""));
-                    if ord != std::cmp::Ordering::Equal {
-                        break;
+            "abs" => map(ev, arg(0)?, t, f64::abs)?,
+            "ceil" => map(ev, arg(0)?, t, f64::ceil)?,
+            "floor" => map(ev, arg(0)?, t, f64::floor)?,
+            "exp" => map(ev, arg(0)?, t, f64::exp)?,
+            "ln" => map(ev, arg(0)?, t, f64::ln)?,
+            "log2" => map(ev, arg(0)?, t, f64::log2)?,
+            "log10" => map(ev, arg(0)?, t, f64::log10)?,
+            "sqrt" => map(ev, arg(0)?, t, f64::sqrt)?,
+            "sgn" => map(ev, arg(0)?, t, |v| {
+                if v > 0.0 {
+                    1.0
+                } else if v < 0.0 {
+                    -1.0
+                } else {
+                    v
+                }
+            })?,
+            "sin" => map(ev, arg(0)?, t, f64::sin)?,
+            "cos" => map(ev, arg(0)?, t, f64::cos)?,
+            "tan" => map(ev, arg(0)?, t, f64::tan)?,
+            "asin" => map(ev, arg(0)?, t, f64::asin)?,
+            "acos" => map(ev, arg(0)?, t, f64::acos)?,
+            "atan" => map(ev, arg(0)?, t, f64::atan)?,
+            "sinh" => map(ev, arg(0)?, t, f64::sinh)?,
+            "cosh" => map(ev, arg(0)?, t, f64::cosh)?,
+            "tanh" => map(ev, arg(0)?, t, f64::tanh)?,
+            "asinh" => map(ev, arg(0)?, t, f64::asinh)?,
+            "acosh" => map(ev, arg(0)?, t, f64::acosh)?,
+            "atanh" => map(ev, arg(0)?, t, f64::atanh)?,
+            "deg" => map(ev, arg(0)?, t, f64::to_degrees)?,
+            "rad" => map(ev, arg(0)?, t, f64::to_radians)?,
+            "round" => {
+                let to_nearest = match args.get(1) {
+                    Some(e) => ev.eval_scalar(e, t)?,
+                    None => 1.0,
+                };
+                let inv = 1.0 / to_nearest;
+                map(ev, arg(0)?, t, |v| (v * inv + 0.5).floor() / inv)?
+            }
+            "clamp" => {
+                let (lo, hi) = (ev.eval_scalar(arg(1)?, t)?, ev.eval_scalar(arg(2)?, t)?);
+                if hi < lo {
+                    return Ok(Value::Vector(Vec::new()));
+                }
+                map(ev, arg(0)?, t, |v| go_max(lo, go_min(hi, v)))?
+            }
+            "clamp_min" => {
+                let lo = ev.eval_scalar(arg(1)?, t)?;
+                map(ev, arg(0)?, t, |v| go_max(lo, v))?
+            }
+            "clamp_max" => {
+                let hi = ev.eval_scalar(arg(1)?, t)?;
+                map(ev, arg(0)?, t, |v| go_min(hi, v))?
+            }
+            "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour"
+            | "minute" | "month" | "year" => date_function(ev, name, args.first().copied(), t)?,
+            "timestamp" => timestamp(ev, arg(0)?, t)?,
+            "absent" => {
+                let v = ev.eval_vector(arg(0)?, t)?;
+                if !v.is_empty() {
+                    return Ok(Value::Vector(Vec::new()));
+                }
+                vec![Sample {
+                    labels: absent_labels(arg(0)?),
+                    value: 1.0,
+                }]
+            }
+            "label_replace" => label_replace(ev, &args, t)?,
+            "label_join" => label_join(ev, &args, t)?,
+            "sort" | "sort_desc" => {
+                let mut v = ev.eval_vector(arg(0)?, t)?;
+                let desc = name == "sort_desc";
+                v.sort_by(|a, b| match (a.value.is_nan(), b.value.is_nan()) {
+                    (true, true) => std::cmp::Ordering::Equal,
+                    (true, false) => std::cmp::Ordering::Greater,
+                    (false, true) => std::cmp::Ordering::Less,
+                    _ if desc => b
+                        .value
+                        .partial_cmp(&a.value)
+                        .unwrap_or(std::cmp::Ordering::Equal),
+                    _ => a
+                        .value
+                        .partial_cmp(&b.value)
+                        .unwrap_or(std::cmp::Ordering::Equal),
+                });
+                sort_warning(ev);
+                return Ok(Value::Vector(v));
+            }
+            "sort_by_label" | "sort_by_label_desc" => {
+                let mut v = ev.eval_vector(arg(0)?, t)?;
+                let mut names = Vec::new();
+                for e in args.iter().skip(1) {
+                    names.push(ev.eval_string(e, t)?);
+                }
+                v.sort_by(|a, b| {
+                    let mut ord = std::cmp::Ordering::Equal;
+                    for n in &names {
+                        ord = natural_cmp(
+                            a.labels.get(n).unwrap_or(""),
+                            b.labels.get(n).unwrap_or(""),
+                        );
+                        if ord != std::cmp::Ordering::Equal {
+                            break;
+                        }
+                    }
+                    if ord == std::cmp::Ordering::Equal {
+                        ord = a.labels.cmp(&b.labels);
+                    }
+                    if name == "sort_by_label_desc" {
+                        ord.reverse()
+                    } else {
+                        ord
+                    }
+                });
+                sort_warning(ev);
+                return Ok(Value::Vector(v));
+            }
+            "histogram_quantile" => {
+                let q = ev.eval_scalar(arg(0)?, t)?;
+                let v = ev.eval_vector(arg(1)?, t)?;
+                histogram::histogram_quantile(ev, q, v)
+            }
+            "histogram_quantiles" => {
+                let v = ev.eval_vector(arg(0)?, t)?;
+                let label = ev.eval_string(arg(1)?, t)?;
+                if !is_valid_label_name(&label) {
+                    return exec_err(format!("invalid quantile label name {label:?}"));
+                }
+                let mut out = Vec::new();
+                for e in args.iter().skip(2) {
+                    let q = ev.eval_scalar(e, t)?;
+                    for mut s in histogram::histogram_quantile(ev, q, v.clone()) {
+                        // Quantile labels always show a fraction ("0.0", "0.25", "1.0").
+                        let q_text = if q.is_finite() {
+                            format!("{q:?}")
+                        } else {
+                            format_go_float(q)
+                        };
+                        s.labels.set(&label, &q_text);
+                        out.push(s);
                     }
                 }
-                if ord == std::cmp::Ordering::Equal {
-                    ord = a.labels.cmp(&b.labels);
-                }
-                if name == "sort_by_label_desc" {
-                    ord.reverse()
-                } else {
-                    ord
-                }
-            });
-            sort_warning(ev);
-            return Ok(Value::Vector(v));
-        }
-        "histogram_quantile" => {
-            let q = ev.eval_scalar(arg(0)?, t)?;
-            let v = ev.eval_vector(arg(1)?, t)?;
-            histogram::histogram_quantile(ev, q, v)
-        }
-        "histogram_quantiles" => {
-            let v = ev.eval_vector(arg(0)?, t)?;
-            let label = ev.eval_string(arg(1)?, t)?;
-            if !is_valid_label_name(&label) {
-                return exec_err(format!("invalid quantile label name {label:?}"));
+                out
             }
-            let mut out = Vec::new();
-            for e in args.iter().skip(2) {
-                let q = ev.eval_scalar(e, t)?;
-                for mut s in histogram::histogram_quantile(ev, q, v.clone()) {
-                    // Quantile labels always show a fraction ("0.0", "0.25", "1.0").
-                    let q_text = if q.is_finite() {
-                        format!("{q:?}")
-                    } else {
-                        format_go_float(q)
-                    };
-                    s.labels.set(&label, &q_text);
-                    out.push(s);
-                }
+            // Native-histogram functions: float samples are ignored, and native histograms are not
+            // stored yet, so the result is always empty.
+            "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
+            | "histogram_stdvar" => {
+                ev.eval_vector(arg(0)?, t)?;
+                Vec::new()
             }
-            out
-        }
-        // Native-histogram functions: float samples are ignored, and native histograms are not
-        // stored yet, so the result is always empty.
-        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
-        | "histogram_stdvar" => {
-            ev.eval_vector(arg(0)?, t)?;
-            Vec::new()
-        }
-        "histogram_fraction" => {
-            let (lo, hi) = (ev.eval_scalar(arg(0)?, t)?, ev.eval_scalar(arg(1)?, t)?);
-            let v = ev.eval_vector(arg(2)?, t)?;
-            histogram::histogram_fraction(ev, lo, hi, v)
-        }
-        _ => return range_call(ev, name, &args, t),
-    };
-    check_unique(&out)?;
-    Ok(Value::Vector(out))
+            "histogram_fraction" => {
+                let (lo, hi) = (ev.eval_scalar(arg(0)?, t)?, ev.eval_scalar(arg(1)?, t)?);
+                let v = ev.eval_vector(arg(2)?, t)?;
+                histogram::histogram_fraction(ev, lo, hi, v)
+            }
+            _ => return range_call(ev, name, &args, t),
+        };
+        check_unique(&out)?;
+        Ok(Value::Vector(out))
+    }
 }
 
 /// Natural order: digit runs compare by numeric value (`a2 < a10`), the rest byte-wise.
@@ -527,7 +533,10 @@ fn range_call(
             .enumerate()
             .all(|(i, a)| i == matrix_pos || matches!(unwrap_parens(a), Expr::NumberLiteral(_)))
     {
-        let key = (BATCH_RANGE_CALL, std::ptr::from_ref(matrix_expr) as usize);
+        let key = (
+            BatchKind::RangeCall,
+            std::ptr::from_ref(matrix_expr) as usize,
+        );
         let batched = ev.batched(key, t, || {
             let (p1, p2) = range_params(ev, name, args, t)?;
             let f = RangeFn::of(name);

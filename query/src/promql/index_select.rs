@@ -18,7 +18,7 @@
 //! 4. **Rows.** Only the row ranges of the surviving series are read (a parquet `RowSelection`
 //!    over the row groups that hold them, pages skipped through the page index), and only the
 //!    value columns; the identity columns are rebuilt from the index, so the rows go through the
-//!    very same mapping as a full scan ([`super::reader`]) and give identical series.
+//!    very same mapping as a full scan ([`super::naming`]) and give identical series.
 //!
 //! Steps 1–3 only ever drop series that cannot match, so the final filter by the matchers (in the
 //! caller) sees a subset of the full scan's rows that contains every matching one.
@@ -36,8 +36,8 @@ use lumen_storage::{
 use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use promql_parser::label::{MatchOp, Matcher, Matchers};
 
-use super::PromqlError;
-use super::reader::{SeriesShape, TARGET_INFO, sanitize_label_name};
+use super::error::PromqlError;
+use super::naming::{SeriesShape, TARGET_INFO, sanitize_label_name};
 use super::value::METRIC_NAME;
 
 /// Identity columns: rebuilt from the index instead of read.

@@ -17,7 +17,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::file::metadata::PageIndexPolicy;
 
-use super::PromqlError;
+use super::error::PromqlError;
 
 /// Most bytes of decoded footers kept.
 const CAPACITY_BYTES: usize = 128 << 20;

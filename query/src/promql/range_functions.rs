@@ -1,8 +1,6 @@
 //! Functions over range vectors: `rate`, `increase`, `delta` (with Prometheus's extrapolation),
 //! `irate`, `idelta`, `deriv`, `predict_linear`, `changes`, `resets` and the `*_over_time` family.
 
-use super::aggregate::{avg, sum};
-
 /// Kahan-Neumaier summation step: adds `inc` to `sum` with compensation `c`.
 pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
@@ -14,6 +12,53 @@ pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
         c + ((inc - t) + sum)
     };
     (t, c)
+}
+
+/// Kahan-Neumaier compensated sum, as Prometheus's `sum`.
+pub(crate) fn sum(values: &[f64]) -> f64 {
+    let (mut s, mut c) = (0.0, 0.0);
+    for &v in values {
+        (s, c) = kahan_inc(v, s, c);
+    }
+    s + c
+}
+
+/// Prometheus's `avg`: a compensated direct mean, switching to an incremental mean when the
+/// running sum would overflow.
+pub(crate) fn avg(values: &[f64]) -> f64 {
+    let Some(&first) = values.first() else {
+        return f64::NAN;
+    };
+    let (mut sum, mut c, mut mean) = (first, 0.0, 0.0);
+    let mut incremental = false;
+    for (i, &f) in values.iter().enumerate().skip(1) {
+        let count = (i + 1) as f64;
+        if !incremental {
+            let (ns, nc) = kahan_inc(f, sum, c);
+            if !ns.is_infinite() {
+                (sum, c) = (ns, nc);
+                continue;
+            }
+            incremental = true;
+            mean = sum / (count - 1.0);
+            c /= count - 1.0;
+        }
+        if mean.is_infinite() {
+            if f.is_infinite() && (mean > 0.0) == (f > 0.0) {
+                continue;
+            }
+            if !f.is_infinite() && !f.is_nan() {
+                continue;
+            }
+        }
+        let q = (count - 1.0) / count;
+        (mean, c) = kahan_inc(f / count, q * mean, q * c);
+    }
+    if incremental {
+        mean + c
+    } else {
+        (sum + c) / values.len() as f64
+    }
 }
 
 /// The φ-quantile of `values` with linear interpolation (Prometheus's `quantile`).

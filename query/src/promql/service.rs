@@ -16,9 +16,14 @@ use promql_parser::label::Matchers;
 use promql_parser::parser::Expr;
 use tokio::sync::Semaphore;
 
+use super::accumulator::Exemplar;
+use super::config::EngineConfig;
+use super::engine::{Engine, QueryResult};
+use super::error::PromqlError;
 use super::eval::selector_matchers;
-use super::reader::{Exemplar, FamilyMetadata, MetricsTableSource, QuerySource};
-use super::{Engine, EngineConfig, Labels, PromqlError, QueryResult, SeriesSource};
+use super::reader::{FamilyMetadata, MetricsTableSource, QuerySource};
+use super::series_source::SeriesSource;
+use super::value::Labels;
 use crate::snapshot::SnapshotSource;
 
 /// Evaluations running at once; further queries wait (their wait counts toward the timeout).

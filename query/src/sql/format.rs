@@ -53,31 +53,11 @@ use arrow::datatypes::{DataType, Schema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use table::{TableOptions, render_table, render_table_with};
+pub use table::{Column, TableOptions, render_table, render_table_with};
 pub use text::{csv_header, csv_rows, ndjson_rows};
 pub use value::{batch_rows, format_timestamp, json_value};
 
 use crate::error::QueryError;
-
-/// One column of a result: name and friendly type name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Column {
-    /// Column name.
-    pub name: String,
-    /// Friendly type name (see the module docs).
-    #[serde(rename = "type")]
-    pub data_type: String,
-}
-
-impl Column {
-    /// A column with a name and a type name.
-    pub fn new(name: impl Into<String>, data_type: impl Into<String>) -> Self {
-        Column {
-            name: name.into(),
-            data_type: data_type.into(),
-        }
-    }
-}
 
 /// The JSON response body of `POST /api/v1/sql` (what `lumen sql` parses).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,8 +5,11 @@ use axum::http::{HeaderMap, Uri, header};
 
 use std::time::Duration;
 
-use super::{ApiError, MAX_QUERY_LENGTH};
+use super::error::ApiError;
 use crate::promql::service::QueryOptions;
+
+/// Longest query text accepted (bytes).
+pub const MAX_QUERY_LENGTH: usize = 64 * 1024;
 
 /// Request parameters: the URL query string plus, for form POSTs, the body (repeats kept).
 #[derive(Debug, Default)]

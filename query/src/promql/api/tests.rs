@@ -63,6 +63,38 @@ fn escaped_label_names_and_form_encoding_decode() {
     assert_eq!(percent_decode("%e2%82%ac%4"), "€%4");
 }
 
+/// The `data` of a query answer, `{resultType, result}`, built from JSON values: the reference
+/// [`write_result`] is checked against.
+fn result_json(value: &Value, time_ms: i64) -> Json {
+    match value {
+        Value::Scalar(v) => {
+            json!({"resultType": "scalar", "result": [ts_json(time_ms), value_string(*v)]})
+        }
+        Value::String(s) => json!({"resultType": "string", "result": [ts_json(time_ms), s]}),
+        Value::Vector(samples) => {
+            let result: Vec<Json> = samples
+                .iter()
+                .map(|s| json!({"metric": labels_json(&s.labels), "value": [ts_json(time_ms), value_string(s.value)]}))
+                .collect();
+            json!({"resultType": "vector", "result": result})
+        }
+        Value::Matrix(series) => {
+            let result: Vec<Json> = series
+                .iter()
+                .map(|s| {
+                    let values: Vec<Json> = s
+                        .samples
+                        .iter()
+                        .map(|(t, v)| json!([ts_json(*t), value_string(*v)]))
+                        .collect();
+                    json!({"metric": labels_json(&s.labels), "values": values})
+                })
+                .collect();
+            json!({"resultType": "matrix", "result": result})
+        }
+    }
+}
+
 #[test]
 fn values_encode_as_strings_and_timestamps_as_seconds() {
     let v = Value::Vector(vec![super::super::Sample {

@@ -1,8 +1,27 @@
 //! An aligned text table for terminals, over the JSON response shape (what `lumen sql` prints).
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::Column;
+/// One column of a result: name and friendly type name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    /// Column name.
+    pub name: String,
+    /// Friendly type name (see the module docs).
+    #[serde(rename = "type")]
+    pub data_type: String,
+}
+
+impl Column {
+    /// A column with a name and a type name.
+    pub fn new(name: impl Into<String>, data_type: impl Into<String>) -> Self {
+        Column {
+            name: name.into(),
+            data_type: data_type.into(),
+        }
+    }
+}
 
 /// How [`render_table_with`] lays a table out.
 #[derive(Debug, Clone, Default)]
@@ -14,7 +33,7 @@ pub struct TableOptions {
 /// Renders columns and rows as an aligned table:
 ///
 /// ```
-/// use lumen_query::format::{render_table, Column};
+/// use lumen_query::sql::format::{render_table, Column};
 /// use serde_json::json;
 ///
 /// let columns = vec![Column::new("service_name", "utf8"), Column::new("spans", "int64")];

@@ -48,6 +48,8 @@ mod defaults {
         LazyLock::new(|| duration::format(lumen_query::QueryConfig::default().timeout));
     pub static QUERY_MEMORY_LIMIT: LazyLock<String> =
         LazyLock::new(|| format_bytes(lumen_query::QueryConfig::default().memory_limit));
+    pub static SAMPLE_CACHE_SIZE: LazyLock<String> =
+        LazyLock::new(|| format_bytes(lumen_query::promql::sample_cache::DEFAULT_CAPACITY));
     pub fn max_attributes() -> usize {
         lumen_ingest::IngestConfig::default().max_attributes_per_item
     }
@@ -93,7 +95,7 @@ pub struct ServeArgs {
     pub series_index_cache_size: Option<usize>,
     /// Memory for decoded samples of recently queried series (PromQL), so dashboards and rules that
     /// ask for the same series again read them from memory. 0 turns it off.
-    #[arg(long, env = "LUMEN_SAMPLE_CACHE_SIZE", default_value = "256MiB", value_parser = parse_sample_cache_size)]
+    #[arg(long, env = "LUMEN_SAMPLE_CACHE_SIZE", default_value = defaults::SAMPLE_CACHE_SIZE.as_str(), value_parser = parse_sample_cache_size)]
     pub sample_cache_size: usize,
     /// Configuration file (lumen.toml): alerting receivers and settings.
     #[arg(long, env = "LUMEN_CONFIG")]

@@ -44,7 +44,6 @@ mod histogram;
 mod index_select;
 mod naming;
 mod otlp_convert;
-mod parquet_cache;
 mod range_functions;
 pub mod reader;
 pub mod sample_cache;

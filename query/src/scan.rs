@@ -8,7 +8,6 @@
 //! slow consumer holds back the reader and a dropped query stops it.
 
 use std::fmt;
-use std::fs::File;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
@@ -28,10 +27,12 @@ use datafusion::physical_plan::{
     SendableRecordBatchStream,
 };
 use lumen_storage::schema::TIME_COLUMN;
+use lumen_storage::segment::{
+    self,
+    reader::{Footer, OpenError},
+};
 use lumen_storage::{SegmentMeta, Table};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
-use parquet::file::metadata::PageIndexPolicy;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -459,18 +460,17 @@ impl SegmentReader {
             path: path.clone(),
             message,
         };
-        let file = File::open(path).map_err(|err| match err.kind() {
-            std::io::ErrorKind::NotFound => SegmentReadError::Missing(path.clone()),
-            _ => unreadable(err.to_string()),
-        })?;
-        let page_index = if self.predicate.is_selective() {
-            PageIndexPolicy::Optional
+        // A selective scan prunes pages, so it wants the page index, which the footer cache
+        // keeps parsed between queries; a full scan reads without it and leaves the cache alone.
+        let footer = if self.predicate.is_selective() {
+            Footer::Cached
         } else {
-            PageIndexPolicy::Skip
+            Footer::Uncached
         };
-        let options = ArrowReaderOptions::new().with_page_index_policy(page_index);
-        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
-            .map_err(|e| unreadable(e.to_string()))?;
+        let builder = segment::reader::open(segment, footer).map_err(|e| match e {
+            OpenError::Missing(path) => SegmentReadError::Missing(path),
+            other => unreadable(other.to_string()),
+        })?;
         self.counters.segments_read.add(1);
 
         let plan = plan_parquet_read(builder.metadata(), &self.predicate, |row_group, column| {

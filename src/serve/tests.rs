@@ -42,6 +42,10 @@ fn flag_defaults_are_the_crates_defaults() {
     assert_eq!(args.query_timeout, query.timeout);
     assert_eq!(args.query_memory_limit, query.memory_limit);
     assert_eq!(
+        args.sample_cache_size,
+        lumen_query::promql::sample_cache::DEFAULT_CAPACITY
+    );
+    assert_eq!(
         args.query_timeout,
         lumen_query::PromqlConfig::default().timeout
     );

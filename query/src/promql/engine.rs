@@ -1,8 +1,9 @@
 //! The PromQL engine's entry points: [`Engine::parse`] (with a cache of recent texts and a nesting
 //! bound), [`Engine::instant`] and [`Engine::range`] over a [`SeriesSource`].
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+
+use lumen_storage::cache::{Eviction, SizedCache};
 
 use promql_parser::parser::{self, Expr};
 
@@ -13,54 +14,30 @@ use super::series_source::SeriesSource;
 use super::value::{self, Annotations, Labels, Sample, Series, Value};
 
 /// Query texts parsed lately: dashboards and rules ask the same texts again and again, and
-/// parsing one costs tens of microseconds, as much as answering a selective query.
-struct ParseCache {
-    entries: HashMap<String, (Arc<Expr>, u64)>,
-    tick: u64,
-}
+/// parsing one costs tens of microseconds, as much as answering a selective query. An entry is
+/// counted as [`PARSE_ENTRY_BYTES`] plus four bytes per character of its text (the tree grows with
+/// the text), so the cache holds about 512 dashboard-sized queries.
+static PARSE_CACHE: LazyLock<SizedCache<String, Arc<Expr>>> =
+    LazyLock::new(|| SizedCache::new(PARSE_CACHE_BYTES, Eviction::ToThreeQuarters));
 
-/// Texts [`parse_cached`] keeps (the least recently used goes first).
-const PARSE_CACHE_ENTRIES: usize = 512;
+/// Bytes of parsed queries kept.
+const PARSE_CACHE_BYTES: usize = 2 << 20;
+/// What an entry is counted as besides its text.
+const PARSE_ENTRY_BYTES: usize = 2048;
 /// Longer texts are parsed every time.
 const PARSE_CACHE_MAX_TEXT: usize = 4096;
 
-static PARSE_CACHE: std::sync::LazyLock<std::sync::Mutex<ParseCache>> =
-    std::sync::LazyLock::new(|| {
-        std::sync::Mutex::new(ParseCache {
-            entries: HashMap::new(),
-            tick: 0,
-        })
-    });
-
-/// [`Engine::parse`] through [`ParseCache`] (errors are not cached).
+/// [`Engine::parse`] through [`PARSE_CACHE`] (errors are not cached).
 fn parse_cached(query: &str) -> Result<Arc<Expr>, PromqlError> {
     if query.len() > PARSE_CACHE_MAX_TEXT {
         return Engine::parse(query).map(Arc::new);
     }
-    if let Ok(mut cache) = PARSE_CACHE.lock() {
-        cache.tick += 1;
-        let tick = cache.tick;
-        if let Some((expr, used)) = cache.entries.get_mut(query) {
-            *used = tick;
-            return Ok(expr.clone());
-        }
+    if let Some(expr) = PARSE_CACHE.get(query) {
+        return Ok(expr);
     }
     let expr = Arc::new(Engine::parse(query)?);
-    if let Ok(mut cache) = PARSE_CACHE.lock() {
-        if cache.entries.len() >= PARSE_CACHE_ENTRIES
-            && let Some(oldest) = cache
-                .entries
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(k, _)| k.clone())
-        {
-            cache.entries.remove(&oldest);
-        }
-        let tick = cache.tick;
-        cache
-            .entries
-            .insert(query.to_string(), (expr.clone(), tick));
-    }
+    let bytes = PARSE_ENTRY_BYTES + 4 * query.len();
+    PARSE_CACHE.insert(query.to_string(), expr.clone(), bytes);
     Ok(expr)
 }
 

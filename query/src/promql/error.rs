@@ -40,3 +40,20 @@ pub(crate) fn exec_err<T>(msg: impl Into<String>) -> Result<T, PromqlError> {
 pub(crate) fn bad_data<T>(msg: impl Into<String>) -> Result<T, PromqlError> {
     Err(PromqlError::BadData(msg.into()))
 }
+
+impl From<lumen_storage::segment::reader::OpenError> for PromqlError {
+    /// A segment that cannot be opened: gone since the snapshot (compaction or retention removed
+    /// it; the query may be retried), unreadable, or — for queries that may only use what is in
+    /// memory — a footer not cached yet, which answers like a deadline passed.
+    fn from(e: lumen_storage::segment::reader::OpenError) -> Self {
+        use lumen_storage::segment::reader::OpenError;
+        match e {
+            OpenError::Missing(path) => PromqlError::Source(format!(
+                "segment {} unavailable, retry the query",
+                path.display()
+            )),
+            OpenError::NotCached(_) => PromqlError::Timeout(e.to_string()),
+            OpenError::Unreadable { .. } => PromqlError::Source(e.to_string()),
+        }
+    }
+}

@@ -30,6 +30,7 @@ use arrow::array::{
     ArrayRef, BooleanArray, MapBuilder, RecordBatch, StringArray, StringBuilder, UInt32Array,
 };
 use arrow::compute::take;
+use lumen_storage::segment::reader::Footer;
 use lumen_storage::{
     AttributeColumn, Postings, RoaringBitmap, SegmentMeta, SeriesEntry, SeriesIndex,
 };
@@ -149,7 +150,12 @@ pub(super) fn read_indexed(
     let err = |e: &dyn std::fmt::Display| {
         PromqlError::Source(format!("segment {}: {e}", segment.path.display()))
     };
-    let builder = super::parquet_cache::reader_builder_if(&segment.path, sink.in_memory_only())?;
+    let footer = if sink.in_memory_only() {
+        Footer::CachedOnly
+    } else {
+        Footer::Cached
+    };
+    let builder = lumen_storage::segment::reader::open(segment, footer)?;
     let group_rows: Vec<u64> = builder
         .metadata()
         .row_groups()

@@ -20,6 +20,7 @@ use lumen_storage::{Table, TimeRange};
 use promql_parser::label::Matchers;
 
 use lumen_storage::schema::{MetricType, REMOTE_WRITE_SCOPE};
+use lumen_storage::segment::reader::Footer;
 
 use super::accumulator::{RowPlan, SeriesAccumulator, SeriesExemplars};
 use super::columns::{PlainColumns, plain_sample, str_at};
@@ -283,7 +284,7 @@ impl MetricsTableSource {
                     ),
                 }
             }
-            read_segment(&segment.path, columns, deadline, &mut |batch| {
+            read_segment(segment, columns, deadline, &mut |batch| {
                 acc.add_batch(batch, start_ns, end_ns, prefilter)
             })?;
         }
@@ -541,7 +542,7 @@ impl MetricsTableSource {
                         .filter(|c| *c != "time")
                         .collect();
                     let mut set = std::collections::HashSet::new();
-                    read_segment(&segment.path, &columns, deadline, &mut |batch| {
+                    read_segment(segment, &columns, deadline, &mut |batch| {
                         distinct_of(batch, &mut set, None)
                     })?;
                     let list = Arc::new(set.into_iter().collect::<Vec<_>>());
@@ -632,16 +633,17 @@ impl SeriesSource for MetricsTableSource {
     }
 }
 
-/// Reads `columns` of every row of the segment file at `path`.
+/// Reads `columns` of every row of `segment`.
 fn read_segment(
-    path: &std::path::Path,
+    segment: &lumen_storage::SegmentMeta,
     columns: &[&str],
     deadline: Option<Instant>,
     each: &mut dyn FnMut(&RecordBatch),
 ) -> Result<(), PromqlError> {
+    let path = &segment.path;
     let err =
         |e: &dyn std::fmt::Display| PromqlError::Source(format!("segment {}: {e}", path.display()));
-    let builder = super::parquet_cache::reader_builder(path)?;
+    let builder = lumen_storage::segment::reader::open(segment, Footer::Cached)?;
     let mask = lumen_storage::segment::root_projection(builder.parquet_schema(), |name| {
         columns.contains(&name)
     });

@@ -218,50 +218,24 @@ fn parse_expect(ev: &mut Eval, exp: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses a Prometheus duration (`1h30m`, `10s53ms`, `0`) into milliseconds.
+/// Parses a Prometheus duration (`1h30m`, `10s53ms`, `0`, Lumen's one grammar:
+/// `lumen_storage::duration`), negative with a leading `-`, or bare seconds, into milliseconds.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
     let s = s.trim();
-    if s == "0" {
-        return Ok(0);
-    }
     let (neg, s) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s),
     };
-    let bytes = s.as_bytes();
-    let mut total: i64 = 0;
-    let mut i = 0;
-    if bytes.is_empty() {
-        return Err("empty duration".into());
-    }
-    while i < bytes.len() {
-        let start = i;
-        while i < bytes.len() && bytes[i].is_ascii_digit() {
-            i += 1;
-        }
-        let n: i64 = s[start..i]
-            .parse()
-            .map_err(|_| format!("bad duration {s:?}"))?;
-        let ustart = i;
-        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
-            i += 1;
-        }
-        let unit = match &s[ustart..i] {
-            "ms" => 1,
-            "s" => 1000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 604_800_000,
-            "y" => 31_536_000_000,
-            "" if i == bytes.len() => 1000,
-            u => return Err(format!("bad duration unit {u:?} in {s:?}")),
-        };
-        total = total
-            .checked_add(n.checked_mul(unit).ok_or("duration overflow")?)
-            .ok_or("duration overflow")?;
-    }
-    Ok(if neg { -total } else { total })
+    let ms = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse::<i64>()
+            .ok()
+            .and_then(|secs| secs.checked_mul(1000))
+            .ok_or_else(|| format!("bad duration {s:?}"))?
+    } else {
+        let d = lumen_storage::duration::parse(s).map_err(|e| e.to_string())?;
+        i64::try_from(d.as_millis()).map_err(|_| "duration overflow".to_string())?
+    };
+    Ok(if neg { -ms } else { ms })
 }
 
 /// Parses a float as Go's `strconv.ParseFloat` would for test values.

@@ -172,7 +172,9 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
         .map_err(|_| format!("cannot parse {s:?} to a valid timestamp"))
 }
 
-/// A duration as float seconds or a Prometheus duration (`1h30m`, `500ms`); returns milliseconds.
+/// A duration as float seconds (as Prometheus takes them: `15`, `0.5`, `1e3`, `-5`, the last
+/// refused later where a duration must be positive) or in Lumen's one duration grammar
+/// ([`lumen_storage::duration::parse`]: `1h30m`, `500ms`); returns milliseconds.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
     let bad = || format!("cannot parse {s:?} to a valid duration");
     if let Ok(secs) = s.parse::<f64>() {
@@ -182,40 +184,11 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
         }
         return Ok(ms as i64);
     }
-    if s.is_empty() {
+    if s.trim() != s {
         return Err(bad());
     }
-    let mut total: i64 = 0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit_ms: i64 = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 604_800_000,
-            "y" => 31_536_000_000,
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_len..];
-        total = n
-            .checked_mul(unit_ms)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-    }
-    Ok(total)
+    let d = lumen_storage::duration::parse(s).map_err(|_| bad())?;
+    i64::try_from(d.as_millis()).map_err(|_| bad())
 }
 
 /// Undoes Prometheus's `U__` label-name escaping (`U__http_2e_status` → `http.status`, `__` → `_`);

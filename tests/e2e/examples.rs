@@ -4,9 +4,10 @@ use serde_json::{Value, json};
 
 use crate::server::TestServer;
 
-const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/otlp-examples");
+pub(crate) const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/otlp-examples");
 
-async fn post_example(server: &TestServer, file: &str, path: &str) {
+/// Posts the official example `file` to `path` and checks it is fully accepted.
+pub(crate) async fn post_example(server: &TestServer, file: &str, path: &str) {
     let body = std::fs::read(format!("{EXAMPLES}/{file}"))
         .expect("example file (../shared/otlp-examples)");
     let resp = reqwest::Client::new()

@@ -27,9 +27,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::examples::post_example;
 use crate::server::TestServer;
 
-const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/otlp-examples");
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sql");
 
 /// One case of a golden file.
@@ -129,19 +129,6 @@ fn render(cases: &[Case]) -> String {
         }
     }
     out
-}
-
-async fn post_example(server: &TestServer, file: &str, path: &str) {
-    let body = std::fs::read(format!("{EXAMPLES}/{file}"))
-        .expect("example file (../shared/otlp-examples)");
-    let resp = reqwest::Client::new()
-        .post(format!("{}{path}", server.http))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200, "{file}");
 }
 
 fn golden_files() -> Vec<PathBuf> {

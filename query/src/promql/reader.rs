@@ -193,6 +193,14 @@ impl SeriesSource for QuerySource<'_> {
     }
 }
 
+/// The nanoseconds of the window `[start_ms, end_ms]`, the end's whole millisecond included.
+fn window_ns(start_ms: i64, end_ms: i64) -> (i64, i64) {
+    (
+        start_ms.saturating_mul(1_000_000),
+        end_ms.saturating_mul(1_000_000).saturating_add(999_999),
+    )
+}
+
 /// A `timeout` error once `deadline` has passed.
 fn check_deadline(deadline: Option<Instant>) -> Result<(), PromqlError> {
     match deadline {
@@ -220,8 +228,7 @@ impl MetricsTableSource {
             COLUMNS.to_vec()
         };
         let columns = columns.as_slice();
-        let start_ns = start_ms.saturating_mul(1_000_000);
-        let end_ns = end_ms.saturating_mul(1_000_000).saturating_add(999_999);
+        let (start_ns, end_ns) = window_ns(start_ms, end_ms);
         let snapshot = self.snapshots.snapshot(
             Table::Metrics,
             TimeRange {
@@ -480,8 +487,7 @@ impl MetricsTableSource {
             "is_monotonic",
             "scope_name",
         ];
-        let start_ns = start_ms.saturating_mul(1_000_000);
-        let end_ns = end_ms.saturating_mul(1_000_000).saturating_add(999_999);
+        let (start_ns, end_ns) = window_ns(start_ms, end_ms);
         let snapshot = self.snapshots.snapshot(
             Table::Metrics,
             TimeRange {

@@ -10,7 +10,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -26,7 +26,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SendableRecordBatchStream,
 };
-use lumen_storage::schema::TIME_COLUMN;
+use lumen_storage::schema::{TIME_COLUMN, conform_array};
 use lumen_storage::segment::{
     self,
     reader::{Footer, OpenError},
@@ -87,7 +87,7 @@ pub struct LumenScanExec {
 impl LumenScanExec {
     /// Plans the partitions of a scan.
     pub fn try_new(input: ScanInput) -> Result<Self> {
-        let projector = Projector::try_new(&input.sql_schema, &input.projection)?;
+        let projector = Projector::try_new(input.table, &input.sql_schema, &input.projection)?;
         let mut partitions = Vec::new();
         if !input.head.is_empty() {
             partitions.push(PartitionSource::Head);
@@ -310,12 +310,17 @@ fn group_segments(mut segments: Vec<SegmentMeta>, target: usize) -> Vec<Vec<Segm
 struct Projector {
     /// The projected SQL schema.
     output_schema: SchemaRef,
+    /// The table's storage schema.
+    storage_schema: SchemaRef,
 }
 
 impl Projector {
-    fn try_new(sql_schema: &SchemaRef, projection: &[usize]) -> Result<Self> {
+    fn try_new(table: Table, sql_schema: &SchemaRef, projection: &[usize]) -> Result<Self> {
         let output_schema = Arc::new(sql_schema.project(projection)?);
-        Ok(Projector { output_schema })
+        Ok(Projector {
+            output_schema,
+            storage_schema: table.schema(),
+        })
     }
 
     /// Column names to read from storage; a column-less scan still reads `time` for row counts.
@@ -337,10 +342,17 @@ impl Projector {
             .fields()
             .iter()
             .map(|field| {
-                let column = batch.column_by_name(field.name()).ok_or_else(|| {
-                    ArrowError::SchemaError(format!("stored batch has no column {}", field.name()))
-                })?;
-                to_sql_column(column, field.data_type())
+                let Some(column) = batch.column_by_name(field.name()) else {
+                    return Ok(new_null_array(field.data_type(), batch.num_rows()));
+                };
+                match self.storage_schema.field_with_name(field.name()) {
+                    // A nested struct of an older schema gets today's fields first.
+                    Ok(stored) if stored.data_type() != column.data_type() => {
+                        let column = conform_array(column, stored.data_type())?;
+                        to_sql_column(&column, field.data_type())
+                    }
+                    _ => to_sql_column(column, field.data_type()),
+                }
             })
             .collect::<Result<Vec<ArrayRef>, ArrowError>>()?;
         RecordBatch::try_new_with_options(
@@ -493,18 +505,15 @@ impl SegmentReader {
             return Ok(Flow::Continue);
         }
 
+        // A column added to the schema after this segment was written is not in the file: it
+        // is left out here and reads as nulls (see `Projector::project`).
         let root_fields = builder.parquet_schema().root_schema().get_fields();
-        let roots = self
+        let roots: Vec<usize> = self
             .projector
             .storage_columns()
             .into_iter()
-            .map(|name| {
-                root_fields
-                    .iter()
-                    .position(|field| field.name() == name)
-                    .ok_or_else(|| unreadable(format!("the file has no column {name}")))
-            })
-            .collect::<Result<Vec<usize>, _>>()?;
+            .filter_map(|name| root_fields.iter().position(|field| field.name() == name))
+            .collect();
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
         let mut builder = builder
             .with_projection(mask)

@@ -36,7 +36,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 
 use crate::error::{Result, StorageError};
 use crate::manifest::SegmentMeta;
-use crate::schema::Table;
+use crate::schema::{self, Table};
 use crate::segment::{self, SegmentWriter};
 
 /// When and how much to compact.
@@ -215,25 +215,16 @@ fn merge_in_batches(
         .parent()
         .ok_or_else(|| invalid("a segment path without a directory"))?
         .to_path_buf();
-    let mut schema: Option<SchemaRef> = None;
+    // Inputs written by an older Lumen are read in today's schema (their missing columns as
+    // nulls), so the merged segment is in today's schema too.
+    let schema = table.schema();
     let mut max_wal_seq = 0u64;
     let mut readers = Vec::with_capacity(plan.inputs.len());
     for input in &plan.inputs {
-        let (reader, input_schema, seq) = open_input(input, batch_rows)?;
-        match &schema {
-            None => schema = Some(input_schema),
-            Some(s) if s.fields() == input_schema.fields() => {}
-            Some(_) => {
-                return Err(invalid(&format!(
-                    "{} has a different schema from the other segments of its partition",
-                    input.path.display()
-                )));
-            }
-        }
+        let (reader, seq) = open_input(input, batch_rows)?;
         max_wal_seq = max_wal_seq.max(seq);
         readers.push(reader);
     }
-    let schema = schema.ok_or_else(|| invalid("nothing to merge"))?;
     let key_columns: Vec<usize> = table
         .sort_columns()
         .iter()
@@ -256,7 +247,7 @@ fn merge_in_batches(
     let mut sources: Vec<RecordBatch> = Vec::new();
     let mut cursors: Vec<Cursor> = Vec::with_capacity(readers.len());
     for mut reader in readers {
-        if let Some(batch) = next_batch(&mut reader, &dir)? {
+        if let Some(batch) = next_batch(&mut reader, &schema, &dir)? {
             let keys = keys_of(&batch)?;
             cursors.push(Cursor {
                 reader,
@@ -301,7 +292,7 @@ fn merge_in_batches(
         let cursor = &mut cursors[best];
         cursor.pos = end;
         if cursor.pos == cursor.batch_rows {
-            match next_batch(&mut cursor.reader, &dir)? {
+            match next_batch(&mut cursor.reader, &schema, &dir)? {
                 Some(batch) => {
                     cursor.keys = keys_of(&batch)?;
                     cursor.batch_rows = batch.num_rows();
@@ -341,11 +332,8 @@ fn invalid(message: &str) -> StorageError {
     )
 }
 
-/// A reader of a whole segment, its Arrow schema and the WAL seq recorded in it.
-fn open_input(
-    input: &SegmentMeta,
-    batch_rows: usize,
-) -> Result<(ParquetRecordBatchReader, SchemaRef, u64)> {
+/// A reader of a whole segment and the WAL seq recorded in it.
+fn open_input(input: &SegmentMeta, batch_rows: usize) -> Result<(ParquetRecordBatchReader, u64)> {
     let builder = segment::reader::open(input, segment::reader::Footer::Uncached)?;
     let seq = builder
         .metadata()
@@ -354,11 +342,15 @@ fn open_input(
         .and_then(|kv| kv.iter().find(|k| k.key == "lumen.max_wal_seq"))
         .and_then(|k| k.value.as_deref()?.parse().ok())
         .unwrap_or(0);
-    let schema = builder.schema().clone();
-    Ok((builder.with_batch_size(batch_rows).build()?, schema, seq))
+    Ok((builder.with_batch_size(batch_rows).build()?, seq))
 }
 
-fn next_batch(reader: &mut ParquetRecordBatchReader, dir: &Path) -> Result<Option<RecordBatch>> {
+/// The next non-empty batch of a segment, in `schema`.
+fn next_batch(
+    reader: &mut ParquetRecordBatchReader,
+    schema: &SchemaRef,
+    dir: &Path,
+) -> Result<Option<RecordBatch>> {
     for batch in reader.by_ref() {
         let batch = batch.map_err(|e| {
             StorageError::io(
@@ -367,7 +359,7 @@ fn next_batch(reader: &mut ParquetRecordBatchReader, dir: &Path) -> Result<Optio
             )
         })?;
         if batch.num_rows() > 0 {
-            return Ok(Some(batch));
+            return Ok(Some(schema::conform_batch(&batch, schema)?));
         }
     }
     Ok(None)

@@ -549,7 +549,7 @@ async fn traces_round_trip(transport: Transport) {
                 "checkout.express": "true",
                 "checkout.items": r#"["sku-1","sku-2"]"#,
                 "checkout.quantities": "[1,2,3]",
-                "checkout.prices": "[9.99,20]",
+                "checkout.prices": "[9.99,20.0]",
                 "checkout.gift_flags": "[true,false]",
             }),
             "{c}"

@@ -19,6 +19,8 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
+use lumen_storage::schema::ValueType;
+
 use super::{Limits, Report};
 
 /// Attribute key whose value becomes the `service_name` column.
@@ -75,7 +77,12 @@ fn write_json(value: Option<&Value>, out: &mut String) {
         }
         Some(Value::DoubleValue(d)) => {
             if d.is_finite() {
+                // `1.0` stays `1.0`, not `1`, so a reader tells doubles from ints.
+                let start = out.len();
                 let _ = write!(out, "{d}");
+                if !out[start..].contains(['.', 'e', 'E']) {
+                    out.push_str(".0");
+                }
             } else if d.is_nan() {
                 out.push_str("\"NaN\"");
             } else if *d > 0.0 {
@@ -170,9 +177,37 @@ pub(crate) fn kept(attributes: &[KeyValue], limit: usize) -> (&[KeyValue], usize
     (&attributes[..n], attributes.len() - n)
 }
 
-/// A `Map<Utf8, Utf8>` column of attributes (`schema::attributes_type()`).
+/// The stored type letter of a value (`schema::ValueType`); an absent value counts as a string.
+pub(crate) fn value_type_code(value: Option<&Value>) -> u8 {
+    let kind = match value {
+        None | Some(Value::StringValue(_)) => ValueType::String,
+        Some(Value::BoolValue(_)) => ValueType::Bool,
+        // A profiles string-table index is kept as the number sent.
+        Some(Value::IntValue(_)) | Some(Value::StringValueStrindex(_)) => ValueType::Int,
+        Some(Value::DoubleValue(_)) => ValueType::Double,
+        Some(Value::BytesValue(_)) => ValueType::Bytes,
+        Some(Value::ArrayValue(_)) => ValueType::Array,
+        Some(Value::KvlistValue(_)) => ValueType::Kvlist,
+    };
+    kind.code()
+}
+
+/// The `<map>_types` text of some attributes: one letter per entry, `None` when all are strings.
+pub(crate) fn types_text(attributes: &[KeyValue]) -> Option<String> {
+    let codes = attributes
+        .iter()
+        .map(|kv| value_type_code(kv.value.as_ref().and_then(|v| v.value.as_ref())));
+    let text: String = codes.map(char::from).collect();
+    text.bytes()
+        .any(|c| c != ValueType::String.code())
+        .then_some(text)
+}
+
+/// A `Map<Utf8, Utf8>` column of attributes (`schema::attributes_type()`) and its `<map>_types`
+/// column.
 pub(crate) struct AttributesBuilder {
     inner: MapBuilder<StringBuilder, StringBuilder>,
+    types: StringBuilder,
 }
 
 impl AttributesBuilder {
@@ -184,10 +219,11 @@ impl AttributesBuilder {
                 StringBuilder::new(),
                 rows,
             ),
+            types: StringBuilder::new(),
         }
     }
 
-    /// Appends one map holding `attributes` (already limited by the caller).
+    /// Appends one map holding `attributes` (already limited by the caller), and their types.
     pub(crate) fn append(&mut self, attributes: &[KeyValue]) -> Result<(), ArrowError> {
         for kv in attributes {
             self.inner.keys().append_value(&kv.key);
@@ -195,22 +231,32 @@ impl AttributesBuilder {
                 .values()
                 .append_option(any_value_text(kv.value.as_ref()));
         }
+        self.types.append_option(types_text(attributes));
         self.inner.append(true)
     }
 
-    /// Appends one map of attributes already in text form.
+    /// Appends one map of attributes already in text form, with their `<map>_types` text.
     pub(crate) fn append_texts<K: AsRef<str>, V: AsRef<str>>(
         &mut self,
         attributes: impl IntoIterator<Item = (K, Option<V>)>,
+        types: Option<&str>,
     ) -> Result<(), ArrowError> {
         for (key, value) in attributes {
             self.inner.keys().append_value(key);
             self.inner.values().append_option(value);
         }
+        self.types.append_option(types);
         self.inner.append(true)
     }
 
-    pub(crate) fn finish(&mut self) -> ArrayRef {
+    /// The map column and its types column, in schema order.
+    pub(crate) fn finish(&mut self) -> [ArrayRef; 2] {
+        [Arc::new(self.inner.finish()), Arc::new(self.types.finish())]
+    }
+
+    /// The map column alone, for the maps stored without types (`metric_metadata`, exemplars).
+    pub(crate) fn finish_map(&mut self) -> ArrayRef {
+        self.types = StringBuilder::new();
         Arc::new(self.inner.finish())
     }
 }
@@ -420,6 +466,8 @@ pub(crate) fn note_trimmed(
 pub(crate) struct ResourceContext {
     pub service_name: Option<String>,
     pub attributes: TextAttributes,
+    /// The attributes' `<map>_types` text.
+    pub attribute_types: Option<String>,
     pub dropped_attributes_count: u32,
     pub schema_url: Option<String>,
     /// `Resource.entity_refs` as a JSON array, `None` when there are none.
@@ -453,6 +501,7 @@ impl ResourceContext {
         ResourceContext {
             service_name,
             attributes: to_texts(attributes),
+            attribute_types: types_text(attributes),
             dropped_attributes_count: dropped_total(
                 resource.map(|r| r.dropped_attributes_count).unwrap_or(0),
                 extra,
@@ -488,6 +537,8 @@ pub(crate) struct ScopeContext {
     pub name: Option<String>,
     pub version: Option<String>,
     pub attributes: TextAttributes,
+    /// The attributes' `<map>_types` text.
+    pub attribute_types: Option<String>,
     pub dropped_attributes_count: u32,
     pub schema_url: Option<String>,
 }
@@ -513,6 +564,7 @@ impl ScopeContext {
             name: scope.and_then(|s| non_empty(&s.name)).map(str::to_owned),
             version: scope.and_then(|s| non_empty(&s.version)).map(str::to_owned),
             attributes: to_texts(attributes),
+            attribute_types: types_text(attributes),
             dropped_attributes_count: dropped_total(
                 scope.map(|s| s.dropped_attributes_count).unwrap_or(0),
                 extra,
@@ -571,8 +623,10 @@ impl ResourceScopeColumns {
     ) -> Result<(), ArrowError> {
         self.service_name
             .append_option(resource.service_name.as_deref());
-        self.resource_attributes
-            .append_texts(resource.attributes.iter().map(|(k, v)| (k, v.as_ref())))?;
+        self.resource_attributes.append_texts(
+            resource.attributes.iter().map(|(k, v)| (k, v.as_ref())),
+            resource.attribute_types.as_deref(),
+        )?;
         self.resource_dropped_attributes_count
             .append_value(resource.dropped_attributes_count);
         self.resource_schema_url
@@ -581,8 +635,10 @@ impl ResourceScopeColumns {
             .append_option(resource.entity_refs.as_deref());
         self.scope_name.append_option(scope.name.as_deref());
         self.scope_version.append_option(scope.version.as_deref());
-        self.scope_attributes
-            .append_texts(scope.attributes.iter().map(|(k, v)| (k, v.as_ref())))?;
+        self.scope_attributes.append_texts(
+            scope.attributes.iter().map(|(k, v)| (k, v.as_ref())),
+            scope.attribute_types.as_deref(),
+        )?;
         self.scope_dropped_attributes_count
             .append_value(scope.dropped_attributes_count);
         self.scope_schema_url
@@ -590,16 +646,20 @@ impl ResourceScopeColumns {
         Ok(())
     }
 
-    pub(crate) fn finish(&mut self) -> [ArrayRef; 10] {
+    pub(crate) fn finish(&mut self) -> [ArrayRef; 12] {
+        let [resource_attributes, resource_attribute_types] = self.resource_attributes.finish();
+        let [scope_attributes, scope_attribute_types] = self.scope_attributes.finish();
         [
             Arc::new(self.service_name.finish()),
-            self.resource_attributes.finish(),
+            resource_attributes,
+            resource_attribute_types,
             Arc::new(self.resource_dropped_attributes_count.finish()),
             Arc::new(self.resource_schema_url.finish()),
             Arc::new(self.resource_entity_refs.finish()),
             Arc::new(self.scope_name.finish()),
             Arc::new(self.scope_version.finish()),
-            self.scope_attributes.finish(),
+            scope_attributes,
+            scope_attribute_types,
             Arc::new(self.scope_dropped_attributes_count.finish()),
             Arc::new(self.scope_schema_url.finish()),
         ]

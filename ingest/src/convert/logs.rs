@@ -192,6 +192,7 @@ impl LogColumns {
     }
 
     fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let [attributes, attribute_types] = self.attributes.finish();
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish()),
             Arc::new(self.observed_time.finish()),
@@ -203,7 +204,8 @@ impl LogColumns {
             Arc::new(self.trace_id.finish()),
             Arc::new(self.span_id.finish()),
             Arc::new(self.flags.finish()),
-            self.attributes.finish(),
+            attributes,
+            attribute_types,
             Arc::new(self.dropped_attributes_count.finish()),
         ];
         columns.extend(self.resource_scope.finish());

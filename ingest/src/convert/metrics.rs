@@ -25,7 +25,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::common::{
     AttributesBuilder, Clock, ItemPath, ListOffsets, ResourceContext, ResourceScopeColumns,
     ScopeContext, Signal, any_value_text, hex_id, kept, non_empty, note_trimmed, stored_ns,
-    timestamp_builder,
+    timestamp_builder, types_text,
 };
 use super::{Converted, Limits, Report};
 
@@ -533,8 +533,10 @@ impl MetricColumns {
         );
         self.series_id.append_value(xxh3_64(&self.series_key));
         self.flags.append_value(point.flags());
-        self.attributes
-            .append_texts(texts.iter().map(|(k, v)| (k, v.as_ref())))?;
+        self.attributes.append_texts(
+            texts.iter().map(|(k, v)| (k, v.as_ref())),
+            types_text(attributes).as_deref(),
+        )?;
         self.metric_metadata.append(metric.metadata)?;
 
         let values = point.values();
@@ -573,6 +575,7 @@ impl MetricColumns {
     }
 
     fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let [attributes, attribute_types] = self.attributes.finish();
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish()),
             Arc::new(self.start_time.finish()),
@@ -584,8 +587,9 @@ impl MetricColumns {
             Arc::new(self.is_monotonic.finish()),
             Arc::new(self.series_id.finish()),
             Arc::new(self.flags.finish()),
-            self.attributes.finish(),
-            self.metric_metadata.finish(),
+            attributes,
+            attribute_types,
+            self.metric_metadata.finish_map(),
             Arc::new(self.value.finish()),
             Arc::new(self.value_int.finish()),
             Arc::new(self.count.finish()),
@@ -714,7 +718,7 @@ impl ExemplarColumns {
                 Arc::new(self.value_int.finish()),
                 Arc::new(self.trace_id.finish()),
                 Arc::new(self.span_id.finish()),
-                self.filtered_attributes.finish(),
+                self.filtered_attributes.finish_map(),
             ],
             None,
         )?;

@@ -250,6 +250,7 @@ impl SpanColumns {
     }
 
     fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let [attributes, attribute_types] = self.attributes.finish();
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish()),
             Arc::new(self.end_time.finish()),
@@ -263,7 +264,8 @@ impl SpanColumns {
             Arc::new(self.kind.finish()),
             Arc::new(self.status_code.finish()),
             Arc::new(self.status_message.finish()),
-            self.attributes.finish(),
+            attributes,
+            attribute_types,
             Arc::new(self.dropped_attributes_count.finish()),
             self.events.finish()?,
             Arc::new(self.dropped_events_count.finish()),
@@ -321,12 +323,14 @@ impl EventColumns {
     }
 
     fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        let [attributes, attribute_types] = self.attributes.finish();
         let values = StructArray::try_new(
             span_event_fields(),
             vec![
                 Arc::new(self.time.finish()),
                 Arc::new(self.name.finish()),
-                self.attributes.finish(),
+                attributes,
+                attribute_types,
                 Arc::new(self.dropped_attributes_count.finish()),
             ],
             None,
@@ -387,6 +391,7 @@ impl LinkColumns {
     }
 
     fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        let [attributes, attribute_types] = self.attributes.finish();
         let values = StructArray::try_new(
             span_link_fields(),
             vec![
@@ -394,7 +399,8 @@ impl LinkColumns {
                 Arc::new(self.span_id.finish()),
                 Arc::new(self.trace_state.finish()),
                 Arc::new(self.flags.finish()),
-                self.attributes.finish(),
+                attributes,
+                attribute_types,
                 Arc::new(self.dropped_attributes_count.finish()),
             ],
             None,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Result, StorageError};
 use crate::head::Head;
 use crate::manifest::Manifest;
+use crate::schema;
 use crate::segment;
 use crate::wal::{self, WalFile};
 
@@ -51,7 +52,9 @@ pub(super) fn recover(dir: &Path) -> Result<Recovered> {
     let mut head = Head::default();
     let wal_dir = dir.join("wal");
     let replay = wal::replay(&wal_dir, manifest.flushed_wal_seq, |record| {
-        head.active.insert(record.seq, record.table, record.batch);
+        // A record written by an older Lumen is kept in today's schema.
+        let batch = schema::conform_batch(&record.batch, &record.table.schema())?;
+        head.active.insert(record.seq, record.table, batch);
         Ok(())
     })?;
     report.replayed_records = replay.records - replay.skipped;

@@ -250,6 +250,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
             storage.clone(),
             ingest_config.clone(),
         ))
+        .merge(lumen_query::tempo_router(Arc::clone(&engine)))
         .merge(lumen_query::http_router(engine))
         .merge(lumen_alerting::api::router(alerting.clone()))
         .merge(lumen_query::prometheus_router(promql));

@@ -68,6 +68,8 @@ pub mod sql;
 pub mod table;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod traceql;
+pub mod traces;
 
 pub use error::QueryError;
 pub use promql::api::prometheus_router;
@@ -76,3 +78,4 @@ pub use snapshot::SnapshotSource;
 pub use sql::api::http_router;
 pub use sql::session::{QueryConfig, QueryEngine, QueryOutput, QueryStream};
 pub use table::LumenTable;
+pub use traceql::api::tempo_router;

@@ -15,3 +15,4 @@ mod sdk;
 mod server;
 mod sql;
 mod sql_golden;
+mod tempo;

@@ -209,10 +209,10 @@ fn window(params: &HashMap<String, String>) -> Result<TraceWindow, String> {
         start_ns: seconds("start")?,
         end_ns: seconds("end")?,
     };
-    if let (Some(start), Some(end)) = (window.start_ns, window.end_ns) {
-        if end < start {
-            return Err("end is before start".into());
-        }
+    if let (Some(start), Some(end)) = (window.start_ns, window.end_ns)
+        && end < start
+    {
+        return Err("end is before start".into());
     }
     Ok(window)
 }
@@ -538,12 +538,13 @@ fn percent_decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((high * 16 + low) as u8);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;

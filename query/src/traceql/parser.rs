@@ -748,11 +748,9 @@ fn check_comparison(field: &Field, op: CompareOp, literal: &Literal) -> Result<(
             op.as_str()
         ));
     }
-    if regex {
-        if let Literal::String(pattern) = literal {
-            regex::Regex::new(pattern)
-                .map_err(|e| format!("invalid regular expression {pattern:?}: {e}"))?;
-        }
+    if regex && let Literal::String(pattern) = literal {
+        regex::Regex::new(pattern)
+            .map_err(|e| format!("invalid regular expression {pattern:?}: {e}"))?;
     }
     let ordered = matches!(
         op,

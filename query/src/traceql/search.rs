@@ -197,7 +197,7 @@ pub async fn search(
             }
             let rows = &traces[&trace_id];
             let mut matched: Vec<SpanMatch> = spans.iter().map(|i| rows[*i].span.clone()).collect();
-            matched.sort_by(|a, b| b.start_ns.cmp(&a.start_ns));
+            matched.sort_by_key(|b| std::cmp::Reverse(b.start_ns));
             let count = matched.len();
             matched.truncate(request.spans_per_set);
             Some(TraceMatch {

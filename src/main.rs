@@ -14,6 +14,7 @@ mod promql_cli;
 mod rules_cli;
 mod serve;
 mod sql_cli;
+mod traces_cli;
 mod units;
 
 use clap::{Parser, Subcommand};
@@ -55,6 +56,10 @@ enum Command {
     Sql(sql_cli::SqlArgs),
     /// Run a PromQL query against a running server (instant by default; range with --start --end --step).
     Promql(promql_cli::PromqlArgs),
+    /// Search traces with TraceQL on a running server and list them, newest first.
+    Traces(traces_cli::TracesArgs),
+    /// Print one trace as a waterfall: the span tree with offsets, durations and status.
+    Trace(traces_cli::TraceArgs),
     /// Run Lumen with a simulated bookstore fleet feeding it.
     Demo(demo::DemoArgs),
     /// Work with rule files.
@@ -93,6 +98,8 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Sql(args) => runtime.block_on(sql_cli::run(args)),
         Command::Promql(args) => runtime.block_on(promql_cli::run(args)),
+        Command::Traces(args) => runtime.block_on(traces_cli::run_traces(args)),
+        Command::Trace(args) => runtime.block_on(traces_cli::run_trace(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Alerts(args) => runtime.block_on(alerts_cli::run(args)),
         Command::Rules(RulesCommand::Check { .. }) => Ok(std::process::ExitCode::SUCCESS),

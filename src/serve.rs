@@ -53,6 +53,10 @@ mod defaults {
     pub fn max_attributes() -> usize {
         lumen_ingest::IngestConfig::default().max_attributes_per_item
     }
+
+    pub fn span_metrics() -> bool {
+        lumen_ingest::IngestConfig::default().span_metrics
+    }
 }
 
 /// Flags of `lumen serve`; each also reads a `LUMEN_*` environment variable.
@@ -73,6 +77,9 @@ pub struct ServeArgs {
     /// Attributes kept per span, log record, data point or resource; the rest are counted as dropped.
     #[arg(long, env = "LUMEN_MAX_ATTRIBUTES", default_value_t = defaults::max_attributes())]
     pub max_attributes: usize,
+    /// Derive RED metrics (traces_spanmetrics_*) and the service graph (traces_service_graph_*) from spans at ingest, as Tempo's metrics generator names them (`--span-metrics false` turns it off).
+    #[arg(long, env = "LUMEN_SPAN_METRICS", default_value_t = defaults::span_metrics(), action = clap::ArgAction::Set)]
+    pub span_metrics: bool,
     /// Memory the in-memory head may use before writes are refused with a retryable error.
     #[arg(long, env = "LUMEN_MAX_HEAD_SIZE", default_value = defaults::MAX_HEAD_SIZE.as_str(), value_parser = parse_bytes)]
     pub max_head_size: usize,
@@ -200,8 +207,11 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     let ingest_config = lumen_ingest::IngestConfig {
         max_body_bytes: args.max_body_size,
         max_attributes_per_item: args.max_attributes,
+        span_metrics: args.span_metrics,
         ..Default::default()
     };
+    // One export path for both receivers: one span-metrics state pairs spans across protocols.
+    let receivers = lumen_ingest::Receivers::new(storage.clone(), ingest_config.clone());
     let query_config = lumen_query::QueryConfig {
         timeout: args.query_timeout,
         memory_limit: args.query_memory_limit,
@@ -246,11 +256,9 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
         .route("/api/v1/admin/flush", post(flush))
         .route("/api/v1/admin/compact", post(compact))
         .with_state(ops)
-        .merge(lumen_ingest::http_router(
-            storage.clone(),
-            ingest_config.clone(),
-        ))
+        .merge(receivers.http_router())
         .merge(lumen_query::tempo_router(Arc::clone(&engine)))
+        .merge(lumen_query::jaeger_router(Arc::clone(&engine)))
         .merge(lumen_query::http_router(engine))
         .merge(lumen_alerting::api::router(alerting.clone()))
         .merge(lumen_query::prometheus_router(promql));
@@ -259,7 +267,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningServer> {
     warm_series_indexes(storage.clone(), serving.clone());
 
     let mut grpc_stop = stop_rx.clone();
-    let grpc_routes = lumen_ingest::grpc_routes(storage.clone(), ingest_config);
+    let grpc_routes = receivers.grpc_routes();
     let grpc = tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_routes(grpc_routes)

@@ -10,9 +10,10 @@ use arrow::record_batch::RecordBatch;
 use lumen_storage::{Storage, StorageError, Table};
 
 use crate::IngestConfig;
-use crate::convert::Converted;
+use crate::convert::{self, Converted};
 use crate::error::IngestError;
 use crate::signal::OtlpSignal;
+use crate::spanmetrics::SpanMetrics;
 use crate::telemetry::{self, Protocol};
 
 /// Requests up to this size (decoded, estimated) are decoded and converted on the async worker
@@ -56,6 +57,8 @@ pub(crate) struct Exporter {
     /// Conversions on the blocking pool at once: one per core. Requests beyond wait here, holding
     /// only their body, rather than each taking a thread and its decoded copies.
     conversions: Arc<tokio::sync::Semaphore>,
+    /// The span-metrics state, when span metrics are derived (`IngestConfig::span_metrics`).
+    span_metrics: Option<Arc<SpanMetrics>>,
 }
 
 impl Exporter {
@@ -63,6 +66,7 @@ impl Exporter {
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         Exporter {
             sink,
+            span_metrics: config.span_metrics.then(|| Arc::new(SpanMetrics::new())),
             config,
             conversions: Arc::new(tokio::sync::Semaphore::new(cores)),
         }
@@ -84,12 +88,21 @@ impl Exporter {
     ) -> Result<Outcome, IngestError> {
         let limits = self.config.limits();
         let now_ns = now_ns();
-        let work = move || -> Result<Converted, IngestError> {
+        let span_metrics = self.span_metrics.clone();
+        let work = move || -> Result<(Converted, Option<Converted>), IngestError> {
             let request = decode()?;
-            S::convert(&request, &limits, now_ns)
-                .map_err(|e| IngestError::Internal(format!("building the {} batch: {e}", S::TABLE)))
+            let converted = S::convert(&request, &limits, now_ns).map_err(|e| {
+                IngestError::Internal(format!("building the {} batch: {e}", S::TABLE))
+            })?;
+            let derived = span_metrics
+                .as_deref()
+                .and_then(|m| S::derive(&request, m, now_ns))
+                .map(|derived| convert::metrics(&derived, &limits, now_ns))
+                .transpose()
+                .map_err(|e| IngestError::Internal(format!("building the span metrics: {e}")))?;
+            Ok((converted, derived))
         };
-        let converted = if size_hint <= INLINE_CONVERSION_BYTES {
+        let (converted, derived) = if size_hint <= INLINE_CONVERSION_BYTES {
             work()?
         } else {
             let permit = self
@@ -112,9 +125,30 @@ impl Exporter {
             rejected,
             ..
         } = converted;
-        if let Some(batch) = batch
-            && let Err(error) = self.sink.write(S::TABLE, batch).await
-        {
+        // The derived metrics are written beside the request's rows, in the same WAL commit
+        // when the two arrive together. Should the rows fail while the metrics succeed, the
+        // client retries and those spans are counted twice in the derived counters: an
+        // over-count in derived data, never a loss of acknowledged data.
+        let derived = derived.and_then(|d| d.batch);
+        let (written, derived_written) = tokio::join!(
+            async {
+                match batch {
+                    Some(batch) => self.sink.write(S::TABLE, batch).await,
+                    None => Ok(()),
+                }
+            },
+            async {
+                match derived {
+                    Some(batch) => self.sink.write(Table::Metrics, batch).await,
+                    None => Ok(()),
+                }
+            }
+        );
+        if let Err(error) = derived_written {
+            telemetry::record_spanmetrics_failure();
+            tracing::warn!(%error, "span metrics not written (the spans themselves were)");
+        }
+        if let Err(error) = written {
             // Nothing of this request was stored.
             telemetry::record_items(S::NAME, protocol, 0, accepted.saturating_add(rejected));
             return Err(error.into());

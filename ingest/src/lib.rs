@@ -39,6 +39,7 @@ mod http;
 mod json;
 pub mod remote_write;
 mod signal;
+pub mod spanmetrics;
 mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -61,6 +62,8 @@ pub struct IngestConfig {
     pub max_attributes_per_item: usize,
     /// How far in the future a timestamp may lie before its item is rejected.
     pub max_future_skew: Duration,
+    /// Derive RED metrics and the service graph from spans at ingest ([`spanmetrics`]).
+    pub span_metrics: bool,
 }
 
 impl Default for IngestConfig {
@@ -69,6 +72,7 @@ impl Default for IngestConfig {
             max_body_bytes: 16 * 1024 * 1024,
             max_attributes_per_item: 128,
             max_future_skew: Duration::from_secs(24 * 60 * 60),
+            span_metrics: true,
         }
     }
 }
@@ -83,15 +87,27 @@ impl IngestConfig {
     }
 }
 
-/// The OTLP/HTTP receiver: `POST /v1/traces`, `/v1/metrics` and `/v1/logs`.
-pub fn http_router(storage: Arc<lumen_storage::Storage>, config: IngestConfig) -> axum::Router {
-    http::router(Arc::new(export::Exporter::new(storage, config)))
+/// The OTLP receivers, HTTP and gRPC, over one export path: one set of limits and one
+/// span-metrics state, so a client span sent over gRPC pairs with its server span sent over HTTP.
+pub struct Receivers {
+    exporter: Arc<export::Exporter>,
 }
 
-/// The OTLP/gRPC receiver: `TraceService`, `MetricsService` and `LogsService`, accepting gzip.
-pub fn grpc_routes(
-    storage: Arc<lumen_storage::Storage>,
-    config: IngestConfig,
-) -> tonic::service::Routes {
-    grpc::routes(Arc::new(export::Exporter::new(storage, config)))
+impl Receivers {
+    /// Receivers writing to `storage`.
+    pub fn new(storage: Arc<lumen_storage::Storage>, config: IngestConfig) -> Self {
+        Receivers {
+            exporter: Arc::new(export::Exporter::new(storage, config)),
+        }
+    }
+
+    /// The OTLP/HTTP receiver: `POST /v1/traces`, `/v1/metrics` and `/v1/logs`.
+    pub fn http_router(&self) -> axum::Router {
+        http::router(Arc::clone(&self.exporter))
+    }
+
+    /// The OTLP/gRPC receiver: `TraceService`, `MetricsService` and `LogsService`, accepting gzip.
+    pub fn grpc_routes(&self) -> tonic::service::Routes {
+        grpc::routes(Arc::clone(&self.exporter))
+    }
 }

@@ -14,6 +14,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use serde::de::DeserializeOwned;
 
 use crate::convert::{self, Converted, Limits};
+use crate::spanmetrics::SpanMetrics;
 
 /// One OTLP signal: its request and response messages, its table and its conversion.
 pub(crate) trait OtlpSignal: Send + Sync + 'static {
@@ -37,6 +38,15 @@ pub(crate) trait OtlpSignal: Send + Sync + 'static {
 
     /// The response; `partial_success` is set when items were rejected or there is a message.
     fn response(rejected: u64, message: String) -> Self::Response;
+
+    /// Metrics derived from a request, written with it (span metrics); none for most signals.
+    fn derive(
+        _request: &Self::Request,
+        _span_metrics: &SpanMetrics,
+        _now_ns: i64,
+    ) -> Option<ExportMetricsServiceRequest> {
+        None
+    }
 }
 
 fn rejected_count(rejected: u64) -> i64 {
@@ -59,6 +69,14 @@ impl OtlpSignal for Traces {
         now_ns: i64,
     ) -> Result<Converted, ArrowError> {
         convert::spans(request, limits, now_ns)
+    }
+
+    fn derive(
+        request: &Self::Request,
+        span_metrics: &SpanMetrics,
+        now_ns: i64,
+    ) -> Option<ExportMetricsServiceRequest> {
+        span_metrics.derive(request, now_ns)
     }
 
     fn response(rejected: u64, message: String) -> Self::Response {

@@ -9,6 +9,10 @@ const ITEMS_TOTAL: &str = "lumen_ingest_items_total";
 const BYTES_TOTAL: &str = "lumen_ingest_bytes_total";
 /// Export requests by `signal`, `protocol` and `status`.
 const REQUESTS_TOTAL: &str = "lumen_ingest_requests_total";
+/// Service-graph half edges dropped without their other half.
+const UNPAIRED_EDGES_TOTAL: &str = "lumen_spanmetrics_unpaired_edges_total";
+/// Span-metrics writes that failed (the spans themselves were stored).
+const SPANMETRICS_FAILURES_TOTAL: &str = "lumen_spanmetrics_write_failures_total";
 
 /// The wire protocol a request arrived by (the `protocol` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +53,23 @@ pub fn describe_metrics() {
         REQUESTS_TOTAL,
         "OTLP export requests by signal, protocol and status (HTTP status code, or gRPC code name)"
     );
+    describe_counter!(
+        UNPAIRED_EDGES_TOTAL,
+        "Service-graph half edges (a client or server span) dropped because their other half did \
+         not arrive within the wait"
+    );
+    describe_counter!(
+        SPANMETRICS_FAILURES_TOTAL,
+        "Writes of span-derived metrics that failed; the spans of those requests were stored"
+    );
+}
+
+pub(crate) fn record_unpaired_edges(count: u64) {
+    counter!(UNPAIRED_EDGES_TOTAL).increment(count);
+}
+
+pub(crate) fn record_spanmetrics_failure() {
+    counter!(SPANMETRICS_FAILURES_TOTAL).increment(1);
 }
 
 pub(crate) fn record_bytes(signal: &'static str, protocol: Protocol, bytes: usize) {

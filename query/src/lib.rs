@@ -30,6 +30,13 @@
 //!                     segments through their series index (promql::index_select)
 //!                     rows ─► promql::accumulator (series) named by promql::naming
 //!                             (OTLP → Prometheus names, labels, target_info)
+//!
+//! Traces ── Tempo /api/traces, /api/search … ─► traceql::api ─► traceql::parser (TraceQL → ast)
+//!   │                                                         traceql::search (ast → traceql::sql,
+//!   │                                                         one pruned scan, span sets per trace)
+//!   └── Jaeger /jaeger/api/… ─► jaeger::api ─► one aggregate scan for the newest matching traces
+//!         both read whole traces through traces::fetch_traces (trace_id IN …, bloom-pruned)
+//!         ─► traces::otlp (rows → OTLP, typed values) ─► protobuf / OTLP JSON / jaeger (Jaeger JSON)
 //! ```
 //!
 //! PromQL's evaluator has Prometheus 3 semantics over the [`promql::SeriesSource`] trait,
@@ -60,6 +67,7 @@
 
 pub mod error;
 pub mod hexid;
+pub mod jaeger;
 pub mod promql;
 pub mod pruning;
 pub mod scan;
@@ -72,6 +80,7 @@ pub mod traceql;
 pub mod traces;
 
 pub use error::QueryError;
+pub use jaeger::api::jaeger_router;
 pub use promql::api::prometheus_router;
 pub use promql::{PromqlConfig, PromqlService};
 pub use snapshot::SnapshotSource;

@@ -7,11 +7,11 @@
 //! - [`api`] serves the Tempo routes; trace by id reads through [`crate::traces`].
 //!
 //! - [`tags`] lists attribute keys and the typed values of one tag for the TraceQL editor.
-//!
-//! TraceQL metrics come next (issue #13).
+//! - [`metrics`] answers TraceQL metrics queries (`{ … } | rate() by (…)`) with one aggregate scan.
 
 pub mod api;
 pub mod ast;
+pub mod metrics;
 pub mod parser;
 pub mod search;
 pub mod sql;

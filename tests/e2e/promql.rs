@@ -11,7 +11,7 @@ use crate::server::TestServer;
 /// 2025-11-24T16:00:00Z, in ms (a multiple of a minute).
 const T0: i64 = 1_764_000_000_000;
 
-async fn get(server: &TestServer, path_and_query: &str) -> (u16, Value) {
+pub(crate) async fn get(server: &TestServer, path_and_query: &str) -> (u16, Value) {
     let resp = reqwest::Client::new()
         .get(format!("{}{path_and_query}", server.http))
         .send()

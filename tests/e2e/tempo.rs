@@ -15,10 +15,10 @@ use serde_json::{Value, json};
 use crate::examples::post_example;
 use crate::server::TestServer;
 
-const TRACE_ID: [u8; 16] = [
+pub(crate) const TRACE_ID: [u8; 16] = [
     0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36,
 ];
-const BASE_NS: u64 = 1_765_000_000_000_000_000;
+pub(crate) const BASE_NS: u64 = 1_765_000_000_000_000_000;
 
 fn kv(key: &str, value: any_value::Value) -> KeyValue {
     KeyValue {
@@ -74,7 +74,7 @@ fn typed_attributes() -> Vec<KeyValue> {
 }
 
 /// A bookstore checkout trace with every span field set.
-fn trace() -> TracesData {
+pub(crate) fn trace() -> TracesData {
     let root = Span {
         trace_id: TRACE_ID.to_vec(),
         span_id: vec![1, 2, 3, 4, 5, 6, 7, 8],
@@ -170,7 +170,7 @@ struct TraceByIdResponse {
     trace: Option<TracesData>,
 }
 
-async fn get(server: &TestServer, path: &str, accept: Option<&str>) -> (u16, Vec<u8>) {
+pub(crate) async fn get(server: &TestServer, path: &str, accept: Option<&str>) -> (u16, Vec<u8>) {
     let mut request = reqwest::Client::new().get(format!("{}{path}", server.http));
     if let Some(accept) = accept {
         request = request.header("accept", accept);
@@ -317,7 +317,7 @@ type SpanSpec = (
     Vec<KeyValue>,
 );
 
-fn search_fixture(base_ns: u64) -> ExportTraceServiceRequest {
+pub(crate) fn search_fixture(base_ns: u64) -> ExportTraceServiceRequest {
     use SpanKind::{Client, Internal, Server};
     use StatusCode::{Error, Ok as Fine, Unset};
     let specs: Vec<SpanSpec> = vec![
@@ -449,12 +449,12 @@ fn search_trace_id(n: u8) -> [u8; 16] {
     [0xab, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n]
 }
 
-fn search_trace_hex(n: u8) -> String {
+pub(crate) fn search_trace_hex(n: u8) -> String {
     hex::encode(search_trace_id(n))
 }
 
 /// `k=v&…` with every byte but unreserved ones percent-encoded.
-fn query_string(params: &[(&str, &str)]) -> String {
+pub(crate) fn query_string(params: &[(&str, &str)]) -> String {
     let encode = |text: &str| -> String {
         text.bytes()
             .map(|b| match b {
@@ -783,4 +783,310 @@ async fn traceql_search_features_match_and_do_not_match() {
     }
     let (status, _) = get(&server, "/api/echo", None).await;
     assert_eq!(status, 200);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TraceQL metrics
+
+async fn metrics_json(server: &TestServer, path: &str, params: &[(&str, &str)]) -> (u16, Value) {
+    let (status, body) = get(server, &format!("{path}?{}", query_string(params)), None).await;
+    let json = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    (status, json)
+}
+
+/// Series of a query_range answer as label text → (sum of sample values, sample count).
+fn series_sums(json: &Value) -> std::collections::BTreeMap<String, (f64, usize)> {
+    json["series"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{json}"))
+        .iter()
+        .map(|s| {
+            let labels: Vec<String> = s["labels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{}={}",
+                        l["key"].as_str().unwrap(),
+                        l["value"]["stringValue"].as_str().unwrap()
+                    )
+                })
+                .collect();
+            let samples = s["samples"].as_array().unwrap();
+            for sample in samples {
+                assert!(
+                    sample["timestampMs"]
+                        .as_str()
+                        .unwrap()
+                        .parse::<i64>()
+                        .is_ok(),
+                    "{sample}"
+                );
+            }
+            let sum = samples.iter().map(|x| x["value"].as_f64().unwrap()).sum();
+            (labels.join(","), (sum, samples.len()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traceql_metrics_count_rate_quantiles_and_histograms() {
+    let server = TestServer::start();
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let base_ns = now_ns - 600 * 1_000_000_000;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/traces", server.http))
+        .header("content-type", "application/x-protobuf")
+        .body(search_fixture(base_ns).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let start = (base_ns / 1_000_000_000 - 60).to_string();
+    let end = (base_ns / 1_000_000_000 + 600).to_string();
+    let range = |q: &'static str| {
+        vec![
+            ("q", q),
+            ("start", start.as_str()),
+            ("end", end.as_str()),
+            ("step", "60s"),
+        ]
+    };
+
+    let (status, json) = metrics_json(
+        &server,
+        "/api/metrics/query_range",
+        &range("{ } | count_over_time()"),
+    )
+    .await;
+    assert_eq!(status, 200, "{json}");
+    let sums = series_sums(&json);
+    assert_eq!(sums.len(), 1, "{json}");
+    let (total, samples) = sums[""];
+    assert_eq!(total, 7.0, "every span counted once");
+    assert!(
+        samples >= 11,
+        "a sample per step, zeros included: {samples}"
+    );
+
+    let (_, json) = metrics_json(
+        &server,
+        "/api/metrics/query_range",
+        &range(r#"{ resource.service.name = "payment" } | count_over_time() by (name)"#),
+    )
+    .await;
+    let sums = series_sums(&json);
+    assert_eq!(
+        sums.keys().collect::<Vec<_>>(),
+        ["name=INSERT payments", "name=charge"],
+        "{json}"
+    );
+    assert!(sums.values().all(|(n, _)| *n == 1.0));
+
+    // rate() is per second of step: summed over 60 s steps it gives the counts back.
+    let (_, json) = metrics_json(
+        &server,
+        "/api/metrics/query_range",
+        &range("{ } | rate() by (resource.service.name)"),
+    )
+    .await;
+    let sums = series_sums(&json);
+    let counts: Vec<(String, f64)> = sums
+        .iter()
+        .map(|(k, (v, _))| (k.clone(), (v * 60.0).round()))
+        .collect();
+    assert_eq!(
+        counts,
+        vec![
+            ("resource.service.name=account".to_string(), 2.0),
+            ("resource.service.name=gateway".to_string(), 2.0),
+            ("resource.service.name=payment".to_string(), 2.0),
+            ("resource.service.name=warehouse".to_string(), 1.0),
+        ]
+    );
+
+    // Quantiles within the power-of-two bucket of the 2 s span: (1.07 s, 2.15 s].
+    let (_, json) = metrics_json(
+        &server,
+        "/api/metrics/query_range",
+        &range(r#"{ name = "GET /books" } | quantile_over_time(duration, 0.5, 0.99)"#),
+    )
+    .await;
+    let sums = series_sums(&json);
+    assert_eq!(
+        sums.keys().collect::<Vec<_>>(),
+        ["p=0.5", "p=0.99"],
+        "{json}"
+    );
+    for (p, (v, n)) in &sums {
+        assert_eq!(*n, 1, "{p}: one step holds the span");
+        assert!(*v > 1.07 && *v <= 2.15, "{p}: {v}");
+    }
+    // Not matching: nothing.
+    let (_, json) = metrics_json(
+        &server,
+        "/api/metrics/query_range",
+        &range(r#"{ name = "GET /nothing" } | quantile_over_time(duration, 0.5)"#),
+    )
+    .await;
+    assert_eq!(json["series"], json!([]), "{json}");
+
+    let (_, json) = metrics_json(
+        &server,
+        "/api/metrics/query_range",
+        &range(r#"{ resource.service.name = "gateway" } | histogram_over_time(duration)"#),
+    )
+    .await;
+    let sums = series_sums(&json);
+    assert_eq!(
+        sums.keys().collect::<Vec<_>>(),
+        ["__bucket=0.536870912", "__bucket=2.147483648"],
+        "300 ms and 2 s in their power-of-two buckets: {json}"
+    );
+
+    let (_, json) = metrics_json(
+        &server,
+        "/api/metrics/query_range",
+        &range("{ } | max_over_time(duration) by (resource.service.name)"),
+    )
+    .await;
+    let sums = series_sums(&json);
+    assert_eq!(sums["resource.service.name=gateway"].0, 2.0, "{json}");
+    assert_eq!(sums["resource.service.name=warehouse"].0, 1.5, "{json}");
+
+    // Instant: one value per series over the whole range.
+    let (status, json) = metrics_json(
+        &server,
+        "/api/metrics/query",
+        &[
+            (
+                "q",
+                "{ status = error } | count_over_time() by (resource.service.name)",
+            ),
+            ("start", start.as_str()),
+            ("end", end.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{json}");
+    let mut values: Vec<(String, f64)> = json["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["labels"][0]["value"]["stringValue"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                s["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    values.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        values,
+        vec![("gateway".to_string(), 1.0), ("payment".to_string(), 1.0)]
+    );
+
+    for (params, want) in [
+        (vec![], "q is required"),
+        (vec![("q", "{ }")], "metrics function"),
+        (vec![("q", "{ } >> { } | rate()")], "span-set operators"),
+        (vec![("q", "{ } | rate("), ("start", "1")], "expected"),
+        (
+            vec![
+                ("q", "{ } | rate()"),
+                ("start", "0"),
+                ("end", "86400"),
+                ("step", "1ms"),
+            ],
+            "step",
+        ),
+        (
+            vec![("q", "{ } | rate()"), ("start", "100"), ("end", "50")],
+            "after start",
+        ),
+    ] {
+        let (status, json) = metrics_json(&server, "/api/metrics/query_range", &params).await;
+        assert_eq!(status, 400, "{params:?}: {json}");
+        assert!(
+            json.as_str().unwrap_or_default().contains(want),
+            "{params:?}: {json}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// At the terminal
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lumen_traces_lists_and_lumen_trace_draws_the_waterfall() {
+    let server = TestServer::start();
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let base_ns = now_ns - 600 * 1_000_000_000;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/traces", server.http))
+        .header("content-type", "application/x-protobuf")
+        .body(search_fixture(base_ns).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let lumen = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lumen"))
+            .args(args)
+            .args(["--server", &server.http])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (code, out, err) = lumen(&["traces", "{ status = error }", "--since", "1h"]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("TRACE ID"), "{out}");
+    assert_eq!(lines.len(), 3, "one trace and the count: {out}");
+    assert!(lines[1].starts_with(&search_trace_hex(1)), "{out}");
+    assert!(
+        lines[1].contains("gateway") && lines[1].contains("POST /checkout"),
+        "{out}"
+    );
+    assert!(lines[1].contains("300.0 ms"), "{out}");
+    let (code, out, _) = lumen(&["traces", r#"{ name = "nothing" }"#]);
+    assert_eq!((code, out.as_str()), (Some(0), "no traces match\n"));
+    let (code, _, err) = lumen(&["traces", "{ status = }"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("HTTP 400"), "{err}");
+
+    let (code, out, err) = lumen(&["trace", &search_trace_hex(1)]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains("4 spans, 3 services, 300.0 ms"), "{out}");
+    assert!(lines[2].starts_with("gateway  POST /checkout"), "{out}");
+    assert!(lines[3].starts_with("payment  └─ charge"), "{out}");
+    assert!(
+        lines[3].contains("+10.0 ms") && lines[3].ends_with("error"),
+        "{out}"
+    );
+    assert!(
+        lines[4].starts_with("payment     └─ INSERT payments"),
+        "{out}"
+    );
+    assert!(lines[5].starts_with("account  └─ audit"), "{out}");
+    let (code, _, err) = lumen(&["trace", "0000000000000000000000000000beef"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("HTTP 404"), "{err}");
 }

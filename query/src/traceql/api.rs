@@ -9,6 +9,8 @@
 //! | `GET /api/search` | traces matching `q` (TraceQL) or `tags` (logfmt), newest first |
 //! | `GET /api/search/tags`, `GET /api/v2/search/tags` | attribute keys (v2: by scope, with the intrinsics) |
 //! | `GET /api/search/tag/<tag>/values`, `GET /api/v2/search/tag/<tag>/values` | distinct values (v2: typed; `q` narrows them) |
+//! | `GET /api/metrics/query_range` | a TraceQL metrics query (`{…} \| rate() by (…)`) as series of samples per step |
+//! | `GET /api/metrics/query` | the same over the whole range, one value per series |
 //!
 //! Ids are 1–32 hex digits (shorter ids are left-padded, as Tempo takes 64-bit ids); a malformed
 //! id is a 400, an unknown one a 404. `start` and `end` (Unix seconds) narrow the lookup to the
@@ -31,12 +33,13 @@ use super::ast::{
     AttributeScope, CompareOp, Field, FieldExpr, Intrinsic, Literal, Pipeline, Query as TraceQuery,
     SpansetExpr,
 };
+use super::metrics::{MAX_STEPS, MetricsRange, MetricsSeries, query_range};
 use super::parser::parse;
 use super::search::{SearchRequest, TraceMatch, search as run_search};
 use super::tags::{TagScope, TagValue, TagsRequest, tag_names, tag_values};
 use crate::error::QueryError;
 use crate::sql::session::QueryEngine;
-use crate::traces::{TraceWindow, fetch_trace, parse_trace_id};
+use crate::traces::{TraceWindow, fetch_trace, now_ns, parse_go_duration, parse_trace_id};
 
 /// The Tempo API version whose behaviour these routes follow (reported by buildinfo, which
 /// Grafana reads to pick the features it uses).
@@ -54,6 +57,8 @@ pub fn tempo_router(engine: Arc<QueryEngine>) -> Router {
         .route("/api/v2/search/tags", get(tags_v2))
         .route("/api/search/tag/{tag}/values", get(tag_values_v1))
         .route("/api/v2/search/tag/{tag}/values", get(tag_values_v2))
+        .route("/api/metrics/query_range", get(metrics_query_range))
+        .route("/api/metrics/query", get(metrics_query_instant))
         .with_state(engine)
 }
 
@@ -244,12 +249,6 @@ async fn search(
     }
 }
 
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
 /// The parameters of `/api/search`, checked.
 fn search_request(
     params: &HashMap<String, String>,
@@ -298,7 +297,7 @@ fn search_request(
     }
     let duration = |name: &str| -> Result<Option<i64>, String> {
         get(name)
-            .map(|v| go_duration(v).map_err(|m| format!("invalid {name}: {m}")))
+            .map(|v| parse_go_duration(v).map_err(|m| format!("invalid {name}: {m}")))
             .transpose()
     };
     let request = SearchRequest {
@@ -352,42 +351,6 @@ fn tags_pipeline(tags: &str) -> Result<Pipeline, String> {
         spans: SpansetExpr::Filter(condition),
         stages: Vec::new(),
     })
-}
-
-/// A Go duration (`100ms`, `1.5s`, `1h30m`) in nanoseconds.
-fn go_duration(text: &str) -> Result<i64, String> {
-    let accepted = "write a duration such as 100ms, 1.5s or 1h30m";
-    let mut total = 0f64;
-    let mut rest = text;
-    if rest.is_empty() {
-        return Err(accepted.into());
-    }
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let unit_len = rest[number_len..]
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len() - number_len);
-        let number: f64 = rest[..number_len]
-            .parse()
-            .map_err(|_| format!("{text:?}: {accepted}"))?;
-        let scale = match &rest[number_len..number_len + unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(format!("{text:?}: {accepted}")),
-        };
-        total += number * scale;
-        rest = &rest[number_len + unit_len..];
-    }
-    if total > i64::MAX as f64 {
-        return Err(format!("{text:?} is too long"));
-    }
-    Ok(total.round() as i64)
 }
 
 /// A search answer as Tempo writes it.
@@ -660,6 +623,166 @@ async fn tag_values_v2(
                 .map(|v| json!({"type": v.kind, "value": v.value}))
                 .collect();
             axum::Json(json!({ "tagValues": values })).into_response()
+        }
+        Err(err) => query_error(&err),
+    }
+}
+
+/// A metrics request's range: `start` / `end` in Unix seconds (fractions taken) or
+/// nanoseconds, the last hour by default; `step` a duration (`30s`) or seconds, by default about
+/// 100 steps. `instant` makes the whole range one step.
+fn metrics_range(
+    params: &HashMap<String, String>,
+    now_ns: i64,
+    instant: bool,
+) -> Result<MetricsRange, String> {
+    let get = |name: &str| params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let time = |name: &str| -> Result<Option<i64>, String> {
+        let Some(text) = get(name) else {
+            return Ok(None);
+        };
+        let value: f64 = text.parse().map_err(|_| {
+            format!("invalid {name} {text:?}: expected Unix seconds (or nanoseconds)")
+        })?;
+        if !value.is_finite() || value < 0.0 {
+            return Err(format!("invalid {name} {text:?}: expected Unix seconds"));
+        }
+        // Values this large are nanoseconds; anything else is seconds.
+        let ns = if value >= 1e15 { value } else { value * 1e9 };
+        if ns > 9.2e18 {
+            return Err(format!("{name} {text:?} is out of range"));
+        }
+        Ok(Some(ns as i64))
+    };
+    let end_ns = time("end")?.unwrap_or(now_ns);
+    let start_ns = time("start")?.unwrap_or(end_ns.saturating_sub(DEFAULT_SEARCH_WINDOW_NS));
+    if end_ns <= start_ns {
+        return Err("end must be after start".into());
+    }
+    if end_ns - start_ns > MAX_SEARCH_WINDOW_NS {
+        return Err(format!(
+            "the time range from start to end is longer than {} days: ask for a shorter range",
+            MAX_SEARCH_WINDOW_NS / 86_400_000_000_000
+        ));
+    }
+    if instant {
+        return Ok(MetricsRange {
+            start_ns,
+            end_ns,
+            step_ns: end_ns - start_ns,
+        });
+    }
+    let step_ns = match get("step") {
+        None => ((end_ns - start_ns) / 100).max(1_000_000_000),
+        Some(text) => {
+            let ns = match text.parse::<f64>() {
+                Ok(seconds) if seconds.is_finite() => (seconds * 1e9) as i64,
+                _ => parse_go_duration(text).map_err(|m| format!("invalid step: {m}"))?,
+            };
+            if ns <= 0 {
+                return Err(format!("invalid step {text:?}: it must be positive"));
+            }
+            ns
+        }
+    };
+    // Steps start at multiples of the step, as Tempo aligns them.
+    let start_ns = start_ns - start_ns.rem_euclid(step_ns);
+    if (end_ns - start_ns) / step_ns > MAX_STEPS {
+        return Err(format!(
+            "the step is too small for the range: more than {MAX_STEPS} steps; ask for a longer step"
+        ));
+    }
+    Ok(MetricsRange {
+        start_ns,
+        end_ns,
+        step_ns,
+    })
+}
+
+/// The metrics query in `q`, parsed.
+fn metrics_query(params: &HashMap<String, String>) -> Result<super::ast::MetricsQuery, String> {
+    let q = params
+        .get("q")
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .ok_or("q is required: a TraceQL metrics query such as { } | rate()")?;
+    match parse(q).map_err(|e| e.to_string())? {
+        TraceQuery::Metrics(query) => Ok(query),
+        TraceQuery::Spans(_) => Err(
+            "q is a span-set query: end it with a metrics function such as | rate(), \
+             | count_over_time() or | quantile_over_time(duration, .9) (searches go to /api/search)"
+                .into(),
+        ),
+    }
+}
+
+fn series_labels(series: &MetricsSeries) -> (Vec<serde_json::Value>, String) {
+    let labels = series
+        .labels
+        .iter()
+        .map(|(k, v)| json!({"key": k, "value": {"stringValue": v}}))
+        .collect();
+    let prom = series
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (labels, format!("{{{prom}}}"))
+}
+
+async fn metrics_query_range(
+    State(engine): State<Arc<QueryEngine>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let (query, range) = match metrics_query(&params)
+        .and_then(|q| Ok((q, metrics_range(&params, now_ns(), false)?)))
+    {
+        Ok(parsed) => parsed,
+        Err(message) => return text(StatusCode::BAD_REQUEST, message),
+    };
+    match query_range(&engine, &query, range).await {
+        Ok(series) => {
+            let series: Vec<serde_json::Value> = series
+                .iter()
+                .map(|s| {
+                    let (labels, prom) = series_labels(s);
+                    let samples: Vec<serde_json::Value> = s
+                        .samples
+                        .iter()
+                        .map(|(t, v)| json!({"timestampMs": t.to_string(), "value": v}))
+                        .collect();
+                    json!({"labels": labels, "samples": samples, "promLabels": prom})
+                })
+                .collect();
+            axum::Json(json!({"series": series, "metrics": {"completedJobs": 1, "totalJobs": 1}}))
+                .into_response()
+        }
+        Err(err) => query_error(&err),
+    }
+}
+
+async fn metrics_query_instant(
+    State(engine): State<Arc<QueryEngine>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let (query, range) = match metrics_query(&params)
+        .and_then(|q| Ok((q, metrics_range(&params, now_ns(), true)?)))
+    {
+        Ok(parsed) => parsed,
+        Err(message) => return text(StatusCode::BAD_REQUEST, message),
+    };
+    match query_range(&engine, &query, range).await {
+        Ok(series) => {
+            let series: Vec<serde_json::Value> = series
+                .iter()
+                .filter_map(|s| {
+                    let (labels, prom) = series_labels(s);
+                    let value = s.samples.first()?.1;
+                    Some(json!({"labels": labels, "value": value, "promLabels": prom}))
+                })
+                .collect();
+            axum::Json(json!({"series": series})).into_response()
         }
         Err(err) => query_error(&err),
     }

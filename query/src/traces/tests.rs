@@ -2,7 +2,7 @@ use lumen_storage::schema::ValueType;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 
 use super::otlp::{span_kind, status_code, typed_value};
-use super::parse_trace_id;
+use super::{parse_go_duration, parse_trace_id};
 
 #[test]
 fn trace_ids_take_hex_of_any_case_and_pad_short_ones() {
@@ -93,4 +93,16 @@ fn kinds_and_status_codes_map_back_to_otlp_numbers() {
         ],
         [0, 1, 2]
     );
+}
+
+#[test]
+fn go_durations() {
+    assert_eq!(parse_go_duration("100ms"), Ok(100_000_000));
+    assert_eq!(parse_go_duration("1.5s"), Ok(1_500_000_000));
+    assert_eq!(parse_go_duration("1h30m"), Ok(5_400_000_000_000));
+    assert_eq!(parse_go_duration("250us"), Ok(250_000));
+    assert_eq!(parse_go_duration("250\u{b5}s"), Ok(250_000));
+    for bad in ["", "soon", "5", "1x", "1.2.3s", "1d"] {
+        assert!(parse_go_duration(bad).is_err(), "{bad}");
+    }
 }

@@ -67,18 +67,6 @@ fn windows_take_unix_seconds_and_refuse_nonsense() {
 }
 
 #[test]
-fn go_durations() {
-    use super::go_duration;
-    assert_eq!(go_duration("100ms"), Ok(100_000_000));
-    assert_eq!(go_duration("1.5s"), Ok(1_500_000_000));
-    assert_eq!(go_duration("1h30m"), Ok(5_400_000_000_000));
-    assert_eq!(go_duration("250us"), Ok(250_000));
-    for bad in ["", "soon", "5", "1x", "1.2.3s"] {
-        assert!(go_duration(bad).is_err(), "{bad}");
-    }
-}
-
-#[test]
 fn legacy_tags_become_one_span_set() {
     use super::tags_pipeline;
     use crate::traceql::ast::{AttributeScope, CompareOp, Field, FieldExpr, Literal, SpansetExpr};
@@ -124,4 +112,57 @@ fn tags_are_decoded_a_second_time() {
         Ok(Field::Intrinsic(Intrinsic::Status))
     );
     assert!(scoped_tag("{}").is_err());
+}
+
+#[test]
+fn metrics_ranges_take_seconds_or_nanoseconds_and_align_steps() {
+    use super::metrics_range;
+    let p = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let range = metrics_range(
+        &p(&[("start", "1000"), ("end", "1600"), ("step", "60s")]),
+        0,
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        (range.start_ns, range.end_ns, range.step_ns),
+        (960_000_000_000, 1_600_000_000_000, 60_000_000_000)
+    );
+    let ns = metrics_range(
+        &p(&[
+            ("start", "1000000000000000000"),
+            ("end", "1000000600000000000"),
+            ("step", "30"),
+        ]),
+        0,
+        false,
+    )
+    .unwrap();
+    assert_eq!(ns.step_ns, 30_000_000_000);
+    assert_eq!(
+        ns.start_ns,
+        1_000_000_000_000_000_000 - 1_000_000_000_000_000_000 % 30_000_000_000
+    );
+    let instant = metrics_range(&p(&[("start", "1000"), ("end", "1600")]), 0, true).unwrap();
+    assert_eq!(instant.step_ns, 600_000_000_000);
+    // Defaults: the last hour, about 100 steps.
+    let now = 10_000_000_000_000;
+    let default = metrics_range(&p(&[]), now, false).unwrap();
+    assert_eq!(default.end_ns, now);
+    assert_eq!(default.step_ns, 36_000_000_000);
+    for bad in [
+        vec![("start", "1600"), ("end", "1000")],
+        vec![("start", "soon")],
+        vec![("start", "1000"), ("end", "1600"), ("step", "0")],
+        vec![("start", "1000"), ("end", "1600"), ("step", "fast")],
+        vec![("start", "0"), ("end", "86400"), ("step", "1ms")],
+        vec![("start", "0"), ("end", "99999999")],
+    ] {
+        assert!(metrics_range(&p(&bad), now, false).is_err(), "{bad:?}");
+    }
 }

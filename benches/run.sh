@@ -6,8 +6,8 @@
 #   PHASES=query SPANS=10M benches/run.sh
 #
 # Phases (PHASES, comma-separated, default "ingest,query"):
-#   ingest  a fresh Lumen (release build, default flags, loopback ports GRPC_PORT/HTTP_PORT); for each
-#           signal, INGEST_RUNS timed runs of DURATION at maximum rate over PROTOCOL with CONNECTIONS
+#   ingest  a fresh Lumen (release build, default flags plus LUMEN_ARGS, loopback ports GRPC_PORT/HTTP_PORT);
+#           for each of SIGNALS, INGEST_RUNS timed runs of DURATION at maximum rate over PROTOCOL with CONNECTIONS
 #           connections and BATCH items per request (lumen-loadgen; Lumen's RSS and CPU sampled).
 #   query   another fresh Lumen loaded with SPANS spans, LOGS log records and POINTS data points,
 #           flushed and compacted; then lumen-querybench (RUNS timed runs per query, bytes on disk per row) and the
@@ -40,6 +40,8 @@ RUNS=${RUNS:-5}
 GRPC_PORT=${GRPC_PORT:-14317}
 HTTP_PORT=${HTTP_PORT:-14318}
 SKIP_BUILD=${SKIP_BUILD:-0}   # 1: use the binaries already in BIN
+SIGNALS=${SIGNALS:-traces,logs,metrics}   # the ingest phase's signals
+LUMEN_ARGS=${LUMEN_ARGS:-}    # extra `lumen serve` flags, e.g. "--span-metrics false"
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 PROFILE=${PROFILE:-release}   # or dist: the thin-LTO build we ship (docs/benchmarks.md, "Build profiles")
 BIN=${BIN:-$TARGET_DIR/$PROFILE}
@@ -81,7 +83,8 @@ trap stop_lumen EXIT
 start_lumen() {
   local dir=$DATA_ROOT/$1
   rm -rf "$dir"
-  "$BIN/lumen" serve --data-dir "$dir" --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" \
+  # shellcheck disable=SC2086 # LUMEN_ARGS is a list of flags
+  "$BIN/lumen" serve --data-dir "$dir" --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" $LUMEN_ARGS \
     > "$OUT/lumen-$1.stdout" 2> "$OUT/lumen-$1.log" &
   LUMEN_PID=$!
   for _ in $(seq 1 120); do
@@ -105,7 +108,7 @@ rss() {
 if [[ ",$PHASES," == *",ingest,"* ]]; then
   say "ingest: ${INGEST_RUNS} runs × ${DURATION} per signal, max rate, $PROTOCOL, $CONNECTIONS connections, $BATCH items/request"
   start_lumen ingest
-  for signal in traces logs metrics; do
+  for signal in ${SIGNALS//,/ }; do
     "$BIN/lumen-loadgen" --endpoint "$ENDPOINT" --protocol "$PROTOCOL" --lumen-http "$HTTP" --pid "$LUMEN_PID" \
       --signal "$signal" --connections "$CONNECTIONS" --batch-size "$BATCH" --duration "$DURATION" --repeat "$INGEST_RUNS" \
       --json-out "$OUT/ingest-$signal.json" | tee -a "$OUT/summary.txt"

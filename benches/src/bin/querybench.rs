@@ -1,6 +1,6 @@
 //! `lumen-querybench`: the query benchmark against a running, loaded Lumen.
 //!
-//! Six queries an on-call engineer or a dashboard runs, each timed end to end over
+//! Queries an on-call engineer or a dashboard runs, each timed end to end over
 //! `POST /api/v1/sql` (planning, reading, and encoding the JSON answer) — one untimed warm-up, then
 //! `--runs` timed runs; the median, min and max are reported:
 //!
@@ -9,7 +9,15 @@
 //! 3. `p99_by_operation_5m` — p99 latency by operation in 5-minute buckets over the last hour;
 //! 4. `log_search` — the newest 100 log records whose body contains a token;
 //! 5. `error_rate_by_service` — services by error rate over every stored span;
-//! 6. `metrics_agg_1m` — an aggregation by metric name over the newest ~1,000,000 data points.
+//! 6. `metrics_agg_1m` — an aggregation by metric name over the newest ~1,000,000 data points;
+//!
+//! and through the trace APIs Grafana calls (GET, timed the same way):
+//!
+//! 7. `tempo_trace_by_id` — `/api/v2/traces/<id>` as Grafana's trace view asks (protobuf);
+//! 8. `jaeger_trace_by_id` — `/jaeger/api/traces/<id>` (Jaeger JSON);
+//! 9. `traceql_service_errors_1h` — `{ resource.service.name = "<service>" && status = error }` over
+//!    the last hour (`/api/search`, 20 traces);
+//! 10. `traceql_slow_1h` — `{ duration > 1s }` over the last hour.
 //!
 //! "Now" is the newest span's time, so the same query text means the same thing later and in the
 //! DuckDB peer (`benches/peers/duckdb_queries.py`), which reads the parameters this program picks
@@ -63,6 +71,8 @@ struct Args {
 struct Client {
     http: reqwest::Client,
     url: String,
+    /// The server's base URL, for the trace APIs.
+    base: String,
 }
 
 struct Answer {
@@ -101,6 +111,46 @@ impl Client {
             _ => bail!("the answer has no rows"),
         };
         Ok(Answer { rows })
+    }
+
+    /// GETs a trace-API path; the answer's "rows" are the traces (or spans) it holds.
+    async fn get(&self, path: &str, accept: Option<&str>) -> anyhow::Result<Answer> {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        if !status.is_success() {
+            bail!(
+                "HTTP {status} for {path}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        let rows = match serde_json::from_slice::<Value>(&body) {
+            Ok(value) => {
+                let items = value
+                    .get("traces")
+                    .or_else(|| value.get("data"))
+                    .and_then(Value::as_array)
+                    .map_or(1, Vec::len);
+                vec![Vec::new(); items]
+            }
+            // Protobuf: one trace.
+            Err(_) => vec![Vec::new()],
+        };
+        Ok(Answer { rows })
+    }
+
+    async fn run(&self, q: &QuerySpec) -> anyhow::Result<Answer> {
+        match &q.get {
+            Some((path, accept)) => self.get(path, *accept).await,
+            None => self.sql(&q.sql).await,
+        }
     }
 
     async fn one(&self, query: &str) -> anyhow::Result<Vec<Value>> {
@@ -146,6 +196,8 @@ struct Params {
     t_minus_1h: String,
     trace_id: String,
     trace_spans: u64,
+    /// The newest span's time, Unix seconds (the trace APIs' windows end there).
+    t_max_unix: i64,
     service: String,
     token: String,
     /// Metric points at or after this time are aggregated by `metrics_agg_1m`.
@@ -153,16 +205,44 @@ struct Params {
     metrics_points_in_window: u64,
 }
 
-/// One query of the benchmark, in Lumen's SQL.
+/// One query of the benchmark, in Lumen's SQL or as a GET of a trace API.
 struct QuerySpec {
     name: &'static str,
     what: &'static str,
+    /// The SQL, or the path of a GET.
     sql: String,
+    /// A trace-API GET instead of SQL: the path and the Accept header.
+    get: Option<(String, Option<&'static str>)>,
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn trace_api(
+    name: &'static str,
+    what: &'static str,
+    path: String,
+    accept: Option<&'static str>,
+) -> QuerySpec {
+    QuerySpec {
+        name,
+        what,
+        sql: format!("GET {path}"),
+        get: Some((path, accept)),
+    }
 }
 
 fn queries(p: &Params) -> Vec<QuerySpec> {
     vec![
-        QuerySpec { name: "trace_by_id", what: "every span of one trace", sql: format!("SELECT * FROM spans WHERE trace_id = '{}' ORDER BY time", p.trace_id) },
+        QuerySpec { name: "trace_by_id", what: "every span of one trace", sql: format!("SELECT * FROM spans WHERE trace_id = '{}' ORDER BY time", p.trace_id), get: None },
         QuerySpec {
             name: "service_errors_15m",
             what: "one service's error spans in the last 15 minutes (newest 1000)",
@@ -170,6 +250,7 @@ fn queries(p: &Params) -> Vec<QuerySpec> {
                 "SELECT time, trace_id, span_id, name, duration_ns, status_message FROM spans WHERE service_name = '{}' AND status_code = 'error' AND time >= '{}' AND time <= '{}' ORDER BY time DESC LIMIT 1000",
                 p.service, p.t_minus_15m, p.t_max
             ),
+            get: None,
         },
         QuerySpec {
             name: "p99_by_operation_5m",
@@ -178,16 +259,19 @@ fn queries(p: &Params) -> Vec<QuerySpec> {
                 "SELECT date_bin(INTERVAL '5 minutes', time) AS bucket, service_name, name, approx_percentile_cont(duration_ns, 0.99) AS p99_ns, count(*) AS spans FROM spans WHERE time >= '{}' AND time <= '{}' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
                 p.t_minus_1h, p.t_max
             ),
+            get: None,
         },
         QuerySpec {
             name: "log_search",
             what: "the newest 100 log records whose body contains a token",
             sql: format!("SELECT time, service_name, severity_text, body, trace_id FROM logs WHERE body LIKE '%{}%' ORDER BY time DESC LIMIT 100", p.token),
+            get: None,
         },
         QuerySpec {
             name: "error_rate_by_service",
             what: "services by error rate over every stored span",
             sql: "SELECT service_name, count(*) AS spans, sum(CASE WHEN status_code = 'error' THEN 1 ELSE 0 END) AS errors, avg(CASE WHEN status_code = 'error' THEN 1.0 ELSE 0.0 END) AS error_rate FROM spans GROUP BY service_name ORDER BY error_rate DESC LIMIT 10".to_string(),
+            get: None,
         },
         QuerySpec {
             name: "metrics_agg_1m",
@@ -196,7 +280,42 @@ fn queries(p: &Params) -> Vec<QuerySpec> {
                 "SELECT metric_name, count(*) AS points, avg(value) AS avg_value, min(value) AS min_value, max(value) AS max_value, sum(\"count\") AS observations FROM metrics WHERE time >= '{}' GROUP BY metric_name ORDER BY metric_name",
                 p.metrics_cutoff
             ),
+            get: None,
         },
+        trace_api(
+            "tempo_trace_by_id",
+            "one trace through Tempo's /api/v2/traces, protobuf, as Grafana's trace view asks",
+            format!("/api/v2/traces/{}", p.trace_id),
+            Some("application/protobuf"),
+        ),
+        trace_api(
+            "jaeger_trace_by_id",
+            "one trace through the Jaeger API, Jaeger JSON",
+            format!("/jaeger/api/traces/{}", p.trace_id),
+            None,
+        ),
+        trace_api(
+            "traceql_service_errors_1h",
+            "TraceQL: one service's error spans over the last hour (20 traces)",
+            format!(
+                "/api/search?q={}&start={}&end={}&limit=20",
+                encode(&format!("{{ resource.service.name = \"{}\" && status = error }}", p.service)),
+                p.t_max_unix - 3_600,
+                p.t_max_unix + 1
+            ),
+            None,
+        ),
+        trace_api(
+            "traceql_slow_1h",
+            "TraceQL: spans over one second in the last hour (20 traces)",
+            format!(
+                "/api/search?q={}&start={}&end={}&limit=20",
+                encode("{ duration > 1s }"),
+                p.t_max_unix - 3_600,
+                p.t_max_unix + 1
+            ),
+            None,
+        ),
     ]
 }
 
@@ -302,6 +421,7 @@ async fn derive_params(client: &Client, token: Option<String>) -> anyhow::Result
         t_minus_1h: ts(t60),
         trace_id,
         trace_spans,
+        t_max_unix: t_max.timestamp(),
         service,
         token,
         metrics_cutoff,
@@ -424,6 +544,7 @@ async fn main() -> anyhow::Result<()> {
             .timeout(Duration::from_secs(args.timeout_secs))
             .build()?,
         url: format!("{}/api/v1/sql", args.server.trim_end_matches('/')),
+        base: args.server.trim_end_matches('/').to_string(),
     };
     let params = derive_params(&client, args.token.clone()).await?;
     eprintln!(
@@ -441,14 +562,14 @@ async fn main() -> anyhow::Result<()> {
     let mut results = Vec::new();
     for q in queries(&params) {
         let warm = client
-            .sql(&q.sql)
+            .run(&q)
             .await
             .with_context(|| format!("query {} failed", q.name))?;
         let mut runs = Vec::with_capacity(args.runs);
         let mut rows = warm.rows.len();
         for _ in 0..args.runs {
             let started = Instant::now();
-            let answer = client.sql(&q.sql).await?;
+            let answer = client.run(&q).await?;
             runs.push(started.elapsed().as_secs_f64() * 1000.0);
             rows = answer.rows.len();
         }

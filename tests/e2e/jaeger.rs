@@ -255,6 +255,16 @@ async fn jaeger_search_trace_view_and_dependencies() {
         )
         .await;
         assert_eq!(traces.as_array().unwrap().len(), 1, "{phase}");
+        // Grafana's backend sends that window in milliseconds.
+        let from_ms = (BASE_NS / 1_000_000 - 60_000).to_string();
+        let to_ms = (BASE_NS / 1_000_000 + 60_000).to_string();
+        let traces = data(
+            &server,
+            &format!("/api/traces/{id}"),
+            &[("start", &from_ms), ("end", &to_ms)],
+        )
+        .await;
+        assert_eq!(traces.as_array().unwrap().len(), 1, "{phase}: ms window");
         let (status, json) = jaeger(
             &server,
             &format!("/api/traces/{id}"),

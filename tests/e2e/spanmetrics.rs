@@ -238,6 +238,84 @@ async fn check_against_sql(server: &TestServer, phase: &str) {
     );
 }
 
+/// The instant queries Grafana's Tempo data source sends to its linked Prometheus data source for
+/// the service graph and the APM table (grafana/grafana, tempo `datasource.ts`,
+/// `graphTransform.ts`), with `$__range` = 1h.
+async fn grafana_service_graph_and_apm_queries(server: &TestServer) {
+    let rates = instant(
+        server,
+        "sum by (client, server) (rate(traces_service_graph_request_total[3600s]))",
+    )
+    .await;
+    assert!(rates.len() >= 4, "{rates:?}");
+    assert!(rates.values().all(|v| *v > 0.0), "{rates:?}");
+    let failed = instant(
+        server,
+        "sum by (client, server) (rate(traces_service_graph_request_failed_total[3600s]))",
+    )
+    .await;
+    assert!(failed.keys().all(|k| rates.contains_key(k)), "{failed:?}");
+    let durations = instant(
+        server,
+        "sum by (client, server) (rate(traces_service_graph_request_server_seconds_sum[3600s]))",
+    )
+    .await;
+    assert_eq!(
+        durations.keys().collect::<Vec<_>>(),
+        rates.keys().collect::<Vec<_>>()
+    );
+    let buckets = instant(
+        server,
+        "sum by (client, server) (rate(traces_service_graph_request_server_seconds_bucket[3600s]))",
+    )
+    .await;
+    assert_eq!(buckets.len(), rates.len());
+    let groups = instant(
+        server,
+        "group by (client, connection_type, server) (traces_service_graph_request_total)",
+    )
+    .await;
+    let types: std::collections::BTreeSet<&str> = groups
+        .keys()
+        .flat_map(|l| l.iter().filter(|(k, _)| k == "connection_type"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(
+        types.into_iter().collect::<Vec<_>>(),
+        ["database", "messaging_system"],
+        "{groups:?}"
+    );
+
+    let top = instant(
+        server,
+        r#"topk(5, sum(rate(traces_spanmetrics_calls_total{span_kind="SPAN_KIND_SERVER"}[3600s])) by (span_name))"#,
+    )
+    .await;
+    assert_eq!(top.len(), 5, "{top:?}");
+    assert!(top.values().all(|v| *v > 0.0), "{top:?}");
+    let names: Vec<String> = top.keys().map(|l| l[0].1.replace('.', "\\\\.")).collect();
+    let errors = instant(
+        server,
+        &format!(
+            r#"topk(5, sum(rate(traces_spanmetrics_calls_total{{status_code="STATUS_CODE_ERROR",span_name=~"{}"}}[3600s])) by (span_name))"#,
+            names.join("|")
+        ),
+    )
+    .await;
+    assert!(errors.keys().all(|k| top.contains_key(k)), "{errors:?}");
+    let (name, _) = top.iter().next().unwrap();
+    let p90 = instant(
+        server,
+        &format!(
+            r#"histogram_quantile(.9, sum(rate(traces_spanmetrics_latency_bucket{{span_name=~"{}"}}[3600s])) by (le))"#,
+            name[0].1.replace('.', "\\\\.")
+        ),
+    )
+    .await;
+    assert_eq!(p90.len(), 1, "{p90:?}");
+    assert!(p90.values().all(|v| *v > 0.0 && *v <= 4.10), "{p90:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn span_metrics_and_the_service_graph_match_the_stored_spans() {
     let mut server = TestServer::start();
@@ -261,6 +339,8 @@ async fn span_metrics_and_the_service_graph_match_the_stored_spans() {
     ] {
         assert!(names.contains(name), "{name} in {names:?}");
     }
+
+    grafana_service_graph_and_apm_queries(&server).await;
 
     // Exemplars on the latency buckets name stored traces.
     let now = now_ns() / 1_000_000_000;

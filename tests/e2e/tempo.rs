@@ -1090,3 +1090,198 @@ async fn lumen_traces_lists_and_lumen_trace_draws_the_waterfall() {
     assert_eq!(code, Some(1));
     assert!(err.contains("HTTP 404"), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Grafana's requests, replayed as its Tempo and Jaeger data sources send them (grafana/grafana:
+// tempo `datasource.ts`, `language_provider.ts`, pkg/tsdb/tempo `trace.go`, `search.go`,
+// `traceql_query.go`; jaeger `datasource.ts`), checked for the fields Grafana's decoders need.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grafana_tempo_and_jaeger_data_source_requests_replayed() {
+    let server = TestServer::start();
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let base_ns = now_ns - 600 * 1_000_000_000;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/traces", server.http))
+        .header("content-type", "application/x-protobuf")
+        .body(search_fixture(base_ns).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let (start, end) = (now_ns / 1_000_000_000 - 3600, now_ns / 1_000_000_000 + 60);
+    let json = |body: &[u8]| -> Value { serde_json::from_slice(body).unwrap() };
+
+    // Tempo: Save & test, then buildinfo for the feature checks.
+    let (status, body) = get(&server, "/api/echo", None).await;
+    assert_eq!((status, body.as_slice()), (200, b"echo".as_slice()));
+    let (_, body) = get(&server, "/api/status/buildinfo", None).await;
+    let version = json(&body)["version"].as_str().unwrap().to_owned();
+    assert!(
+        version.as_str() >= "2.7.0",
+        "metrics need Tempo ≥ 2.7: {version}"
+    );
+
+    // The editor's autocomplete: tags v2 (no scope parameter), values double-encoded, with q.
+    let (status, body) = get(
+        &server,
+        &format!("/api/v2/search/tags?limit=5000&start={start}&end={end}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let scopes = json(&body)["scopes"].clone();
+    let names: Vec<&str> = scopes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"resource") && names.contains(&"span") && names.contains(&"intrinsic"));
+    let q = query_string(&[("q", r#"{ status = error }"#)]);
+    let (status, body) = get(
+        &server,
+        &format!(
+            "/api/v2/search/tag/resource.service.name/values?limit=5000&start={start}&end={end}&{q}"
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        json(&body)["tagValues"],
+        json!([{"type": "string", "value": "gateway"}, {"type": "string", "value": "payment"}])
+    );
+
+    // Search from the code editor: q, limit, spss, start, end in that order.
+    let q = query_string(&[("q", r#"{resource.service.name="payment" && status=error}"#)]);
+    let (status, body) = get(
+        &server,
+        &format!("/api/search?{q}&limit=20&spss=3&start={start}&end={end}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let answer = json(&body);
+    let trace = &answer["traces"][0];
+    assert_eq!(trace["traceID"], json!(search_trace_hex(1)));
+    assert!(trace["startTimeUnixNano"].is_string(), "{trace}");
+    assert!(trace["durationMs"].is_number(), "{trace}");
+    let span = &trace["spanSets"][0]["spans"][0];
+    assert!(
+        span["startTimeUnixNano"].is_string() && span["durationNanos"].is_string(),
+        "{span}"
+    );
+    for attribute in span["attributes"].as_array().unwrap() {
+        assert!(
+            attribute["value"]["stringValue"].is_string(),
+            "Grafana's decoder takes string values here: {attribute}"
+        );
+    }
+
+    // The trace view: v2 with Accept: application/protobuf (and the time range when set).
+    let id = search_trace_hex(1);
+    let (status, body) = get(
+        &server,
+        &format!("/api/v2/traces/{id}?start={start}&end={end}"),
+        Some("application/protobuf"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let trace = TraceByIdResponse::decode(body.as_slice())
+        .unwrap()
+        .trace
+        .unwrap();
+    let spans: usize = trace
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
+    assert_eq!(spans, 4);
+    // An unknown id: 404 on v2, then Grafana's fallback to v1, also 404.
+    let missing = "00000000000000000000000000000bad";
+    for path in [
+        format!("/api/v2/traces/{missing}"),
+        format!("/api/traces/{missing}"),
+    ] {
+        let (status, _) = get(&server, &path, Some("application/protobuf")).await;
+        assert_eq!(status, 404, "{path}");
+    }
+
+    // TraceQL metrics from Explore: q, start, end (seconds) and step as typed.
+    let q = query_string(&[("q", "{ } | rate() by (resource.service.name)")]);
+    let (status, body) = get(
+        &server,
+        &format!("/api/metrics/query_range?{q}&start={start}&end={end}&step=60s"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let answer = json(&body);
+    let series = answer["series"].as_array().unwrap();
+    assert_eq!(series.len(), 4, "{answer}");
+    for s in series {
+        assert!(s["labels"][0]["value"]["stringValue"].is_string(), "{s}");
+        assert!(s["samples"][0]["timestampMs"].is_string(), "{s}");
+        assert!(s["samples"][0]["value"].is_number(), "{s}");
+    }
+
+    // Jaeger: Save & test needs a non-empty service list.
+    let (status, body) = get(&server, "/jaeger/api/services", None).await;
+    assert_eq!(status, 200);
+    assert!(!json(&body)["data"].as_array().unwrap().is_empty());
+    let (status, body) = get(&server, "/jaeger/api/services/payment/operations", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["data"], json!(["INSERT payments", "charge"]));
+    // Search as the form sends it: µs times, tags as a JSON string, lookback=custom.
+    let params = query_string(&[
+        ("service", "payment"),
+        ("tags", r#"{"error":"true"}"#),
+        ("limit", "20"),
+        ("start", &(start * 1_000_000).to_string()),
+        ("end", &(end * 1_000_000).to_string()),
+        ("lookback", "custom"),
+    ]);
+    let (status, body) = get(&server, &format!("/jaeger/api/traces?{params}"), None).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let traces = json(&body)["data"].clone();
+    assert_eq!(traces.as_array().unwrap().len(), 1, "{traces}");
+    let trace = &traces[0];
+    for span in trace["spans"].as_array().unwrap() {
+        let process = span["processID"].as_str().unwrap();
+        assert!(trace["processes"][process].is_object(), "{trace}");
+        assert!(
+            span["logs"].is_array() && span["startTime"].is_u64(),
+            "{span}"
+        );
+    }
+    // The trace view, with the µs window the browser adds.
+    let (status, body) = get(
+        &server,
+        &format!(
+            "/jaeger/api/traces/{id}?start={}&end={}",
+            start * 1_000_000,
+            end * 1_000_000
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["data"][0]["spans"].as_array().unwrap().len(), 4);
+    // The node graph.
+    let (status, body) = get(
+        &server,
+        &format!(
+            "/jaeger/api/dependencies?endTs={}&lookback=3600000",
+            end * 1_000
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["data"].as_array().unwrap().len(), 3);
+}

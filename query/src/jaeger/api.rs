@@ -12,7 +12,8 @@
 //!
 //! Every answer has Jaeger's envelope `{"data", "total", "limit", "offset", "errors"}`; a failure
 //! has `data: null` and `errors: [{code, msg}]` with that HTTP status. Times in parameters are
-//! microseconds (`start`, `end`) or milliseconds (`endTs`, `lookback`), as Jaeger takes them.
+//! microseconds (`start`, `end`) or milliseconds (`endTs`, `lookback`), as Jaeger takes them; the
+//! trace-by-id window also takes milliseconds, which Grafana's backend sends there.
 //!
 //! A search is one aggregate scan over the time range: the spans of the service (and operation,
 //! tags, duration bounds) grouped by trace, the newest `limit` traces kept; then one id-pruned
@@ -429,12 +430,17 @@ async fn trace(
             format!("invalid trace id {id:?}: expected 1 to 32 hex digits, not all zeros"),
         );
     };
+    // Grafana's browser sends microseconds, its backend milliseconds: a value below 10^14 (in
+    // µs, 1973) is taken as milliseconds.
     let micros = |name: &str| -> Result<Option<i64>, String> {
         match params.get(name).map(|v| v.trim()) {
             None | Some("") | Some("0") => Ok(None),
             Some(v) => v
                 .parse::<i64>()
-                .map(|us| Some(us.saturating_mul(1_000)))
+                .map(|t| match t < 100_000_000_000_000 {
+                    true => Some(t.saturating_mul(1_000_000)),
+                    false => Some(t.saturating_mul(1_000)),
+                })
                 .map_err(|_| format!("invalid {name} {v:?}: expected Unix microseconds")),
         }
     };

@@ -6,8 +6,10 @@
 //!    sets, and the structural operators through the spans' parent ids (`>>` and `<<` read the
 //!    parent links of the candidate traces in a second, id-pruned scan).
 //! 3. Stages (`count()`, `avg(duration)` …) keep or drop each trace's span set.
-//! 4. A summary of the kept traces (root service and name, start, duration) comes from one
-//!    id-pruned scan, and the answer is sorted newest first and cut at `limit`.
+//! 4. The kept traces are ordered by their newest matched span; a summary (root service and name,
+//!    start, duration) of the newest `limit` comes from one id-pruned scan (more rounds only when
+//!    `minDuration`/`maxDuration` drop some), and the answer is sorted by trace start, newest
+//!    first, and cut at `limit`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -181,11 +183,24 @@ pub async fn search(
         return Ok(Vec::new());
     }
 
-    let summaries = summaries(engine, kept.iter().map(|(id, _)| id), request).await?;
-    let mut answer: Vec<TraceMatch> = kept
-        .into_iter()
-        .filter_map(|(trace_id, spans)| {
-            let summary = summaries.get(&trace_id)?;
+    // Newest first by their newest matched span, and summaries (one id-pruned scan) only for as
+    // many traces as the answer needs: `limit` at a time, more rounds only when the duration
+    // bounds drop some.
+    let newest = |spans: &[usize], rows: &[Row]| {
+        spans
+            .iter()
+            .map(|i| rows[*i].span.start_ns)
+            .max()
+            .unwrap_or(i64::MIN)
+    };
+    kept.sort_by_cached_key(|(id, spans)| std::cmp::Reverse(newest(spans, &traces[id])));
+    let mut answer: Vec<TraceMatch> = Vec::new();
+    for round in kept.chunks(request.limit.max(1)) {
+        let summaries = summaries(engine, round.iter().map(|(id, _)| id), request).await?;
+        for (trace_id, spans) in round {
+            let Some(summary) = summaries.get(trace_id) else {
+                continue;
+            };
             if request
                 .min_duration_ns
                 .is_some_and(|min| summary.duration_ns < min)
@@ -193,24 +208,27 @@ pub async fn search(
                     .max_duration_ns
                     .is_some_and(|max| summary.duration_ns > max)
             {
-                return None;
+                continue;
             }
-            let rows = &traces[&trace_id];
+            let rows = &traces[trace_id];
             let mut matched: Vec<SpanMatch> = spans.iter().map(|i| rows[*i].span.clone()).collect();
             matched.sort_by_key(|b| std::cmp::Reverse(b.start_ns));
             let count = matched.len();
             matched.truncate(request.spans_per_set);
-            Some(TraceMatch {
-                trace_id,
+            answer.push(TraceMatch {
+                trace_id: trace_id.clone(),
                 root_service: summary.root_service.clone(),
                 root_name: summary.root_name.clone(),
                 start_ns: summary.start_ns,
                 duration_ns: summary.duration_ns,
                 spans: matched,
                 matched: count,
-            })
-        })
-        .collect();
+            });
+        }
+        if answer.len() >= request.limit {
+            break;
+        }
+    }
     answer.sort_by(|a, b| {
         b.start_ns
             .cmp(&a.start_ns)

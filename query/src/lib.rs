@@ -70,6 +70,7 @@ pub mod hexid;
 pub mod jaeger;
 pub mod promql;
 pub mod pruning;
+pub mod row_filter;
 pub mod scan;
 pub mod snapshot;
 pub mod sql;

@@ -39,6 +39,7 @@ use tokio::task::JoinHandle;
 use crate::error::SegmentReadError;
 use crate::hexid::to_sql_column;
 use crate::pruning::{ScanPredicate, plan_parquet_read};
+use crate::row_filter::RowFilter;
 
 /// Batches buffered between a segment reader and its consumer, per partition.
 const CHANNEL_CAPACITY: usize = 2;
@@ -56,6 +57,9 @@ pub struct ScanInput {
     pub predicate: ScanPredicate,
     /// Stop after this many rows per partition (DataFusion limits the total above the scan).
     pub limit: Option<usize>,
+    /// Filters applied to the rows as they are read, before ids become hex
+    /// ([`crate::row_filter`]).
+    pub row_filter: Option<RowFilter>,
     /// Head batches, in the storage schema.
     pub head: Vec<RecordBatch>,
     /// Segments to read.
@@ -87,7 +91,12 @@ pub struct LumenScanExec {
 impl LumenScanExec {
     /// Plans the partitions of a scan.
     pub fn try_new(input: ScanInput) -> Result<Self> {
-        let projector = Projector::try_new(input.table, &input.sql_schema, &input.projection)?;
+        let projector = Projector::try_new(
+            input.table,
+            &input.sql_schema,
+            &input.projection,
+            input.row_filter.map(Arc::new),
+        )?;
         let mut partitions = Vec::new();
         if !input.head.is_empty() {
             partitions.push(PartitionSource::Head);
@@ -304,22 +313,30 @@ fn group_segments(mut segments: Vec<SegmentMeta>, target: usize) -> Vec<Vec<Segm
         .collect()
 }
 
-/// Turns storage batches into output batches: picks the projected columns by name and converts
-/// them to their SQL types.
+/// Turns storage batches into output batches: drops the rows the scan-side filters reject, picks
+/// the projected columns by name and converts them to their SQL types.
 #[derive(Debug, Clone)]
 struct Projector {
     /// The projected SQL schema.
     output_schema: SchemaRef,
     /// The table's storage schema.
     storage_schema: SchemaRef,
+    /// Filters evaluated before the conversion.
+    row_filter: Option<Arc<RowFilter>>,
 }
 
 impl Projector {
-    fn try_new(table: Table, sql_schema: &SchemaRef, projection: &[usize]) -> Result<Self> {
+    fn try_new(
+        table: Table,
+        sql_schema: &SchemaRef,
+        projection: &[usize],
+        row_filter: Option<Arc<RowFilter>>,
+    ) -> Result<Self> {
         let output_schema = Arc::new(sql_schema.project(projection)?);
         Ok(Projector {
             output_schema,
             storage_schema: table.schema(),
+            row_filter,
         })
     }
 
@@ -337,6 +354,14 @@ impl Projector {
     }
 
     fn project(&self, batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+        let filtered;
+        let batch = match &self.row_filter {
+            Some(filter) => {
+                filtered = filter.apply(batch)?;
+                &filtered
+            }
+            None => batch,
+        };
         let columns = self
             .output_schema
             .fields()
@@ -539,6 +564,9 @@ impl SegmentReader {
                 .projector
                 .project(&batch)
                 .map_err(|e| unreadable(e.to_string()))?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
             if tx.blocking_send(Ok(batch)).is_err() {
                 // The query is gone (finished early, cancelled or timed out).
                 return Ok(Flow::Stop);

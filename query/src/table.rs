@@ -18,6 +18,7 @@ use lumen_storage::{Table, TableSnapshot};
 
 use crate::hexid::sql_schema;
 use crate::pruning::{ScanPredicate, pushdown_support};
+use crate::row_filter::RowFilter;
 use crate::scan::{LumenScanExec, ScanInput};
 use crate::snapshot::SnapshotSource;
 
@@ -78,6 +79,7 @@ impl LumenTable {
             projection,
             predicate,
             limit,
+            row_filter: RowFilter::new(self.table, filters),
             head: snapshot.head,
             segments,
             target_partitions: state.config().target_partitions(),

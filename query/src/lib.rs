@@ -11,12 +11,14 @@
 //!               └─► DataFusion                  parse, plan, optimize; filters pushed into the scans
 //!                     └─► table::LumenTable::scan
 //!                           pruning::ScanPredicate (time bounds, trace ids from the filters)
+//!                           row_filter::RowFilter (the filters reading no id column)
 //!                           snapshot::SnapshotSource::snapshot(table, range) ─► head + segments
 //!                           └─► scan::LumenScanExec
-//!                                 head partition: project, ids → hex
+//!                                 head partition: row filter, project, ids → hex
 //!                                 segment partitions: blocking Parquet reads, pruned by row-group
 //!                                 statistics, trace_id bloom filters and the page index,
-//!                                 projected, ids → hex, streamed through a bounded channel
+//!                                 row filter, projected, ids → hex, streamed through a bounded
+//!                                 channel
 //!         ◄── record batches ─► sql::format     JSON / CSV / NDJSON (and render_table for the CLI)
 //!
 //! PromQL ── /api/v1/query, query_range, series, labels, ... ─► promql::api (params → service)

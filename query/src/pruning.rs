@@ -167,9 +167,8 @@ impl ScanPredicate {
 
 /// Whether a filter helps the scan (`Inexact`: DataFusion still re-applies it) or not.
 pub fn pushdown_support(table: Table, filter: &Expr) -> TableProviderFilterPushDown {
-    let useful = time_bounds(filter).is_some()
-        || (has_trace_ids(table) && trace_ids(filter).is_some())
-        || crate::row_filter::filterable(table, filter);
+    let useful =
+        time_bounds(filter).is_some() || (has_trace_ids(table) && trace_ids(filter).is_some());
     if useful {
         TableProviderFilterPushDown::Inexact
     } else {

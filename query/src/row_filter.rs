@@ -7,13 +7,16 @@
 //! column whose SQL type differs from its storage type), and evaluates them on each batch as it is
 //! read, so only the rows that pass are converted and sent on. The filters stay in the plan above
 //! the scan too (they are pushed down as *inexact*), so this is purely a saving: a filter the scan
-//! cannot compile is simply not applied there.
+//! cannot compile is simply not applied there. The one id filter taken is the trace-id set the
+//! scan predicate already derives for bloom pruning (`trace_id = '…'`, `IN (…)`), compared as bytes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch, RecordBatchOptions, new_null_array};
-use arrow::compute::filter_record_batch;
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, new_null_array,
+};
+use arrow::compute::{and, filter_record_batch};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
@@ -27,6 +30,7 @@ use lumen_storage::Table;
 use lumen_storage::schema::conform_array;
 
 use crate::hexid::sql_schema;
+use crate::pruning::{TRACE_ID_COLUMN, TraceId};
 
 /// True when the scan can evaluate `filter` on the rows it reads: every column it reads has the
 /// same type in storage as in SQL (no id columns), and it has no subquery and nothing volatile.
@@ -64,17 +68,76 @@ pub fn filterable(table: Table, filter: &Expr) -> bool {
     same_type && !subquery
 }
 
-/// The scan-side filters of one scan: their conjunction, compiled over the columns they read.
+/// The scan-side filters of one scan: the trace ids the filters allow, compared as bytes, and the
+/// conjunction of the other filters, compiled over the columns they read.
 #[derive(Debug, Clone)]
 pub struct RowFilter {
+    trace_ids: Option<HashSet<TraceId>>,
+    expr: Option<CompiledFilter>,
+}
+
+#[derive(Debug, Clone)]
+struct CompiledFilter {
     expr: Arc<dyn PhysicalExpr>,
     /// The columns the expression reads, in storage types, in the order it binds them.
     schema: SchemaRef,
 }
 
 impl RowFilter {
-    /// The filters of `filters` the scan can apply, compiled; `None` when there are none.
-    pub fn new(table: Table, filters: &[Expr]) -> Option<RowFilter> {
+    /// The filters of `filters` the scan can apply, with the trace ids the scan predicate found
+    /// in them (every row passing the filters has one of those ids); `None` when there is
+    /// nothing to apply.
+    pub fn new(
+        table: Table,
+        filters: &[Expr],
+        trace_ids: Option<&BTreeSet<TraceId>>,
+    ) -> Option<RowFilter> {
+        let expr = CompiledFilter::new(table, filters);
+        let trace_ids = trace_ids
+            .filter(|_| table.id_columns().contains(&TRACE_ID_COLUMN))
+            .map(|ids| ids.iter().copied().collect::<HashSet<_>>());
+        (expr.is_some() || trace_ids.is_some()).then_some(RowFilter { trace_ids, expr })
+    }
+
+    /// The rows of `batch` (in storage types, any column order, columns possibly missing in
+    /// older segments) that pass.
+    pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+        let rows = batch.num_rows();
+        let mut mask: Option<BooleanArray> = None;
+        if let Some(ids) = &self.trace_ids {
+            let column = batch
+                .column_by_name(TRACE_ID_COLUMN)
+                .and_then(|c| c.as_fixed_size_binary_opt());
+            if let Some(column) = column {
+                mask = Some(
+                    (0..rows)
+                        .map(|i| {
+                            Some(
+                                !column.is_null(i)
+                                    && TraceId::try_from(column.value(i))
+                                        .is_ok_and(|id| ids.contains(&id)),
+                            )
+                        })
+                        .collect(),
+                );
+            }
+        }
+        if let Some(expr) = &self.expr {
+            let passed = expr.evaluate(batch)?;
+            mask = Some(match mask {
+                Some(ids) => and(&ids, &passed)?,
+                None => passed,
+            });
+        }
+        match mask {
+            Some(mask) if mask.true_count() < rows => filter_record_batch(batch, &mask),
+            _ => Ok(batch.clone()),
+        }
+    }
+}
+
+impl CompiledFilter {
+    fn new(table: Table, filters: &[Expr]) -> Option<CompiledFilter> {
         let storage = table.schema();
         let eligible: Vec<Expr> = filters
             .iter()
@@ -102,12 +165,11 @@ impl RowFilter {
             &PhysicalPlanningContext::default(),
         )
         .ok()?;
-        Some(RowFilter { expr, schema })
+        Some(CompiledFilter { expr, schema })
     }
 
-    /// The rows of `batch` (in storage types, any column order, columns possibly missing in
-    /// older segments) that pass.
-    pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    /// Which rows of `batch` pass (nulls do not).
+    fn evaluate(&self, batch: &RecordBatch) -> Result<BooleanArray, ArrowError> {
         let rows = batch.num_rows();
         let columns = self
             .schema
@@ -131,15 +193,9 @@ impl RowFilter {
             .evaluate(&input)
             .and_then(|v| v.into_array(rows))
             .map_err(external)?;
-        let Some(mask) = mask.as_boolean_opt() else {
-            return Err(ArrowError::InvalidArgumentError(
-                "a scan filter did not evaluate to booleans".into(),
-            ));
-        };
-        if mask.true_count() == rows {
-            return Ok(batch.clone());
-        }
-        filter_record_batch(batch, mask)
+        mask.as_boolean_opt().cloned().ok_or_else(|| {
+            ArrowError::InvalidArgumentError("a scan filter did not evaluate to booleans".into())
+        })
     }
 }
 

@@ -18,7 +18,7 @@ use lumen_storage::{Table, TableSnapshot};
 
 use crate::hexid::sql_schema;
 use crate::pruning::{ScanPredicate, pushdown_support};
-use crate::row_filter::RowFilter;
+use crate::row_filter::{RowFilter, filterable};
 use crate::scan::{LumenScanExec, ScanInput};
 use crate::snapshot::SnapshotSource;
 
@@ -73,13 +73,14 @@ impl LumenTable {
             .into_iter()
             .filter(|segment| predicate.time.overlaps(segment.min_time, segment.max_time))
             .collect();
+        let row_filter = RowFilter::new(self.table, filters, predicate.trace_ids.as_ref());
         let exec = LumenScanExec::try_new(ScanInput {
             table: self.table,
             sql_schema: Arc::clone(&self.schema),
             projection,
             predicate,
             limit,
-            row_filter: RowFilter::new(self.table, filters),
+            row_filter,
             head: snapshot.head,
             segments,
             target_partitions: state.config().target_partitions(),
@@ -109,9 +110,16 @@ impl TableProvider for LumenTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Pruning filters (time, trace ids) and those the scan applies to its rows
+        // (row_filter.rs) are taken, inexactly: DataFusion still filters above the scan.
         Ok(filters
             .iter()
-            .map(|filter| pushdown_support(self.table, filter))
+            .map(|filter| match pushdown_support(self.table, filter) {
+                TableProviderFilterPushDown::Unsupported if filterable(self.table, filter) => {
+                    TableProviderFilterPushDown::Inexact
+                }
+                support => support,
+            })
             .collect())
     }
 

@@ -179,13 +179,8 @@ fn scan_predicates_combine_filters_per_table() {
         pushdown_support(Table::Metrics, &col("time").gt(ts(1))),
         TableProviderFilterPushDown::Inexact
     );
-    // Filters on other columns are applied in the scan, before ids become hex (row_filter.rs).
     assert_eq!(
         pushdown_support(Table::Spans, &col("name").eq(lit("x"))),
-        TableProviderFilterPushDown::Inexact
-    );
-    assert_eq!(
-        pushdown_support(Table::Spans, &col("span_id").eq(lit("x"))),
         TableProviderFilterPushDown::Unsupported
     );
     assert!(!ScanPredicate::default().is_selective());

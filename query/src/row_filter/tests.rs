@@ -73,7 +73,7 @@ fn rows_that_fail_are_dropped_before_conversion() {
         // Not the scan's to apply: ignored here, not an error.
         col("trace_id").eq(lit("ab")),
     ];
-    let filter = RowFilter::new(Table::Spans, &filters).unwrap();
+    let filter = RowFilter::new(Table::Spans, &filters, None).unwrap();
     let input = batch(
         &["payment", "gateway", "payment", "payment"],
         &[10, 10, 3, 6],
@@ -95,5 +95,31 @@ fn rows_that_fail_are_dropped_before_conversion() {
     // A column missing from an older segment reads as nulls, which never pass.
     let only_services = input.project(&[1]).unwrap();
     assert_eq!(filter.apply(&only_services).unwrap().num_rows(), 0);
-    assert!(RowFilter::new(Table::Spans, &[col("trace_id").eq(lit("ab"))]).is_none());
+    assert!(RowFilter::new(Table::Spans, &[col("trace_id").eq(lit("ab"))], None).is_none());
+}
+
+#[test]
+fn trace_ids_are_compared_as_bytes() {
+    use arrow::array::FixedSizeBinaryArray;
+    let ids: Vec<[u8; 16]> = vec![[1; 16], [2; 16], [3; 16]];
+    let column = FixedSizeBinaryArray::try_from_iter(ids.iter()).unwrap();
+    let input = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new(
+            "trace_id",
+            arrow::datatypes::DataType::FixedSizeBinary(16),
+            false,
+        )])),
+        vec![Arc::new(column)],
+    )
+    .unwrap();
+    let wanted: std::collections::BTreeSet<[u8; 16]> = [[3; 16], [9; 16]].into_iter().collect();
+    let filter = RowFilter::new(Table::Spans, &[], Some(&wanted)).unwrap();
+    let kept = filter.apply(&input).unwrap();
+    assert_eq!(kept.num_rows(), 1);
+    assert_eq!(
+        kept.column(0).as_fixed_size_binary().value(0),
+        &[3u8; 16][..]
+    );
+    // Metrics have no top-level trace id: nothing to apply.
+    assert!(RowFilter::new(Table::Metrics, &[], Some(&wanted)).is_none());
 }

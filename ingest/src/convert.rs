@@ -28,6 +28,7 @@ use arrow::record_batch::RecordBatch;
 
 pub use logs::logs;
 pub use metrics::{metrics, series_id};
+pub(crate) use spans::accepted_spans;
 pub use spans::spans;
 
 /// How many reasons a partial-success message lists before summarising the rest.

@@ -96,7 +96,7 @@ impl Exporter {
             })?;
             let derived = span_metrics
                 .as_deref()
-                .and_then(|m| S::derive(&request, m, now_ns))
+                .and_then(|m| S::derive(&request, m, &limits, now_ns))
                 .map(|derived| convert::metrics(&derived, &limits, now_ns))
                 .transpose()
                 .map_err(|e| IngestError::Internal(format!("building the span metrics: {e}")))?;

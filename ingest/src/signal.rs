@@ -43,6 +43,7 @@ pub(crate) trait OtlpSignal: Send + Sync + 'static {
     fn derive(
         _request: &Self::Request,
         _span_metrics: &SpanMetrics,
+        _limits: &Limits,
         _now_ns: i64,
     ) -> Option<ExportMetricsServiceRequest> {
         None
@@ -74,9 +75,10 @@ impl OtlpSignal for Traces {
     fn derive(
         request: &Self::Request,
         span_metrics: &SpanMetrics,
+        limits: &Limits,
         now_ns: i64,
     ) -> Option<ExportMetricsServiceRequest> {
-        span_metrics.derive(request, now_ns)
+        span_metrics.derive(request, limits, now_ns)
     }
 
     fn response(rejected: u64, message: String) -> Self::Response {

@@ -47,6 +47,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::trace::v1::Span;
 
+use crate::convert::{Limits, accepted_spans};
+
 /// The instrumentation scope of the derived metrics.
 pub const SCOPE_NAME: &str = "lumen.spanmetrics";
 /// Latency buckets of `traces_spanmetrics_latency` (seconds; Tempo's defaults).
@@ -217,79 +219,75 @@ impl SpanMetrics {
         self.pending.lock().map_or(0, |p| p.edges.len())
     }
 
-    /// The derived metrics of one export request of spans (`None` when it holds no valid span),
-    /// with points at `now_ns` or just after the previous request's.
+    /// The derived metrics of one export request of spans, counting the spans the conversion
+    /// accepts (`None` when it accepts none), with points at `now_ns` or just after the previous
+    /// request's.
     pub fn derive(
         &self,
         request: &ExportTraceServiceRequest,
+        limits: &Limits,
         now_ns: i64,
     ) -> Option<ExportMetricsServiceRequest> {
         let mut calls: HashMap<(&str, &str, &'static str, &'static str), Calls> = HashMap::new();
         let mut edges: HashMap<EdgeLabels, Edge> = HashMap::new();
         let mut halves: Vec<(EdgeKey, Side, bool, bool)> = Vec::new();
-        for resource_spans in &request.resource_spans {
+        for (resource_spans, span) in accepted_spans(request, limits, now_ns) {
             let attributes = resource_spans
                 .resource
                 .as_ref()
                 .map(|r| r.attributes.as_slice())
                 .unwrap_or_default();
             let service = string_attribute(attributes, "service.name").unwrap_or("unknown_service");
-            for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
-                if span.trace_id.len() != 16 || span.span_id.len() != 8 {
-                    continue; // rejected by the conversion too
-                }
-                let side = Side {
-                    service: service.to_owned(),
-                    seconds: span
-                        .end_time_unix_nano
-                        .saturating_sub(span.start_time_unix_nano)
-                        as f64
-                        / 1e9,
-                    failed: status_label(span) == "STATUS_CODE_ERROR",
-                    trace_id: span.trace_id.clone(),
-                    span_id: span.span_id.clone(),
-                };
-                calls
-                    .entry((
-                        service,
-                        span.name.as_str(),
-                        kind_label(span.kind),
-                        status_label(span),
-                    ))
-                    .or_insert_with(|| Calls {
-                        latency: Hist::new(&LATENCY_BUCKETS),
-                    })
-                    .latency
-                    .observe(&LATENCY_BUCKETS, &side);
-                match span.kind {
-                    // A call to a database has no server span: an edge at once.
-                    3 if DB_SYSTEM
+            let side = Side {
+                service: service.to_owned(),
+                seconds: span
+                    .end_time_unix_nano
+                    .saturating_sub(span.start_time_unix_nano) as f64
+                    / 1e9,
+                failed: status_label(span) == "STATUS_CODE_ERROR",
+                trace_id: span.trace_id.clone(),
+                span_id: span.span_id.clone(),
+            };
+            calls
+                .entry((
+                    service,
+                    span.name.as_str(),
+                    kind_label(span.kind),
+                    status_label(span),
+                ))
+                .or_insert_with(|| Calls {
+                    latency: Hist::new(&LATENCY_BUCKETS),
+                })
+                .latency
+                .observe(&LATENCY_BUCKETS, &side);
+            match span.kind {
+                // A call to a database has no server span: an edge at once.
+                3 if DB_SYSTEM
+                    .iter()
+                    .any(|k| string_attribute(&span.attributes, k).is_some()) =>
+                {
+                    let server = DB_NODE
                         .iter()
-                        .any(|k| string_attribute(&span.attributes, k).is_some()) =>
-                    {
-                        let server = DB_NODE
-                            .iter()
-                            .find_map(|k| string_attribute(&span.attributes, k))
-                            .unwrap_or_default();
-                        let server_side = Side {
-                            service: server.to_owned(),
-                            ..side.clone()
-                        };
-                        edges
-                            .entry((service.to_owned(), server.to_owned(), "database"))
-                            .or_insert_with(Edge::new)
-                            .add(&side, &server_side);
-                    }
-                    3 | 4 => {
-                        let key = (span.trace_id.clone(), span.span_id.clone());
-                        halves.push((key, side, true, span.kind == 4));
-                    }
-                    2 | 5 if span.parent_span_id.len() == 8 => {
-                        let key = (span.trace_id.clone(), span.parent_span_id.clone());
-                        halves.push((key, side, false, span.kind == 5));
-                    }
-                    _ => {}
+                        .find_map(|k| string_attribute(&span.attributes, k))
+                        .unwrap_or_default();
+                    let server_side = Side {
+                        service: server.to_owned(),
+                        ..side.clone()
+                    };
+                    edges
+                        .entry((service.to_owned(), server.to_owned(), "database"))
+                        .or_insert_with(Edge::new)
+                        .add(&side, &server_side);
                 }
+                3 | 4 => {
+                    let key = (span.trace_id.clone(), span.span_id.clone());
+                    halves.push((key, side, true, span.kind == 4));
+                }
+                2 | 5 if span.parent_span_id.len() == 8 => {
+                    let key = (span.trace_id.clone(), span.parent_span_id.clone());
+                    halves.push((key, side, false, span.kind == 5));
+                }
+                _ => {}
             }
         }
         if calls.is_empty() {

@@ -12,8 +12,8 @@ use arrow::record_batch::RecordBatch;
 use lumen_storage::Table;
 use lumen_storage::schema::{span_event_fields, span_link_fields};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 
 use super::common::{
     AttributesBuilder, Clock, ItemPath, ListOffsets, ResourceContext, ResourceScopeColumns,
@@ -79,6 +79,23 @@ pub fn spans(
         Some(columns.finish()?)
     };
     Ok(report.finish(batch))
+}
+
+/// The spans of `request` that [`spans`] accepts, in order (what the span-derived metrics count).
+pub(crate) fn accepted_spans<'a>(
+    request: &'a ExportTraceServiceRequest,
+    limits: &Limits,
+    now_ns: i64,
+) -> impl Iterator<Item = (&'a ResourceSpans, &'a Span)> + 'a {
+    let clock = Clock::new(now_ns, limits.max_future_skew);
+    request.resource_spans.iter().flat_map(move |rs| {
+        let clock = clock;
+        rs.scope_spans
+            .iter()
+            .flat_map(|ss| &ss.spans)
+            .filter(move |span| check_span(span, &clock).is_ok())
+            .map(move |span| (rs, span))
+    })
 }
 
 /// Start and end of a valid span, in nanoseconds.

@@ -9,6 +9,11 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
 use super::{EDGE_WAIT, LATENCY_BUCKETS, SpanMetrics};
+use crate::convert::Limits;
+
+fn limits() -> Limits {
+    Limits::default()
+}
 
 const T0: i64 = 1_700_000_000_000_000_000;
 
@@ -135,6 +140,7 @@ fn red_metrics_per_operation_with_tempo_labels() {
                     span(2, Some(1), 1, 0, 300, vec![]),
                 ],
             )]),
+            &limits(),
             T0,
         )
         .unwrap();
@@ -209,6 +215,7 @@ fn service_graph_edges_pair_across_requests_and_kinds() {
                     ),
                 ],
             )]),
+            &limits(),
             T0,
         )
         .unwrap();
@@ -229,6 +236,7 @@ fn service_graph_edges_pair_across_requests_and_kinds() {
                 ("payment", vec![span(5, Some(2), 2, 2, 6, vec![])]),
                 ("warehouse", vec![span(6, Some(3), 5, 0, 4, vec![])]),
             ]),
+            &limits(),
             T0 + 1_000_000_000,
         )
         .unwrap();
@@ -271,12 +279,13 @@ fn service_graph_edges_pair_across_requests_and_kinds() {
 fn unpaired_halves_expire_and_points_never_share_a_time() {
     let metrics = SpanMetrics::new();
     let call = request(vec![("gateway", vec![span(2, Some(1), 3, 0, 8, vec![])])]);
-    let a = metrics.derive(&call, T0).unwrap();
+    let a = metrics.derive(&call, &limits(), T0).unwrap();
     assert_eq!(metrics.pending_edges(), 1);
     // Same clock reading: the next request's points still come later.
     let b = metrics
         .derive(
             &request(vec![("gateway", vec![span(9, None, 1, 0, 1, vec![])])]),
+            &limits(),
             T0,
         )
         .unwrap();
@@ -294,6 +303,7 @@ fn unpaired_halves_expire_and_points_never_share_a_time() {
     let c = metrics
         .derive(
             &request(vec![("payment", vec![span(7, Some(6), 1, 0, 1, vec![])])]),
+            &limits(),
             late,
         )
         .unwrap();
@@ -301,6 +311,7 @@ fn unpaired_halves_expire_and_points_never_share_a_time() {
     let d = metrics
         .derive(
             &request(vec![("payment", vec![span(5, Some(2), 2, 0, 6, vec![])])]),
+            &limits(),
             late,
         )
         .unwrap();
@@ -312,12 +323,20 @@ fn unpaired_halves_expire_and_points_never_share_a_time() {
 #[test]
 fn requests_without_valid_spans_derive_nothing() {
     let metrics = SpanMetrics::new();
-    assert!(metrics.derive(&request(vec![]), T0).is_none());
+    assert!(metrics.derive(&request(vec![]), &limits(), T0).is_none());
     let mut bad = span(1, None, 2, 0, 1, vec![]);
     bad.trace_id = vec![1; 3];
     assert!(
         metrics
-            .derive(&request(vec![("gateway", vec![bad])]), T0)
+            .derive(&request(vec![("gateway", vec![bad])]), &limits(), T0)
+            .is_none()
+    );
+    // Spans the conversion rejects (here: no start time) are not counted either.
+    let mut unset = span(1, None, 2, 0, 1, vec![]);
+    unset.start_time_unix_nano = 0;
+    assert!(
+        metrics
+            .derive(&request(vec![("gateway", vec![unset])]), &limits(), T0)
             .is_none()
     );
 }

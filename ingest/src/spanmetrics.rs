@@ -50,7 +50,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use crate::convert::{Limits, accepted_spans};
 
 /// The instrumentation scope of the derived metrics.
-pub const SCOPE_NAME: &str = "lumen.spanmetrics";
+pub const SCOPE_NAME: &str = lumen_storage::schema::SPAN_METRICS_SCOPE;
 /// Latency buckets of `traces_spanmetrics_latency` (seconds; Tempo's defaults).
 pub const LATENCY_BUCKETS: [f64; 12] = [
     0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.02, 2.05, 4.10,

@@ -512,6 +512,10 @@ impl Temporality {
 /// attributes, kept as sent.
 pub const REMOTE_WRITE_SCOPE: &str = "prometheus.remote_write";
 
+/// `scope_name` of the metrics Lumen derives from spans at ingest (`traces_spanmetrics_*`,
+/// `traces_service_graph_*`).
+pub const SPAN_METRICS_SCOPE: &str = "lumen.spanmetrics";
+
 /// Bits of the `flags` column of `metrics` rows (OTLP `DataPointFlags`).
 pub struct PointFlags;
 

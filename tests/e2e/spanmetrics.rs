@@ -342,6 +342,41 @@ async fn span_metrics_and_the_service_graph_match_the_stored_spans() {
 
     grafana_service_graph_and_apm_queries(&server).await;
 
+    // Jaeger's dependency graph comes from the same paired calls (databases are not services).
+    let end_ms = now_ns() / 1_000_000 + 1_000;
+    let (status, body) = get(
+        &server,
+        &format!("/jaeger/api/dependencies?endTs={end_ms}&lookback=3600000"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let got: BTreeMap<(String, String), f64> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                (
+                    d["parent"].as_str().unwrap().to_owned(),
+                    d["child"].as_str().unwrap().to_owned(),
+                ),
+                d["callCount"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let mut want: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for row in server.sql_rows(EDGES_SQL).await {
+        let (client, target) = (
+            row["client"].as_str().unwrap().to_owned(),
+            row["server"].as_str().unwrap().to_owned(),
+        );
+        if client != target {
+            *want.entry((client, target)).or_default() += row["n"].as_f64().unwrap();
+        }
+    }
+    assert!(!want.is_empty());
+    assert_eq!(got, want, "Jaeger dependencies = the paired calls");
+
     // Exemplars on the latency buckets name stored traces.
     let now = now_ns() / 1_000_000_000;
     let (status, body) = get(

@@ -8,7 +8,7 @@
 //! | `GET /jaeger/api/operations?service=&spanKind=` | `{name, spanKind}` pairs |
 //! | `GET /jaeger/api/traces?service=&operation=&tags=&start=&end=&minDuration=&maxDuration=&limit=` | whole traces, newest first |
 //! | `GET /jaeger/api/traces/<id>` | `[trace]`, 404 when unknown |
-//! | `GET /jaeger/api/dependencies?endTs=&lookback=` | `{parent, child, callCount}` service pairs |
+//! | `GET /jaeger/api/dependencies?endTs=&lookback=` | `{parent, child, callCount}` service pairs (from the derived service graph, else from parent/child spans) |
 //!
 //! Every answer has Jaeger's envelope `{"data", "total", "limit", "offset", "errors"}`; a failure
 //! has `data: null` and `errors: [{code, msg}]` with that HTTP status. Times in parameters are
@@ -32,6 +32,8 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::jaeger_trace;
+use lumen_storage::schema::SPAN_METRICS_SCOPE;
+
 use crate::error::QueryError;
 use crate::sql::session::QueryEngine;
 use crate::traceql::ast::{AttributeScope, CompareOp, Field, FieldExpr, Intrinsic, Literal};
@@ -495,13 +497,26 @@ async fn dependencies(
         Ok(window) => window,
         Err(message) => return fail(StatusCode::BAD_REQUEST, message),
     };
-    // A call is a span whose parent span belongs to another service.
+    // The service graph Lumen derives at ingest has the calls already paired and counted: a sum
+    // over the window's delta points, cheap at any scale. Without it (span metrics off, or no
+    // paired call in the window), a call is a span whose parent span belongs to another service:
+    // a self-join of the window's spans.
+    let graph = format!(
+        "SELECT attributes['client'] AS parent, attributes['server'] AS child, \
+           arrow_cast(sum(coalesce(arrow_cast(value_int, 'Float64'), value)), 'Int64') AS calls \
+         FROM metrics \
+         WHERE metric_name = 'traces_service_graph_request_total' AND scope_name = '{SPAN_METRICS_SCOPE}' \
+           AND time >= to_timestamp_millis({start_ms}) AND time <= to_timestamp_millis({end_ms}) \
+           AND coalesce(attributes['connection_type'], '') <> 'database' \
+           AND attributes['client'] <> attributes['server'] \
+         GROUP BY 1, 2 ORDER BY parent, child"
+    );
     let window = |alias: &str| {
         format!(
             "{alias}.time >= to_timestamp_millis({start_ms}) AND {alias}.time <= to_timestamp_millis({end_ms})"
         )
     };
-    let sql = format!(
+    let spans = format!(
         "SELECT p.service_name AS parent, c.service_name AS child, count(*) AS calls \
          FROM spans c JOIN spans p ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id \
          WHERE {} AND {} AND p.service_name <> c.service_name \
@@ -509,34 +524,42 @@ async fn dependencies(
         window("c"),
         window("p")
     );
-    let output = match engine.sql(&sql).await {
-        Ok(output) => output,
-        Err(err) => return query_error(&err),
-    };
     let mut answer = Vec::new();
-    for batch in &output.batches {
-        let (Some(parents), Some(children), Some(calls)) = (
-            batch
-                .column_by_name("parent")
-                .and_then(|c| c.as_string_opt::<i32>()),
-            batch
-                .column_by_name("child")
-                .and_then(|c| c.as_string_opt::<i32>()),
-            batch
-                .column_by_name("calls")
-                .and_then(|c| c.as_primitive_opt::<Int64Type>()),
-        ) else {
-            return fail(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "dependencies have no parent, child or calls",
-            );
+    for sql in [graph, spans] {
+        let output = match engine.sql(&sql).await {
+            Ok(output) => output,
+            Err(err) => return query_error(&err),
         };
-        for i in 0..batch.num_rows() {
-            answer.push(json!({
-                "parent": parents.value(i),
-                "child": children.value(i),
-                "callCount": calls.value(i),
-            }));
+        for batch in &output.batches {
+            let (Some(parents), Some(children), Some(calls)) = (
+                batch
+                    .column_by_name("parent")
+                    .and_then(|c| c.as_string_opt::<i32>()),
+                batch
+                    .column_by_name("child")
+                    .and_then(|c| c.as_string_opt::<i32>()),
+                batch
+                    .column_by_name("calls")
+                    .and_then(|c| c.as_primitive_opt::<Int64Type>()),
+            ) else {
+                return fail(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "dependencies have no parent, child or calls",
+                );
+            };
+            for i in 0..batch.num_rows() {
+                if parents.is_null(i) || children.is_null(i) {
+                    continue;
+                }
+                answer.push(json!({
+                    "parent": parents.value(i),
+                    "child": children.value(i),
+                    "callCount": calls.value(i),
+                }));
+            }
+        }
+        if !answer.is_empty() {
+            break;
         }
     }
     ok(Value::Array(answer))

@@ -9,6 +9,7 @@
 
 mod alerting;
 mod alerts_cli;
+mod cli_text;
 mod demo;
 mod promql_cli;
 mod rules_cli;

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde_json::Value;
 
+use crate::cli_text::{Utc, percent_encode};
+
 /// Flags of `lumen promql`.
 #[derive(clap::Args, Debug)]
 pub struct PromqlArgs {
@@ -62,7 +64,7 @@ pub async fn run(args: PromqlArgs) -> anyhow::Result<ExitCode> {
     let response = reqwest::Client::new()
         .post(format!("{server}{path}"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(form.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect::<Vec<_>>().join("&"))
+        .body(form.iter().map(|(k, v)| format!("{k}={}", percent_encode(v))).collect::<Vec<_>>().join("&"))
         .send()
         .await
         .with_context(|| format!("cannot reach Lumen at {server}; is `lumen serve` running there? (pass --server to use another address)"))?;
@@ -128,38 +130,14 @@ fn series_name(metric: &Value) -> String {
 }
 
 /// Percent-encodes a form value (everything but unreserved characters).
-fn form_encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Float Unix seconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
 fn time_text(t: &Value) -> String {
     let secs = t.as_f64().unwrap_or(0.0);
     let ms = (secs * 1000.0).round() as i64;
-    let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let t = Utc::from_millis(ms);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year, t.month, t.day, t.hour, t.minute, t.second, t.millisecond
     )
 }
 

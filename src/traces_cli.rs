@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use serde_json::Value;
 
+use crate::cli_text::{Utc, percent_encode};
+
 /// Flags of `lumen traces`.
 #[derive(clap::Args, Debug)]
 pub struct TracesArgs {
@@ -84,17 +86,6 @@ async fn fetch(server: &str, path: &str) -> anyhow::Result<Result<String, String
     }
 }
 
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn now_s() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -110,7 +101,7 @@ pub async fn run_traces(args: TracesArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or(end - args.since.as_secs().max(1) as i64);
     let path = format!(
         "/api/search?q={}&start={start}&end={end}&limit={}",
-        encode(&args.query),
+        percent_encode(&args.query),
         args.limit
     );
     let body = match fetch(server, &path).await? {
@@ -196,25 +187,10 @@ fn table(rows: &[Vec<String>]) -> String {
 
 /// `2026-12-07 23:59:01.123` from Unix nanoseconds.
 fn utc(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let millis = ns.rem_euclid(1_000_000_000) / 1_000_000;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let t = Utc::from_millis(ns.div_euclid(1_000_000));
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{millis:03}",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
+        t.year, t.month, t.day, t.hour, t.minute, t.second, t.millisecond
     )
 }
 
@@ -230,7 +206,7 @@ fn format_ms(ms: f64) -> String {
 pub async fn run_trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
     let server = args.server.trim_end_matches('/');
     let id = args.id.trim();
-    let body = match fetch(server, &format!("/api/v2/traces/{}", encode(id))).await? {
+    let body = match fetch(server, &format!("/api/v2/traces/{}", percent_encode(id))).await? {
         Ok(body) => body,
         Err(message) => {
             eprintln!("error: {message}");

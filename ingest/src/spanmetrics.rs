@@ -125,19 +125,20 @@ impl Hist {
     }
 
     fn observe(&mut self, bounds: &[f64], side: &Side) {
+        self.observe_span(bounds, side.seconds, &side.trace_id, &side.span_id);
+    }
+
+    /// One observation; the ids are copied only when it is the slowest so far.
+    fn observe_span(&mut self, bounds: &[f64], seconds: f64, trace_id: &[u8], span_id: &[u8]) {
         let bucket = bounds
             .iter()
-            .position(|b| side.seconds <= *b)
+            .position(|b| seconds <= *b)
             .unwrap_or(bounds.len());
         self.counts[bucket] += 1;
-        self.sum += side.seconds;
+        self.sum += seconds;
         self.count += 1;
-        if self
-            .slowest
-            .as_ref()
-            .is_none_or(|(s, _, _)| side.seconds > *s)
-        {
-            self.slowest = Some((side.seconds, side.trace_id.clone(), side.span_id.clone()));
+        if self.slowest.as_ref().is_none_or(|(s, _, _)| seconds > *s) {
+            self.slowest = Some((seconds, trace_id.to_vec(), span_id.to_vec()));
         }
     }
 }
@@ -238,12 +239,14 @@ impl SpanMetrics {
                 .map(|r| r.attributes.as_slice())
                 .unwrap_or_default();
             let service = string_attribute(attributes, "service.name").unwrap_or("unknown_service");
-            let side = Side {
+            let seconds = span
+                .end_time_unix_nano
+                .saturating_sub(span.start_time_unix_nano) as f64
+                / 1e9;
+            // Owned copies only for the spans that take part in an edge (most do not).
+            let side = || Side {
                 service: service.to_owned(),
-                seconds: span
-                    .end_time_unix_nano
-                    .saturating_sub(span.start_time_unix_nano) as f64
-                    / 1e9,
+                seconds,
                 failed: status_label(span) == "STATUS_CODE_ERROR",
                 trace_id: span.trace_id.clone(),
                 span_id: span.span_id.clone(),
@@ -259,7 +262,7 @@ impl SpanMetrics {
                     latency: Hist::new(&LATENCY_BUCKETS),
                 })
                 .latency
-                .observe(&LATENCY_BUCKETS, &side);
+                .observe_span(&LATENCY_BUCKETS, seconds, &span.trace_id, &span.span_id);
             match span.kind {
                 // A call to a database has no server span: an edge at once.
                 3 if DB_SYSTEM
@@ -270,22 +273,23 @@ impl SpanMetrics {
                         .iter()
                         .find_map(|k| string_attribute(&span.attributes, k))
                         .unwrap_or_default();
+                    let client = side();
                     let server_side = Side {
                         service: server.to_owned(),
-                        ..side.clone()
+                        ..client.clone()
                     };
                     edges
                         .entry((service.to_owned(), server.to_owned(), "database"))
                         .or_insert_with(Edge::new)
-                        .add(&side, &server_side);
+                        .add(&client, &server_side);
                 }
                 3 | 4 => {
                     let key = (span.trace_id.clone(), span.span_id.clone());
-                    halves.push((key, side, true, span.kind == 4));
+                    halves.push((key, side(), true, span.kind == 4));
                 }
                 2 | 5 if span.parent_span_id.len() == 8 => {
                     let key = (span.trace_id.clone(), span.parent_span_id.clone());
-                    halves.push((key, side, false, span.kind == 5));
+                    halves.push((key, side(), false, span.kind == 5));
                 }
                 _ => {}
             }

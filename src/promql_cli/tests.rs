@@ -15,5 +15,5 @@ fn renders_vectors_as_aligned_rows() {
         time_text(&serde_json::json!(1435781451.781)),
         "2015-07-01T20:10:51.781Z"
     );
-    assert_eq!(form_encode("rate(x[1m])+1"), "rate%28x%5B1m%5D%29%2B1");
+    assert_eq!(percent_encode("rate(x[1m])+1"), "rate%28x%5B1m%5D%29%2B1");
 }

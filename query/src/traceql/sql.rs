@@ -134,15 +134,17 @@ fn value_sql(field: &Field) -> Values {
     }
 }
 
-fn sql_op(op: CompareOp) -> &'static str {
+/// The SQL operator of a comparison; `None` for the regex operators, which only a quoted pattern
+/// may follow (the parser refuses the rest; anything else matches nothing).
+fn sql_op(op: CompareOp) -> Option<&'static str> {
     match op {
-        CompareOp::Eq => "=",
-        CompareOp::Ne => "<>",
-        CompareOp::Gt => ">",
-        CompareOp::Ge => ">=",
-        CompareOp::Lt => "<",
-        CompareOp::Le => "<=",
-        CompareOp::Regex | CompareOp::NotRegex => unreachable!("regexes are written apart"),
+        CompareOp::Eq => Some("="),
+        CompareOp::Ne => Some("<>"),
+        CompareOp::Gt => Some(">"),
+        CompareOp::Ge => Some(">="),
+        CompareOp::Lt => Some("<"),
+        CompareOp::Le => Some("<="),
+        CompareOp::Regex | CompareOp::NotRegex => None,
     }
 }
 
@@ -158,7 +160,10 @@ fn compare(sql: &str, op: CompareOp, literal: &Literal) -> String {
         (_, Literal::Int(_) | Literal::Float(_) | Literal::Duration(_)) => {
             compare_number(&format!("try_cast({sql} AS DOUBLE)"), op, literal)
         }
-        (_, literal) => format!("({sql} {} {})", sql_op(op), quote(&text(literal))),
+        (_, literal) => match sql_op(op) {
+            Some(op) => format!("({sql} {op} {})", quote(&text(literal))),
+            None => "FALSE".into(),
+        },
     }
 }
 
@@ -170,7 +175,10 @@ fn compare_number(sql: &str, op: CompareOp, literal: &Literal) -> String {
         // The parser lets only numbers reach numeric fields; anything else matches nothing.
         _ => return "FALSE".into(),
     };
-    format!("({sql} {} {number})", sql_op(op))
+    match sql_op(op) {
+        Some(op) => format!("({sql} {op} {number})"),
+        None => "FALSE".into(),
+    }
 }
 
 /// The text a literal is compared as (ids in lowercase, as stored).

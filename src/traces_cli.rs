@@ -140,10 +140,10 @@ pub fn render_traces(answer: &Value) -> String {
             .as_str()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        let matched = trace["spanSets"]
+        // Summed over the span sets: `by(…)` splits one trace's matches over several.
+        let matched: u64 = trace["spanSets"]
             .as_array()
-            .and_then(|sets| sets.first())
-            .and_then(|set| set["matched"].as_u64())
+            .map(|sets| sets.iter().filter_map(|set| set["matched"].as_u64()).sum())
             .unwrap_or(0);
         rows.push(vec![
             trace["traceID"].as_str().unwrap_or_default().to_owned(),

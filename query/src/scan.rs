@@ -3,8 +3,10 @@
 //! Partitions: one for the in-memory head (if it has batches) plus up to `target_partitions`
 //! groups of segments, balanced by row count. A segment partition runs a blocking task
 //! ([`tokio::task::spawn_blocking`]) that reads its segments one after the other with the
-//! `parquet` crate — projection mask, row groups and pages chosen by [`crate::pruning`] — converts
-//! every batch to the SQL schema (ids to hex) and sends it through a small bounded channel, so a
+//! `parquet` crate — projection mask, row groups and pages chosen by [`crate::pruning`], the
+//! scan-side filters ([`crate::row_filter`]) evaluated inside the reader so the other columns are
+//! decoded only for the rows that pass — converts every batch to the SQL schema (ids to hex) and
+//! sends it through a small bounded channel, so a
 //! slow consumer holds back the reader and a dropped query stops it.
 
 use std::fmt;
@@ -353,14 +355,16 @@ impl Projector {
         }
     }
 
-    fn project(&self, batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
-        let filtered;
+    /// `batch` in the output schema; the rows the scan-side filters reject are dropped unless
+    /// `filtered` says the Parquet reader already applied them.
+    fn project(&self, batch: &RecordBatch, filtered: bool) -> Result<RecordBatch, ArrowError> {
+        let passed;
         let batch = match &self.row_filter {
-            Some(filter) => {
-                filtered = filter.apply(batch)?;
-                &filtered
+            Some(filter) if !filtered => {
+                passed = filter.apply(batch)?;
+                &passed
             }
-            None => batch,
+            _ => batch,
         };
         let columns = self
             .output_schema
@@ -371,7 +375,8 @@ impl Projector {
                     return Ok(new_null_array(field.data_type(), batch.num_rows()));
                 };
                 match self.storage_schema.field_with_name(field.name()) {
-                    // A nested struct of an older schema gets today's fields first.
+                    // A nested struct of an older schema gets today's fields first; a text column
+                    // read as a dictionary for the filters becomes text again.
                     Ok(stored) if stored.data_type() != column.data_type() => {
                         let column = conform_array(column, stored.data_type())?;
                         to_sql_column(&column, field.data_type())
@@ -418,7 +423,7 @@ impl Iterator for HeadRows {
             }
             return Some(
                 self.projector
-                    .project(&batch)
+                    .project(&batch, false)
                     .map_err(|e| DataFusionError::ArrowError(Box::new(e), None)),
             );
         }
@@ -504,7 +509,10 @@ impl SegmentReader {
         } else {
             Footer::Uncached
         };
-        let builder = segment::reader::open(segment, footer).map_err(|e| match e {
+        // Text columns the scan-side filters only compare are read as dictionaries (row_filter.rs).
+        let filter = self.projector.row_filter.clone();
+        let read_as = |file: &SchemaRef| filter.as_ref().and_then(|f| f.read_as(file));
+        let builder = segment::reader::open_as(segment, footer, read_as).map_err(|e| match e {
             OpenError::Missing(path) => SegmentReadError::Missing(path),
             other => unreadable(other.to_string()),
         })?;
@@ -547,6 +555,12 @@ impl SegmentReader {
         if let Some(selection) = plan.selection {
             builder = builder.with_row_selection(selection);
         }
+        // The filters run in the reader, which then decodes the other columns only for the rows
+        // that passed (row_filter.rs).
+        if let Some(filter) = &self.projector.row_filter {
+            let filter = filter.parquet(builder.parquet_schema());
+            builder = builder.with_row_filter(filter);
+        }
         if let Some(remaining) = self.remaining {
             builder = builder.with_limit(remaining);
         }
@@ -562,7 +576,7 @@ impl SegmentReader {
             }
             let batch = self
                 .projector
-                .project(&batch)
+                .project(&batch, true)
                 .map_err(|e| unreadable(e.to_string()))?;
             if batch.num_rows() == 0 {
                 continue;

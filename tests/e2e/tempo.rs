@@ -582,6 +582,20 @@ async fn traceql_search_features_match_and_do_not_match() {
         ("{} | count() > 4", vec![]),
         ("{} | avg(duration) > 1s", vec![&t2]),
         ("{} | max(duration) < 100ms", vec![&t3]),
+        // by() splits a trace's spans per value; the stages after it count per set.
+        ("{} | by(resource.service.name) | count() > 1", vec![&t1]),
+        ("{} | by(resource.service.name) | count() > 2", vec![]),
+        ("{ status = error } | count() > 1", vec![&t1]),
+        ("{ status = error } | by(kind) | count() > 1", vec![]),
+        // Only payment's two spans survive the count; coalesce() leaves them as one set of two.
+        (
+            "{} | by(resource.service.name) | count() > 1 | coalesce() | count() > 1",
+            vec![&t1],
+        ),
+        (
+            "{} | by(resource.service.name) | count() > 1 | coalesce() | count() > 2",
+            vec![],
+        ),
     ];
     let trace_id_query = format!(r#"{{ trace:id = "{}" }}"#, t3.to_uppercase());
     let mut cases = cases;
@@ -632,6 +646,56 @@ async fn traceql_search_features_match_and_do_not_match() {
             .contains(&json!({"key": "http.status_code", "value": {"stringValue": "502"}})),
         "{span}"
     );
+
+    // by(): one span set per service, each naming its value as Tempo does; coalesce() merges
+    // them back.
+    let by_query = format!(r#"{{ trace:id = "{t1}" }} | by(resource.service.name)"#);
+    let (status, json) = search_json(
+        &server,
+        &[("q", &by_query), ("start", &start), ("end", &end)],
+    )
+    .await;
+    assert_eq!(status, 200, "{json}");
+    let sets: Vec<(String, u64)> = json["traces"][0]["spanSets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|set| {
+            assert_eq!(
+                set["attributes"][0]["key"],
+                json!("by(resource.service.name)"),
+                "{set}"
+            );
+            (
+                set["attributes"][0]["value"]["stringValue"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                set["matched"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sets,
+        [
+            ("account".to_string(), 1),
+            ("gateway".to_string(), 1),
+            ("payment".to_string(), 2)
+        ]
+    );
+    let (_, json) = search_json(
+        &server,
+        &[
+            ("q", &format!("{by_query} | coalesce()")),
+            ("start", &start),
+            ("end", &end),
+        ],
+    )
+    .await;
+    let sets = json["traces"][0]["spanSets"].as_array().unwrap();
+    assert_eq!(sets.len(), 1, "{json}");
+    assert_eq!(sets[0]["matched"], json!(4));
+    assert!(sets[0].get("attributes").is_none(), "{json}");
 
     // spss caps the spans per set, limit the traces (newest first), minDuration filters traces.
     let (_, json) = search_json(
@@ -766,7 +830,8 @@ async fn traceql_search_features_match_and_do_not_match() {
         vec![("q", "{ foo = 1 }")],
         vec![("q", "{ span.a = ")],
         vec![("q", "{} | rate()")],
-        vec![("q", "{} | by(span.a)")],
+        vec![("q", "{ span.a + 1 = 2 }")],
+        vec![("q", "{} | by()")],
         vec![("limit", "100000000")],
         vec![("spss", "-1")],
         vec![("start", "20"), ("end", "10")],

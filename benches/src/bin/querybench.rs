@@ -15,9 +15,11 @@
 //!
 //! 7. `tempo_trace_by_id` — `/api/v2/traces/<id>` as Grafana's trace view asks (protobuf);
 //! 8. `jaeger_trace_by_id` — `/jaeger/api/traces/<id>` (Jaeger JSON);
-//! 9. `traceql_service_errors_1h` — `{ resource.service.name = "<service>" && status = error }` over
-//!    the last hour (`/api/search`, 20 traces);
-//! 10. `traceql_slow_1h` — `{ duration > 1s }` over the last hour.
+//! 9. `traceql_payment_errors_1h` — `{ resource.service.name = "payment" && status = error }` over
+//!    the last hour (`/api/search`, 20 traces): the selective search of the traces issue's target;
+//! 10. `traceql_service_errors_1h` — the same for the service with the most errors (gateway in
+//!     the fleet: about ten times as many matching spans);
+//! 11. `traceql_slow_1h` — `{ duration > 1s }` over the last hour.
 //!
 //! "Now" is the newest span's time, so the same query text means the same thing later and in the
 //! DuckDB peer (`benches/peers/duckdb_queries.py`), which reads the parameters this program picks
@@ -295,8 +297,19 @@ fn queries(p: &Params) -> Vec<QuerySpec> {
             None,
         ),
         trace_api(
+            "traceql_payment_errors_1h",
+            "TraceQL: the payment service's error spans over the last hour (20 traces)",
+            format!(
+                "/api/search?q={}&start={}&end={}&limit=20",
+                encode("{ resource.service.name = \"payment\" && status = error }"),
+                p.t_max_unix - 3_600,
+                p.t_max_unix + 1
+            ),
+            None,
+        ),
+        trace_api(
             "traceql_service_errors_1h",
-            "TraceQL: one service's error spans over the last hour (20 traces)",
+            "TraceQL: the most failing service's error spans over the last hour (20 traces)",
             format!(
                 "/api/search?q={}&start={}&end={}&limit=20",
                 encode(&format!("{{ resource.service.name = \"{}\" && status = error }}", p.service)),

@@ -35,7 +35,7 @@ use super::ast::{
 };
 use super::metrics::{MAX_STEPS, MetricsRange, MetricsSeries, query_range};
 use super::parser::parse;
-use super::search::{SearchRequest, TraceMatch, search as run_search};
+use super::search::{SearchRequest, SpanSetMatch, TraceMatch, search as run_search};
 use super::tags::{TagScope, TagValue, TagsRequest, tag_names, tag_values};
 use crate::error::QueryError;
 use crate::sql::session::QueryEngine;
@@ -358,35 +358,16 @@ fn search_answer(traces: &[TraceMatch]) -> serde_json::Value {
     let traces: Vec<serde_json::Value> = traces
         .iter()
         .map(|trace| {
-            let spans: Vec<serde_json::Value> = trace
-                .spans
-                .iter()
-                .map(|span| {
-                    let mut attributes = vec![json!({
-                        "key": "service.name",
-                        "value": {"stringValue": span.service},
-                    })];
-                    attributes.extend(span.attributes.iter().filter(|(k, _)| k != "service.name").map(
-                        |(key, value)| json!({"key": key, "value": {"stringValue": value}}),
-                    ));
-                    json!({
-                        "spanID": span.span_id,
-                        "name": span.name,
-                        "startTimeUnixNano": span.start_ns.to_string(),
-                        "durationNanos": span.duration_ns.to_string(),
-                        "attributes": attributes,
-                    })
-                })
-                .collect();
-            let span_set = json!({"spans": spans, "matched": trace.matched});
+            let sets: Vec<serde_json::Value> = trace.span_sets.iter().map(span_set_json).collect();
             json!({
                 "traceID": trace.trace_id,
                 "rootServiceName": if trace.root_service.is_empty() { "<root span not yet received>" } else { trace.root_service.as_str() },
                 "rootTraceName": trace.root_name,
                 "startTimeUnixNano": trace.start_ns.to_string(),
                 "durationMs": trace.duration_ns / 1_000_000,
-                "spanSet": span_set,
-                "spanSets": [span_set],
+                // `spanSet` is the older clients' field: the first set.
+                "spanSet": sets.first().cloned().unwrap_or_else(|| json!({"spans": [], "matched": 0})),
+                "spanSets": sets,
             })
         })
         .collect();
@@ -394,6 +375,48 @@ fn search_answer(traces: &[TraceMatch]) -> serde_json::Value {
         "traces": traces,
         "metrics": {"inspectedTraces": traces.len(), "completedJobs": 1, "totalJobs": 1},
     })
+}
+
+/// One span set: its spans with the attributes the query names, how many matched, and (after
+/// `by(…)`) the values it was grouped by as its own attributes.
+fn span_set_json(set: &SpanSetMatch) -> serde_json::Value {
+    let spans: Vec<serde_json::Value> = set
+        .spans
+        .iter()
+        .map(|span| {
+            let mut attributes = vec![json!({
+                "key": "service.name",
+                "value": {"stringValue": span.service},
+            })];
+            attributes.extend(
+                span.attributes
+                    .iter()
+                    .filter(|(k, _)| k != "service.name")
+                    .map(|(key, value)| json!({"key": key, "value": {"stringValue": value}})),
+            );
+            json!({
+                "spanID": span.span_id,
+                "name": span.name,
+                "startTimeUnixNano": span.start_ns.to_string(),
+                "durationNanos": span.duration_ns.to_string(),
+                "attributes": attributes,
+            })
+        })
+        .collect();
+    let mut out = json!({"spans": spans, "matched": set.matched});
+    let by: Vec<serde_json::Value> = set
+        .by
+        .iter()
+        .filter_map(|(key, value)| {
+            value
+                .as_ref()
+                .map(|value| json!({"key": key, "value": {"stringValue": value}}))
+        })
+        .collect();
+    if !by.is_empty() {
+        out["attributes"] = serde_json::Value::Array(by);
+    }
+    out
 }
 
 /// Names or values a tags request returns unless `limit` says otherwise.

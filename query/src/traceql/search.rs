@@ -1,25 +1,32 @@
 //! TraceQL search: span sets per trace, newest traces first.
 //!
 //! 1. One scan of `spans` over the time range reads the spans matching any filter of the query,
-//!    with a boolean column per filter ([`super::sql`]); only the columns the answer needs.
+//!    with a boolean column per filter ([`super::sql`]). Only what choosing the traces needs is
+//!    read: for a query without structural operators, aggregates or `by`, the trace id, the start
+//!    and the match flags — the scan then decodes three columns for the few rows that match.
 //! 2. Per trace, the span-set expression is evaluated on those rows: `&&` and `||` between span
 //!    sets, and the structural operators through the spans' parent ids (`>>` and `<<` read the
 //!    parent links of the candidate traces in a second, id-pruned scan).
-//! 3. Stages (`count()`, `avg(duration)` …) keep or drop each trace's span set.
-//! 4. The kept traces are ordered by their newest matched span; a summary (root service and name,
-//!    start, duration) of the newest `limit` comes from one id-pruned scan (more rounds only when
-//!    `minDuration`/`maxDuration` drop some), and the answer is sorted by trace start, newest
+//! 3. Stages run on each trace's span sets in order: `by(…)` splits them by the fields' values,
+//!    `coalesce()` merges them back into one, `count()`, `avg(duration)` … keep or drop each, and a
+//!    trace with no span set left is dropped.
+//! 4. The kept traces are ordered by their newest matched span; the newest `limit` are read whole
+//!    in one id-pruned scan (more rounds only when `minDuration`/`maxDuration` drop some), which
+//!    gives their summaries (root service and name, start, duration) and, evaluated again, their
+//!    span sets with every field the answer shows. The answer is sorted by trace start, newest
 //!    first, and cut at `limit`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, StringArray};
-use arrow::datatypes::{Int64Type, TimestampNanosecondType};
+use arrow::datatypes::Int64Type;
 
 use super::ast::{
     AggregateFn, CompareOp, Field, FieldExpr, Literal, Pipeline, SpansetExpr, SpansetOp, Stage,
 };
-use super::sql::{condition, field_sql, filters, normalise_ids, quote, uses_trace_summary};
+use super::sql::{
+    condition, field_sql, filters, is_trace_level, normalise_ids, quote, uses_trace_summary,
+};
 use crate::error::QueryError;
 use crate::sql::session::QueryEngine;
 
@@ -53,10 +60,20 @@ pub struct TraceMatch {
     pub start_ns: i64,
     /// From the first span's start to the last span's end.
     pub duration_ns: i64,
+    /// Its span sets: one, unless `by(…)` split them.
+    pub span_sets: Vec<SpanSetMatch>,
+}
+
+/// One span set of a trace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpanSetMatch {
     /// The matched spans, newest first, at most `spans_per_set`.
     pub spans: Vec<SpanMatch>,
-    /// How many spans matched in all.
+    /// How many spans the set holds in all.
     pub matched: usize,
+    /// What `by(…)` grouped it by: the stage as written (`by(resource.service.name)`) and the
+    /// value; a span without the field groups under no value.
+    pub by: Vec<(String, Option<String>)>,
 }
 
 /// One matched span.
@@ -85,7 +102,153 @@ struct Row {
     span_id: String,
     parent: Option<String>,
     matches: Vec<bool>,
+    /// The values of the `by(…)` fields ([`grouping_fields`]), as text.
+    groups: Vec<Option<String>>,
     span: SpanMatch,
+}
+
+/// A span set while the stages run: indices into a trace's rows, and what it was grouped by.
+#[derive(Clone, Debug, Default)]
+struct SpanSet {
+    spans: Vec<usize>,
+    by: Vec<(String, Option<String>)>,
+}
+
+/// The SQL of a search's scans.
+struct Plan {
+    /// One condition per span-set filter, left to right.
+    conditions: Vec<String>,
+    /// The attribute fields shown (key, SQL).
+    shown: Vec<(String, String)>,
+    /// The `by(…)` fields.
+    grouping: Vec<Field>,
+    /// The conditions read the per-trace summary `tr`.
+    needs_summary: bool,
+    /// Deciding which traces are kept needs more than which spans matched and when: span ids
+    /// and parents (structural operators), durations and attributes (aggregates), grouping
+    /// values (`by`). Without that, the first scan reads only the trace id, the start and the
+    /// match flags — a fraction of the columns — and the kept traces' spans are read whole by id.
+    detailed: bool,
+    time: String,
+}
+
+impl Plan {
+    fn new(pipeline: &Pipeline, request: &SearchRequest) -> Plan {
+        let conditions: Vec<String> = filters(&pipeline.spans)
+            .into_iter()
+            .map(condition)
+            .collect();
+        let grouping = grouping_fields(&pipeline.stages);
+        let needs_summary = filters(&pipeline.spans)
+            .into_iter()
+            .flatten()
+            .any(uses_trace_summary)
+            || grouping.iter().any(is_trace_level);
+        let detailed = has_structure(&pipeline.spans)
+            || pipeline
+                .stages
+                .iter()
+                .any(|stage| matches!(stage, Stage::Aggregate(..) | Stage::By(_)));
+        Plan {
+            conditions,
+            shown: shown_fields(pipeline),
+            grouping,
+            needs_summary,
+            detailed,
+            time: format!(
+                "s.time >= to_timestamp_nanos({}) AND s.time < to_timestamp_nanos({})",
+                request.start_ns, request.end_ns
+            ),
+        }
+    }
+
+    /// The columns a scan reads: all of a row ([`Columns::All`]) or the few the first scan
+    /// needs to choose traces.
+    fn select(&self, columns: Columns) -> String {
+        let mut select = vec!["s.trace_id".to_string()];
+        if columns == Columns::All {
+            select.extend([
+                "s.span_id".into(),
+                "s.parent_span_id".into(),
+                "s.name".into(),
+                "s.service_name".into(),
+                "s.duration_ns".into(),
+            ]);
+        }
+        select.push("arrow_cast(s.time, 'Int64') AS start_ns".into());
+        for (i, sql) in self.conditions.iter().enumerate() {
+            select.push(format!("coalesce({sql}, FALSE) AS m{i}"));
+        }
+        if columns == Columns::All {
+            for (i, (_, sql)) in self.shown.iter().enumerate() {
+                select.push(format!("arrow_cast({sql}, 'Utf8') AS f{i}"));
+            }
+            for (i, field) in self.grouping.iter().enumerate() {
+                select.push(format!("arrow_cast({}, 'Utf8') AS g{i}", field_sql(field)));
+            }
+        }
+        select.join(", ")
+    }
+
+    /// `spans s`, joined to the per-trace summary `tr` of the time range when the conditions
+    /// read it (`ids`: only those traces').
+    fn from(&self, ids: Option<&str>) -> String {
+        if !self.needs_summary {
+            return "spans s".into();
+        }
+        let ids = ids
+            .map(|ids| format!(" AND s.trace_id IN ({ids})"))
+            .unwrap_or_default();
+        format!(
+            "spans s JOIN (SELECT trace_id, \
+               arrow_cast(max(end_time), 'Int64') - arrow_cast(min(time), 'Int64') AS duration_ns, \
+               max(CASE WHEN parent_span_id IS NULL THEN name END) AS root_name, \
+               max(CASE WHEN parent_span_id IS NULL THEN service_name END) AS root_service \
+             FROM spans s WHERE {}{ids} GROUP BY trace_id) tr ON s.trace_id = tr.trace_id",
+            self.time
+        )
+    }
+
+    /// The first scan: the spans in the time range matching any filter.
+    fn candidates(&self) -> String {
+        // Bare in the WHERE clause (a NULL fails there as FALSE does), so DataFusion splits a
+        // filter's `AND`s into conjuncts the scan evaluates one after the other, cheapest first.
+        let any = self
+            .conditions
+            .iter()
+            .map(|c| format!("({c})"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let columns = if self.detailed {
+            Columns::All
+        } else {
+            Columns::Choice
+        };
+        format!(
+            "SELECT {} FROM {} WHERE {} AND ({any}) LIMIT {}",
+            self.select(columns),
+            self.from(None),
+            self.time,
+            MAX_ROWS + 1
+        )
+    }
+
+    /// Every span of some traces up to the end of the range (the trace's summary counts them
+    /// all; only those inside the range can match).
+    fn whole_traces(&self, ids: &str, end_ns: i64) -> String {
+        format!(
+            "SELECT {} FROM {} WHERE s.trace_id IN ({ids}) AND s.time < to_timestamp_nanos({end_ns})",
+            self.select(Columns::All),
+            self.from(Some(ids)),
+        )
+    }
+}
+
+/// Which columns a scan of [`Plan::select`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Columns {
+    All,
+    Choice,
 }
 
 /// Runs a span-set query.
@@ -96,111 +259,59 @@ pub async fn search(
 ) -> Result<Vec<TraceMatch>, QueryError> {
     let mut pipeline = pipeline.clone();
     normalise(&mut pipeline.spans);
-    let conditions: Vec<String> = filters(&pipeline.spans)
-        .into_iter()
-        .map(condition)
-        .collect();
-    let needs_summary = filters(&pipeline.spans)
-        .into_iter()
-        .flatten()
-        .any(uses_trace_summary);
-    for stage in &pipeline.stages {
-        if matches!(stage, Stage::By(_) | Stage::Coalesce) {
-            return Err(QueryError::BadQuery(
-                "the TraceQL stages by() and coalesce() are not supported yet".into(),
-            ));
-        }
-    }
-    let shown = shown_fields(&pipeline);
-
-    let time = format!(
-        "s.time >= to_timestamp_nanos({}) AND s.time < to_timestamp_nanos({})",
-        request.start_ns, request.end_ns
-    );
-    let mut select = vec![
-        "s.trace_id".to_string(),
-        "s.span_id".into(),
-        "s.parent_span_id".into(),
-        "s.name".into(),
-        "s.service_name".into(),
-        "arrow_cast(s.time, 'Int64') AS start_ns".into(),
-        "s.duration_ns".into(),
-    ];
-    for (i, sql) in conditions.iter().enumerate() {
-        select.push(format!("coalesce({sql}, FALSE) AS m{i}"));
-    }
-    for (i, (_, sql)) in shown.iter().enumerate() {
-        select.push(format!("arrow_cast({sql}, 'Utf8') AS f{i}"));
-    }
-    let any = conditions
-        .iter()
-        .map(|c| format!("coalesce({c}, FALSE)"))
-        .collect::<Vec<_>>()
-        .join(" OR ");
-    let from = if needs_summary {
-        format!(
-            "spans s JOIN (SELECT trace_id, \
-               arrow_cast(max(end_time), 'Int64') - arrow_cast(min(time), 'Int64') AS duration_ns, \
-               max(CASE WHEN parent_span_id IS NULL THEN name END) AS root_name, \
-               max(CASE WHEN parent_span_id IS NULL THEN service_name END) AS root_service \
-             FROM spans s WHERE {time} GROUP BY trace_id) tr ON s.trace_id = tr.trace_id"
-        )
-    } else {
-        "spans s".into()
-    };
-    let sql = format!(
-        "SELECT {} FROM {from} WHERE {time} AND ({any}) LIMIT {}",
-        select.join(", "),
-        MAX_ROWS + 1
-    );
-    let output = engine.sql(&sql).await?;
+    let plan = Plan::new(&pipeline, request);
+    let output = engine.sql(&plan.candidates()).await?;
     if output.num_rows() > MAX_ROWS {
         return Err(QueryError::BadQuery(format!(
             "the search matched more than {MAX_ROWS} spans: narrow the time range or the query"
         )));
     }
-
     let mut traces: BTreeMap<String, Vec<Row>> = BTreeMap::new();
     for batch in &output.batches {
-        read_rows(batch, conditions.len(), &shown, &mut traces)?;
+        read_rows(batch, &plan, &mut traces)?;
     }
-
-    let parents = if has_ancestry(&pipeline.spans) {
+    let ancestry = has_ancestry(&pipeline.spans);
+    let parents = if ancestry {
         parent_links(engine, traces.keys(), request).await?
     } else {
         HashMap::new()
     };
 
-    let mut kept: Vec<(String, Vec<usize>)> = Vec::new();
+    // Which traces are kept, newest first by their newest matched span.
+    let mut kept: Vec<(String, i64)> = Vec::new();
     for (trace_id, rows) in &traces {
-        let spans = eval(&pipeline.spans, rows, &mut 0, parents.get(trace_id));
-        if spans.is_empty() || !stages_keep(&pipeline.stages, rows, &spans) {
-            continue;
-        }
-        kept.push((trace_id.clone(), spans));
-    }
-    if kept.is_empty() {
-        return Ok(Vec::new());
-    }
-
-    // Newest first by their newest matched span, and summaries (one id-pruned scan) only for as
-    // many traces as the answer needs: `limit` at a time, more rounds only when the duration
-    // bounds drop some.
-    let newest = |spans: &[usize], rows: &[Row]| {
-        spans
+        let sets = span_sets(&pipeline, &plan.grouping, rows, parents.get(trace_id));
+        let newest = sets
             .iter()
+            .flat_map(|set| &set.spans)
             .map(|i| rows[*i].span.start_ns)
-            .max()
-            .unwrap_or(i64::MIN)
-    };
-    kept.sort_by_cached_key(|(id, spans)| std::cmp::Reverse(newest(spans, &traces[id])));
+            .max();
+        if let Some(newest) = newest {
+            kept.push((trace_id.clone(), newest));
+        }
+    }
+    drop(traces);
+    kept.sort_by_key(|(id, newest)| (std::cmp::Reverse(*newest), id.clone()));
+
+    // The answer's traces read whole, by id (the bloom filters and the page index find them),
+    // only as many as it needs: `limit` at a time, more rounds only when the duration bounds
+    // drop some. Their span sets are evaluated again on the whole rows, which the first scan's
+    // choice does not change: the same spans match.
     let mut answer: Vec<TraceMatch> = Vec::new();
     for round in kept.chunks(request.limit.max(1)) {
-        let summaries = summaries(engine, round.iter().map(|(id, _)| id), request).await?;
-        for (trace_id, spans) in round {
-            let Some(summary) = summaries.get(trace_id) else {
+        let ids: Vec<String> = round.iter().map(|(id, _)| quote(id)).collect();
+        let output = engine
+            .sql(&plan.whole_traces(&ids.join(", "), request.end_ns))
+            .await?;
+        let mut whole: BTreeMap<String, Vec<Row>> = BTreeMap::new();
+        for batch in &output.batches {
+            read_rows(batch, &plan, &mut whole)?;
+        }
+        for (trace_id, _) in round {
+            let Some(rows) = whole.get_mut(trace_id) else {
                 continue;
             };
+            let summary = summarise(rows);
             if request
                 .min_duration_ns
                 .is_some_and(|min| summary.duration_ns < min)
@@ -210,19 +321,38 @@ pub async fn search(
             {
                 continue;
             }
-            let rows = &traces[trace_id];
-            let mut matched: Vec<SpanMatch> = spans.iter().map(|i| rows[*i].span.clone()).collect();
-            matched.sort_by_key(|b| std::cmp::Reverse(b.start_ns));
-            let count = matched.len();
-            matched.truncate(request.spans_per_set);
+            for row in rows.iter_mut() {
+                if row.span.start_ns < request.start_ns {
+                    row.matches.iter_mut().for_each(|m| *m = false);
+                }
+            }
+            let links = ancestry.then(|| links_of(rows));
+            let sets = span_sets(&pipeline, &plan.grouping, rows, links.as_ref());
+            if sets.is_empty() {
+                continue;
+            }
+            let span_sets = sets
+                .iter()
+                .map(|set| {
+                    let mut spans: Vec<SpanMatch> =
+                        set.spans.iter().map(|i| rows[*i].span.clone()).collect();
+                    spans.sort_by_key(|b| std::cmp::Reverse(b.start_ns));
+                    let matched = spans.len();
+                    spans.truncate(request.spans_per_set);
+                    SpanSetMatch {
+                        spans,
+                        matched,
+                        by: set.by.clone(),
+                    }
+                })
+                .collect();
             answer.push(TraceMatch {
                 trace_id: trace_id.clone(),
-                root_service: summary.root_service.clone(),
-                root_name: summary.root_name.clone(),
+                root_service: summary.root_service,
+                root_name: summary.root_name,
                 start_ns: summary.start_ns,
                 duration_ns: summary.duration_ns,
-                spans: matched,
-                matched: count,
+                span_sets,
             });
         }
         if answer.len() >= request.limit {
@@ -236,6 +366,53 @@ pub async fn search(
     });
     answer.truncate(request.limit);
     Ok(answer)
+}
+
+/// A trace's span sets: the span-set expression, then the stages.
+fn span_sets(
+    pipeline: &Pipeline,
+    grouping: &[Field],
+    rows: &[Row],
+    parents: Option<&HashMap<String, String>>,
+) -> Vec<SpanSet> {
+    let spans = eval(&pipeline.spans, rows, &mut 0, parents);
+    if spans.is_empty() {
+        return Vec::new();
+    }
+    run_stages(&pipeline.stages, grouping, rows, spans)
+}
+
+/// Span id → parent span id within one whole trace.
+fn links_of(rows: &[Row]) -> HashMap<String, String> {
+    rows.iter()
+        .filter_map(|row| Some((row.span_id.clone(), row.parent.clone()?)))
+        .collect()
+}
+
+/// A trace's root service and name, start and duration, from all its spans.
+fn summarise(rows: &[Row]) -> Summary {
+    let roots = rows.iter().filter(|row| row.parent.is_none());
+    let start_ns = rows.iter().map(|r| r.span.start_ns).min().unwrap_or(0);
+    let end_ns = rows
+        .iter()
+        .map(|r| r.span.start_ns.saturating_add(r.span.duration_ns))
+        .max()
+        .unwrap_or(start_ns);
+    Summary {
+        root_service: roots
+            .clone()
+            .map(|r| r.span.service.as_str())
+            .max()
+            .unwrap_or_default()
+            .to_owned(),
+        root_name: roots
+            .map(|r| r.span.name.as_str())
+            .max()
+            .unwrap_or_default()
+            .to_owned(),
+        start_ns,
+        duration_ns: end_ns - start_ns,
+    }
 }
 
 fn normalise(expr: &mut SpansetExpr) {
@@ -287,6 +464,21 @@ fn shown_fields(pipeline: &Pipeline) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The fields the `by(…)` stages group by, each once, in the order they are named.
+fn grouping_fields(stages: &[Stage]) -> Vec<Field> {
+    let mut fields: Vec<Field> = Vec::new();
+    for stage in stages {
+        if let Stage::By(by) = stage {
+            for field in by {
+                if !fields.contains(field) {
+                    fields.push(field.clone());
+                }
+            }
+        }
+    }
+    fields
+}
+
 fn strings<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray, QueryError> {
     batch
         .column_by_name(name)
@@ -298,26 +490,31 @@ fn opt(array: &StringArray, row: usize) -> Option<String> {
     (!array.is_null(row)).then(|| array.value(row).to_owned())
 }
 
+/// Rows of a scan of [`Plan::select`] (either column set) into `traces`; the columns a
+/// [`Columns::Choice`] scan leaves out read as empty.
 fn read_rows(
     batch: &RecordBatch,
-    filters: usize,
-    shown: &[(String, String)],
+    plan: &Plan,
     traces: &mut BTreeMap<String, Vec<Row>>,
 ) -> Result<(), QueryError> {
     let trace_id = strings(batch, "trace_id")?;
-    let span_id = strings(batch, "span_id")?;
-    let parent = strings(batch, "parent_span_id")?;
-    let name = strings(batch, "name")?;
-    let service = strings(batch, "service_name")?;
+    let optional = |name: &str| {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_string_opt::<i32>())
+    };
+    let span_id = optional("span_id");
+    let parent = optional("parent_span_id");
+    let name = optional("name");
+    let service = optional("service_name");
     let start = batch
         .column_by_name("start_ns")
         .and_then(|c| c.as_primitive_opt::<Int64Type>())
         .ok_or_else(|| QueryError::Internal("search rows have no start_ns".into()))?;
     let duration = batch
         .column_by_name("duration_ns")
-        .and_then(|c| c.as_primitive_opt::<Int64Type>())
-        .ok_or_else(|| QueryError::Internal("search rows have no duration_ns".into()))?;
-    let matches: Vec<&BooleanArray> = (0..filters)
+        .and_then(|c| c.as_primitive_opt::<Int64Type>());
+    let matches: Vec<&BooleanArray> = (0..plan.conditions.len())
         .map(|i| {
             batch
                 .column_by_name(&format!("m{i}"))
@@ -325,33 +522,54 @@ fn read_rows(
                 .ok_or_else(|| QueryError::Internal(format!("search rows have no m{i}")))
         })
         .collect::<Result<_, _>>()?;
-    let values: Vec<&StringArray> = (0..shown.len())
-        .map(|i| strings(batch, &format!("f{i}")))
-        .collect::<Result<_, _>>()?;
+    let values: Vec<(&String, &StringArray)> = plan
+        .shown
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (key, _))| optional(&format!("f{i}")).map(|array| (key, array)))
+        .collect();
+    let groups: Vec<Option<&StringArray>> = (0..plan.grouping.len())
+        .map(|i| optional(&format!("g{i}")))
+        .collect();
+    let text = |array: Option<&StringArray>, row: usize| array.and_then(|a| opt(a, row));
     for row in 0..batch.num_rows() {
-        let attributes = shown
+        let attributes = values
             .iter()
-            .zip(&values)
-            .filter_map(|((key, _), array)| opt(array, row).map(|v| (key.clone(), v)))
+            .filter_map(|(key, array)| opt(array, row).map(|v| ((*key).clone(), v)))
             .collect();
+        let span_id = text(span_id, row).unwrap_or_default();
         traces
             .entry(trace_id.value(row).to_owned())
             .or_default()
             .push(Row {
-                span_id: span_id.value(row).to_owned(),
-                parent: opt(parent, row),
+                span_id: span_id.clone(),
+                parent: text(parent, row),
                 matches: matches.iter().map(|m| m.value(row)).collect(),
+                groups: groups.iter().map(|g| text(*g, row)).collect(),
                 span: SpanMatch {
-                    span_id: span_id.value(row).to_owned(),
-                    name: opt(name, row).unwrap_or_default(),
-                    service: opt(service, row).unwrap_or_default(),
+                    span_id,
+                    name: text(name, row).unwrap_or_default(),
+                    service: text(service, row).unwrap_or_default(),
                     start_ns: start.value(row),
-                    duration_ns: duration.value(row),
+                    duration_ns: duration.map_or(0, |d| d.value(row)),
                     attributes,
                 },
             });
     }
     Ok(())
+}
+
+/// True when the span-set expression relates spans to each other (`>`, `>>`, `~` …), which
+/// needs their ids and parents.
+fn has_structure(expr: &SpansetExpr) -> bool {
+    match expr {
+        SpansetExpr::Filter(_) => false,
+        SpansetExpr::Binary(left, op, right) => {
+            !matches!(op, SpansetOp::And | SpansetOp::Or)
+                || has_structure(left)
+                || has_structure(right)
+        }
+    }
 }
 
 fn has_ancestry(expr: &SpansetExpr) -> bool {
@@ -482,8 +700,83 @@ fn union(mut a: Vec<usize>, b: Vec<usize>) -> Vec<usize> {
     a
 }
 
-fn stages_keep(stages: &[Stage], rows: &[Row], spans: &[usize]) -> bool {
-    stages.iter().all(|stage| match stage {
+/// A trace's span sets after the stages, starting from the one set the span-set expression
+/// yielded; empty when the stages dropped them all.
+fn run_stages(
+    stages: &[Stage],
+    grouping: &[Field],
+    rows: &[Row],
+    spans: Vec<usize>,
+) -> Vec<SpanSet> {
+    let mut sets = vec![SpanSet {
+        spans,
+        by: Vec::new(),
+    }];
+    for stage in stages {
+        sets = match stage {
+            Stage::By(fields) => sets
+                .into_iter()
+                .flat_map(|set| split(set, fields, grouping, rows))
+                .collect(),
+            Stage::Coalesce => {
+                let mut spans: Vec<usize> = sets.into_iter().flat_map(|set| set.spans).collect();
+                spans.sort_unstable();
+                spans.dedup();
+                if spans.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![SpanSet {
+                        spans,
+                        by: Vec::new(),
+                    }]
+                }
+            }
+            Stage::Select(_) => sets,
+            Stage::Count(..) | Stage::Aggregate(..) => sets
+                .into_iter()
+                .filter(|set| keeps(stage, rows, &set.spans))
+                .collect(),
+        };
+        if sets.is_empty() {
+            break;
+        }
+    }
+    sets
+}
+
+/// One span set split by the values of `fields` (their positions in `grouping` say which of a
+/// row's group values to read), in the order of the values.
+fn split(set: SpanSet, fields: &[Field], grouping: &[Field], rows: &[Row]) -> Vec<SpanSet> {
+    let positions: Vec<usize> = fields
+        .iter()
+        .filter_map(|field| grouping.iter().position(|g| g == field))
+        .collect();
+    let mut groups: BTreeMap<Vec<Option<&str>>, Vec<usize>> = BTreeMap::new();
+    for i in set.spans {
+        let key = positions
+            .iter()
+            .map(|p| rows[i].groups[*p].as_deref())
+            .collect();
+        groups.entry(key).or_default().push(i);
+    }
+    groups
+        .into_iter()
+        .map(|(values, spans)| {
+            let mut by = set.by.clone();
+            by.extend(
+                fields
+                    .iter()
+                    .zip(values)
+                    .map(|(field, value)| (format!("by({field})"), value.map(str::to_owned))),
+            );
+            SpanSet { spans, by }
+        })
+        .collect()
+}
+
+/// Whether a filtering stage keeps a span set.
+fn keeps(stage: &Stage, rows: &[Row], spans: &[usize]) -> bool {
+    match stage {
         Stage::Count(op, n) => holds(spans.len() as f64, *op, *n),
         Stage::Aggregate(function, field, op, literal) => {
             let Some(want) = number(literal) else {
@@ -505,7 +798,7 @@ fn stages_keep(stages: &[Stage], rows: &[Row], spans: &[usize]) -> bool {
             holds(got, *op, want)
         }
         Stage::Select(_) | Stage::By(_) | Stage::Coalesce => true,
-    })
+    }
 }
 
 fn number(literal: &Literal) -> Option<f64> {
@@ -540,57 +833,10 @@ fn holds(got: f64, op: CompareOp, want: f64) -> bool {
     }
 }
 
-/// Root service and name, start and duration of each trace.
+/// Root service and name, start and duration of a trace.
 struct Summary {
     root_service: String,
     root_name: String,
     start_ns: i64,
     duration_ns: i64,
-}
-
-async fn summaries<'a>(
-    engine: &QueryEngine,
-    trace_ids: impl Iterator<Item = &'a String>,
-    request: &SearchRequest,
-) -> Result<HashMap<String, Summary>, QueryError> {
-    let ids: Vec<String> = trace_ids.map(|id| quote(id)).collect();
-    let mut out = HashMap::new();
-    for chunk in ids.chunks(1000) {
-        let sql = format!(
-            "SELECT trace_id, \
-               max(CASE WHEN parent_span_id IS NULL THEN service_name END) AS root_service, \
-               max(CASE WHEN parent_span_id IS NULL THEN name END) AS root_name, \
-               min(time) AS start, \
-               arrow_cast(max(end_time), 'Int64') - arrow_cast(min(time), 'Int64') AS duration_ns \
-             FROM spans WHERE trace_id IN ({}) AND time < to_timestamp_nanos({}) GROUP BY trace_id",
-            chunk.join(", "),
-            request.end_ns
-        );
-        let output = engine.sql(&sql).await?;
-        for batch in &output.batches {
-            let trace = strings(batch, "trace_id")?;
-            let service = strings(batch, "root_service")?;
-            let name = strings(batch, "root_name")?;
-            let start = batch
-                .column_by_name("start")
-                .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-                .ok_or_else(|| QueryError::Internal("trace summary has no start".into()))?;
-            let duration = batch
-                .column_by_name("duration_ns")
-                .and_then(|c| c.as_primitive_opt::<Int64Type>())
-                .ok_or_else(|| QueryError::Internal("trace summary has no duration".into()))?;
-            for row in 0..batch.num_rows() {
-                out.insert(
-                    trace.value(row).to_owned(),
-                    Summary {
-                        root_service: opt(service, row).unwrap_or_default(),
-                        root_name: opt(name, row).unwrap_or_default(),
-                        start_ns: start.value(row),
-                        duration_ns: duration.value(row),
-                    },
-                );
-            }
-        }
-    }
-    Ok(out)
 }

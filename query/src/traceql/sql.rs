@@ -27,7 +27,8 @@ pub fn uses_trace_summary(expr: &FieldExpr) -> bool {
     }
 }
 
-fn is_trace_level(field: &Field) -> bool {
+/// True for the trace-level intrinsics the `tr` summary holds (`trace:id` is every span's own).
+pub fn is_trace_level(field: &Field) -> bool {
     matches!(field, Field::Intrinsic(i) if i.is_trace_level() && *i != Intrinsic::TraceId)
 }
 

@@ -12,6 +12,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
+use arrow::datatypes::SchemaRef;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
@@ -90,6 +91,18 @@ pub fn open(
     meta: &SegmentMeta,
     footer: Footer,
 ) -> Result<ParquetRecordBatchReaderBuilder<File>, OpenError> {
+    open_as(meta, footer, |_| None)
+}
+
+/// [`open`], reading the columns in the types `read_as` gives: called with the file's own Arrow
+/// schema, it returns the schema to read it as (the same columns; a text column may become a
+/// `Dictionary(Int32, Utf8)`, which keeps a dictionary-encoded column's values unexpanded), or
+/// `None` to read the file as written.
+pub fn open_as(
+    meta: &SegmentMeta,
+    footer: Footer,
+    read_as: impl FnOnce(&SchemaRef) -> Option<SchemaRef>,
+) -> Result<ParquetRecordBatchReaderBuilder<File>, OpenError> {
     let path = &meta.path;
     let unreadable = |message: String| OpenError::Unreadable {
         path: path.clone(),
@@ -99,35 +112,49 @@ pub fn open(
         std::io::ErrorKind::NotFound => OpenError::Missing(path.clone()),
         _ => unreadable(e.to_string()),
     })?;
-    if footer == Footer::Uncached {
-        return ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| unreadable(e.to_string()));
-    }
-    let len = file
-        .metadata()
-        .map_err(|e| unreadable(e.to_string()))?
-        .len();
-    let key = SegmentKey {
-        bytes: len,
-        ..SegmentKey::of(meta)
-    };
-    let metadata = match FOOTERS.get(&key) {
-        Some(metadata) => metadata,
-        None if footer == Footer::CachedOnly => return Err(OpenError::NotCached(path.clone())),
-        None => {
-            let options =
-                ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-            let metadata = Arc::new(
-                ArrowReaderMetadata::load(&file, options).map_err(|e| unreadable(e.to_string()))?,
-            );
-            let bytes = metadata.metadata().memory_size();
-            FOOTERS.insert(key, metadata.clone(), bytes);
-            metadata
+    let metadata = if footer == Footer::Uncached {
+        Arc::new(
+            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+                .map_err(|e| unreadable(e.to_string()))?,
+        )
+    } else {
+        let len = file
+            .metadata()
+            .map_err(|e| unreadable(e.to_string()))?
+            .len();
+        let key = SegmentKey {
+            bytes: len,
+            ..SegmentKey::of(meta)
+        };
+        match FOOTERS.get(&key) {
+            Some(metadata) => metadata,
+            None if footer == Footer::CachedOnly => {
+                return Err(OpenError::NotCached(path.clone()));
+            }
+            None => {
+                let options =
+                    ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+                let metadata = Arc::new(
+                    ArrowReaderMetadata::load(&file, options)
+                        .map_err(|e| unreadable(e.to_string()))?,
+                );
+                let bytes = metadata.metadata().memory_size();
+                FOOTERS.insert(key, metadata.clone(), bytes);
+                metadata
+            }
         }
     };
+    let metadata = match read_as(metadata.schema()) {
+        // Only the Arrow view of the footer is rebuilt; the parsed Parquet metadata is shared.
+        Some(schema) => ArrowReaderMetadata::try_new(
+            Arc::clone(metadata.metadata()),
+            ArrowReaderOptions::new().with_schema(schema),
+        )
+        .map_err(|e| unreadable(e.to_string()))?,
+        None => ArrowReaderMetadata::clone(&metadata),
+    };
     Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(
-        file,
-        ArrowReaderMetadata::clone(&metadata),
+        file, metadata,
     ))
 }
 

@@ -375,6 +375,17 @@ pub struct ParquetReadPlan {
 pub fn plan_parquet_read(
     metadata: &ParquetMetaData,
     predicate: &ScanPredicate,
+    bloom_filter: impl FnMut(usize, usize) -> Result<Option<Sbbf>, ParquetError>,
+) -> ParquetReadPlan {
+    plan_parquet_read_of(metadata, predicate, |_, _| true, bloom_filter)
+}
+
+/// [`plan_parquet_read`] over the row groups `considered` accepts (called with a row group's
+/// index and the file's row-group count): a scan reading a share of a big file.
+pub fn plan_parquet_read_of(
+    metadata: &ParquetMetaData,
+    predicate: &ScanPredicate,
+    considered: impl Fn(usize, usize) -> bool,
     mut bloom_filter: impl FnMut(usize, usize) -> Result<Option<Sbbf>, ParquetError>,
 ) -> ParquetReadPlan {
     let row_groups = metadata.row_groups();
@@ -389,6 +400,9 @@ pub fn plan_parquet_read(
     let mut partial = false;
 
     for (rg_index, rg) in row_groups.iter().enumerate() {
+        if !considered(rg_index, row_groups.len()) {
+            continue;
+        }
         let rows = usize::try_from(rg.num_rows()).unwrap_or(0);
         if let Some((min, max)) = time_col.and_then(|c| row_group_time_range(rg, c))
             && !predicate.time.overlaps(min, max)

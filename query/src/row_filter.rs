@@ -16,7 +16,7 @@
 //! what makes a search for a few thousand spans among millions, or a trace among a day's spans,
 //! cost the filter columns rather than every column. Head batches are filtered as they are.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -43,14 +43,29 @@ use crate::hexid::sql_schema;
 use crate::pruning::{TRACE_ID_COLUMN, TraceId};
 
 /// True when the scan can evaluate `filter` on the rows it reads: every column it reads has the
-/// same type in storage as in SQL (no id columns), and it has no subquery and nothing volatile.
+/// same type in storage as in SQL (no id columns, except where only their absence is tested:
+/// `parent_span_id IS NULL` is a root span in either type), and it has no subquery and nothing
+/// volatile.
 pub fn filterable(table: Table, filter: &Expr) -> bool {
     let sql = sql_schema(table);
     let storage = table.schema();
-    let columns = filter.column_refs();
-    if columns.is_empty() || filter.is_volatile() {
+    if filter.column_refs().is_empty() || filter.is_volatile() {
         return false;
     }
+    // The columns read for their values (those only tested for NULL are not).
+    let mut columns: Vec<&Column> = Vec::new();
+    let _ = filter.apply(|e| match e {
+        Expr::IsNull(inner) | Expr::IsNotNull(inner)
+            if matches!(inner.as_ref(), Expr::Column(_)) =>
+        {
+            Ok(TreeNodeRecursion::Jump)
+        }
+        Expr::Column(c) => {
+            columns.push(c);
+            Ok(TreeNodeRecursion::Continue)
+        }
+        _ => Ok(TreeNodeRecursion::Continue),
+    });
     let same_type = columns.iter().all(|c| {
         match (
             sql.field_with_name(&c.name),
@@ -82,7 +97,8 @@ pub fn filterable(table: Table, filter: &Expr) -> bool {
 /// other filters, compiled over the columns they read.
 #[derive(Debug, Clone)]
 pub struct RowFilter {
-    trace_ids: Option<HashSet<TraceId>>,
+    /// Sorted, as numbers: a binary search of a few integers beats hashing 16 bytes per row.
+    trace_ids: Option<Vec<u128>>,
     /// Every filter in one expression over storage types: for head batches.
     expr: Option<CompiledFilter>,
     /// Each conjunct on its own, over the types a segment is read in ([`RowFilter::read_as`]),
@@ -126,7 +142,12 @@ impl RowFilter {
             .and_then(|e| CompiledFilter::new(&storage, &e, &BTreeSet::new()));
         let trace_ids = trace_ids
             .filter(|_| table.id_columns().contains(&TRACE_ID_COLUMN))
-            .map(|ids| ids.iter().copied().collect::<HashSet<_>>());
+            // A BTreeSet iterates in order, and big-endian numbers keep it.
+            .map(|ids| {
+                ids.iter()
+                    .map(|id| u128::from_be_bytes(*id))
+                    .collect::<Vec<_>>()
+            });
         if expr.is_none() && trace_ids.is_none() {
             return None;
         }
@@ -282,7 +303,9 @@ impl RowFilter {
                 .map(|i| {
                     Some(
                         !column.is_null(i)
-                            && TraceId::try_from(column.value(i)).is_ok_and(|id| ids.contains(&id)),
+                            && TraceId::try_from(column.value(i)).is_ok_and(|id| {
+                                ids.binary_search(&u128::from_be_bytes(id)).is_ok()
+                            }),
                     )
                 })
                 .collect(),

@@ -40,7 +40,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::SegmentReadError;
 use crate::hexid::to_sql_column;
-use crate::pruning::{ScanPredicate, plan_parquet_read};
+use crate::pruning::{ScanPredicate, plan_parquet_read_of};
 use crate::row_filter::RowFilter;
 
 /// Batches buffered between a segment reader and its consumer, per partition.
@@ -73,8 +73,27 @@ pub struct ScanInput {
 #[derive(Debug, Clone)]
 enum PartitionSource {
     Head,
-    Segments(Vec<SegmentMeta>),
+    Segments(Vec<SegmentPart>),
     Empty,
+}
+
+/// A segment, or a contiguous share of its row groups: the `part`-th of `parts` equal runs.
+/// A big segment is split so that a scan of a few segments still keeps every core busy.
+#[derive(Debug, Clone)]
+struct SegmentPart {
+    segment: SegmentMeta,
+    part: usize,
+    parts: usize,
+}
+
+impl SegmentPart {
+    /// Whether row group `index` of `count` is this part's.
+    fn holds(&self, index: usize, count: usize) -> bool {
+        let parts = self.parts.max(1);
+        let start = self.part * count / parts;
+        let end = (self.part + 1) * count / parts;
+        (start..end).contains(&index)
+    }
 }
 
 /// Scan of one Lumen table over head batches and Parquet segments.
@@ -136,7 +155,7 @@ impl LumenScanExec {
         self.partitions
             .iter()
             .map(|p| match p {
-                PartitionSource::Segments(segments) => segments.len(),
+                PartitionSource::Segments(parts) => parts.iter().filter(|p| p.part == 0).count(),
                 _ => 0,
             })
             .sum()
@@ -157,7 +176,7 @@ impl LumenScanExec {
 
     fn segment_stream(
         &self,
-        segments: Vec<SegmentMeta>,
+        segments: Vec<SegmentPart>,
         batch_size: usize,
     ) -> SendableRecordBatchStream {
         let task = SegmentReader {
@@ -291,25 +310,46 @@ impl ExecutionPlan for LumenScanExec {
 }
 
 /// Spreads segments over at most `target` groups with about equal row counts; each group keeps
-/// its segments in time order.
-fn group_segments(mut segments: Vec<SegmentMeta>, target: usize) -> Vec<Vec<SegmentMeta>> {
+/// its segments in time order. A segment holding more than half a group's share is split into
+/// runs of its row groups first, so two big segments and a small one do not leave one core with
+/// twice the other's rows.
+fn group_segments(segments: Vec<SegmentMeta>, target: usize) -> Vec<Vec<SegmentPart>> {
     if segments.is_empty() {
         return Vec::new();
     }
-    let groups = target.clamp(1, segments.len());
-    segments.sort_by_key(|s| std::cmp::Reverse(s.rows));
-    let mut buckets: Vec<(u64, Vec<SegmentMeta>)> = (0..groups).map(|_| (0, Vec::new())).collect();
+    let total: u64 = segments.iter().map(|s| s.rows).sum();
+    let share = (total / target.max(1) as u64).max(1);
+    let row_group_rows = lumen_storage::segment::ROW_GROUP_ROWS as u64;
+    let mut parts: Vec<(u64, SegmentPart)> = Vec::new();
     for segment in segments {
+        let row_groups = segment.rows.div_ceil(row_group_rows).max(1);
+        let wanted = (segment.rows * 2).div_ceil(share).max(1);
+        let count = wanted.min(row_groups).min(target.max(1) as u64) as usize;
+        for part in 0..count {
+            parts.push((
+                segment.rows / count as u64,
+                SegmentPart {
+                    segment: segment.clone(),
+                    part,
+                    parts: count,
+                },
+            ));
+        }
+    }
+    let groups = target.clamp(1, parts.len());
+    parts.sort_by_key(|(rows, _)| std::cmp::Reverse(*rows));
+    let mut buckets: Vec<(u64, Vec<SegmentPart>)> = (0..groups).map(|_| (0, Vec::new())).collect();
+    for (rows, part) in parts {
         // Largest first into the lightest bucket: a good balance for a greedy pass.
         if let Some(bucket) = buckets.iter_mut().min_by_key(|(rows, _)| *rows) {
-            bucket.0 = bucket.0.saturating_add(segment.rows);
-            bucket.1.push(segment);
+            bucket.0 = bucket.0.saturating_add(rows);
+            bucket.1.push(part);
         }
     }
     buckets
         .into_iter()
         .map(|(_, mut group)| {
-            group.sort_by_key(|s| (s.min_time, s.id));
+            group.sort_by_key(|p| (p.segment.min_time, p.segment.id, p.part));
             group
         })
         .collect()
@@ -463,7 +503,7 @@ enum Flow {
 
 /// The blocking half of a segment partition.
 struct SegmentReader {
-    segments: Vec<SegmentMeta>,
+    segments: Vec<SegmentPart>,
     projector: Projector,
     predicate: Arc<ScanPredicate>,
     remaining: Option<usize>,
@@ -494,9 +534,10 @@ impl SegmentReader {
 
     fn read_segment(
         &mut self,
-        segment: &SegmentMeta,
+        part: &SegmentPart,
         tx: &BatchSender,
     ) -> Result<Flow, SegmentReadError> {
+        let segment = &part.segment;
         let path = &segment.path;
         let unreadable = |message: String| SegmentReadError::Unreadable {
             path: path.clone(),
@@ -516,11 +557,16 @@ impl SegmentReader {
             OpenError::Missing(path) => SegmentReadError::Missing(path),
             other => unreadable(other.to_string()),
         })?;
-        self.counters.segments_read.add(1);
+        if part.part == 0 {
+            self.counters.segments_read.add(1);
+        }
 
-        let plan = plan_parquet_read(builder.metadata(), &self.predicate, |row_group, column| {
-            builder.get_row_group_column_bloom_filter(row_group, column)
-        });
+        let plan = plan_parquet_read_of(
+            builder.metadata(),
+            &self.predicate,
+            |row_group, count| part.holds(row_group, count),
+            |row_group, column| builder.get_row_group_column_bloom_filter(row_group, column),
+        );
         self.counters.row_groups_read.add(plan.row_groups.len());
         self.counters
             .row_groups_pruned_statistics

@@ -38,7 +38,8 @@ use crate::schema::{TIME_COLUMN, Table};
 
 /// Nanoseconds per partition (one hour).
 pub const PARTITION_NANOS: i64 = 3_600_000_000_000;
-const ROW_GROUP_ROWS: usize = 1 << 20;
+/// Rows per row group (the last of a file holds the rest).
+pub const ROW_GROUP_ROWS: usize = 1 << 20;
 
 /// Columns holding timestamps or other slowly changing integers: delta encoding makes them nearly free.
 const DELTA_COLUMNS: &[&str] = &[
@@ -50,6 +51,20 @@ const DELTA_COLUMNS: &[&str] = &[
 ];
 /// Float columns: byte-stream-split lets zstd find the shared exponent bytes.
 const FLOAT_COLUMNS: &[&str] = &["value", "sum", "min", "max"];
+
+/// Columns written without compression, per table: their encoded pages are random bits (span and
+/// trace ids; timestamps and durations that are random within the hour once sorted by something
+/// else, already bit-packed as deltas), so zstd saved nothing on them (10M fleet spans: `time`
+/// 22.88 MB compressed vs 22.88 MB not; `span_id` 34.10 vs 34.09; logs' `trace_id` 10.0 vs 10.1)
+/// while decompressing them was a fifth of a selective trace search. Metrics timestamps are
+/// regular and do compress, so they keep it.
+fn uncompressed_columns(table: Table) -> &'static [&'static str] {
+    match table {
+        Table::Spans => &["time", "end_time", "duration_ns", "span_id"],
+        Table::Logs => &["time", "observed_time", "trace_id", "span_id"],
+        Table::Metrics => &[],
+    }
+}
 
 /// Rows per data page of metrics segments.
 const METRICS_PAGE_ROWS: usize = 8192;
@@ -87,6 +102,10 @@ pub(crate) fn writer_properties(table: Table, max_wal_seq: u64) -> Result<Writer
                 .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
         }
     }
+    for name in uncompressed_columns(table) {
+        builder =
+            builder.set_column_compression(ColumnPath::from(*name), Compression::UNCOMPRESSED);
+    }
     if table == Table::Spans {
         builder = builder.set_data_page_row_count_limit(SPANS_PAGE_ROWS);
     }
@@ -106,7 +125,13 @@ pub(crate) fn writer_properties(table: Table, max_wal_seq: u64) -> Result<Writer
         builder = builder
             .set_column_dictionary_enabled(path.clone(), false)
             .set_column_bloom_filter_enabled(path.clone(), true)
-            .set_column_bloom_filter_fpp(path, 0.01);
+            .set_column_bloom_filter_fpp(path.clone(), 0.01);
+        if table == Table::Spans {
+            // Sorted, a trace's spans repeat its id: prefix-delta encoding stores each repeat as
+            // two small lengths instead of 16 bytes, so a page decodes from a fraction of the
+            // bytes — a search reads the ids of matches scattered over every page of the hour.
+            builder = builder.set_column_encoding(path, Encoding::DELTA_BYTE_ARRAY);
+        }
     }
     Ok(builder.build())
 }

@@ -582,6 +582,11 @@ async fn traceql_search_features_match_and_do_not_match() {
         ("{} | count() > 4", vec![]),
         ("{} | avg(duration) > 1s", vec![&t2]),
         ("{} | max(duration) < 100ms", vec![&t3]),
+        // Grafana Traces Drilldown's "root spans" and its `&& true`.
+        ("{ nestedSetParent < 0 && true }", vec![&t3, &t2, &t1]),
+        (r#"{ nestedSetParent < 0 && name = "charge" }"#, vec![]),
+        (r#"{ nestedSetParent > -1 && name = "charge" }"#, vec![&t1]),
+        ("{ false }", vec![]),
         // by() splits a trace's spans per value; the stages after it count per set.
         ("{} | by(resource.service.name) | count() > 1", vec![&t1]),
         ("{} | by(resource.service.name) | count() > 2", vec![]),
@@ -832,6 +837,7 @@ async fn traceql_search_features_match_and_do_not_match() {
         vec![("q", "{} | rate()")],
         vec![("q", "{ span.a + 1 = 2 }")],
         vec![("q", "{} | by()")],
+        vec![("q", "{ nestedSetParent = 3 }")],
         vec![("limit", "100000000")],
         vec![("spss", "-1")],
         vec![("start", "20"), ("end", "10")],

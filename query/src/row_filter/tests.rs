@@ -63,6 +63,14 @@ fn only_filters_on_columns_stored_as_queried_are_taken() {
         &datafusion::functions::math::expr_fn::random().gt(lit(0.5))
     ));
     assert!(!filterable(Table::Spans, &lit(true)));
+    // An id column tested only for NULL reads the same in either type (root spans).
+    assert!(filterable(Table::Spans, &col("parent_span_id").is_null()));
+    assert!(!filterable(
+        Table::Spans,
+        &col("parent_span_id")
+            .is_null()
+            .or(col("parent_span_id").eq(lit("ab")))
+    ));
 }
 
 #[test]

@@ -60,6 +60,8 @@ pub enum FieldExpr {
     /// A bare field: true when it is present (`{ span.cache.hit }` is true for `true` values too,
     /// see the evaluator).
     Exists(Field),
+    /// `true` or `false` on its own (`{ true }`, Grafana's `{ nestedSetParent<0 && true }`).
+    Constant(bool),
 }
 
 /// A comparison operator.
@@ -155,10 +157,16 @@ pub enum Intrinsic {
     TraceRootService,
     /// `trace:id`
     TraceId,
+    /// `nestedSetParent`: the parent's place in Tempo's nested-set numbering of a trace, -1 for a
+    /// root span. Lumen keeps no numbering, so it is only compared with a number at most 0 —
+    /// `nestedSetParent < 0`, Grafana's "root spans" — where the answer depends only on whether
+    /// the span is a root (every other span's value is at least 1).
+    NestedSetParent,
 }
 
 impl Intrinsic {
-    /// Every intrinsic, in the order the tags API lists them.
+    /// Every intrinsic the tags API lists, in its order (not `nestedSetParent`, which is only
+    /// compared with 0 or -1).
     pub const ALL: [Intrinsic; 11] = [
         Intrinsic::Duration,
         Intrinsic::Kind,
@@ -187,6 +195,7 @@ impl Intrinsic {
             Intrinsic::TraceRootName => "trace:rootName",
             Intrinsic::TraceRootService => "trace:rootService",
             Intrinsic::TraceId => "trace:id",
+            Intrinsic::NestedSetParent => "nestedSetParent",
         }
     }
 
@@ -204,6 +213,7 @@ impl Intrinsic {
             "trace:rootName" => Intrinsic::TraceRootName,
             "trace:rootService" => Intrinsic::TraceRootService,
             "trace:id" => Intrinsic::TraceId,
+            "nestedSetParent" | "span:nestedSetParent" => Intrinsic::NestedSetParent,
             _ => return None,
         })
     }

@@ -491,6 +491,13 @@ impl Parser {
                 "`!` before a condition is not supported: use `!=` or `!~`".into(),
             ));
         }
+        if let Some(TokenKind::Word(word)) = self.peek_kind()
+            && (word == "true" || word == "false")
+        {
+            let value = word == "true";
+            self.pos += 1;
+            return Ok(FieldExpr::Constant(value));
+        }
         let field = self.field()?;
         let op = match self.peek_kind() {
             Some(TokenKind::Op(op)) => *op,
@@ -772,6 +779,7 @@ fn check_comparison(field: &Field, op: CompareOp, literal: &Literal) -> Result<(
         | Intrinsic::SpanId
         | Intrinsic::ParentId
         | Intrinsic::TraceId => matches!(literal, Literal::String(_)),
+        Intrinsic::NestedSetParent => matches!(literal, Literal::Int(n) if *n <= 0) && !regex,
     };
     if fits {
         Ok(())
@@ -781,6 +789,9 @@ fn check_comparison(field: &Field, op: CompareOp, literal: &Literal) -> Result<(
                 "a duration such as `100ms` (with =, !=, >, >=, <, <=)"
             }
             Intrinsic::Status => "`error`, `ok` or `unset` (with = or !=)",
+            Intrinsic::NestedSetParent => {
+                "0 or -1 (`nestedSetParent < 0` selects root spans; Lumen keeps no nested-set numbers)"
+            }
             Intrinsic::Kind => {
                 "`server`, `client`, `producer`, `consumer`, `internal` or `unspecified` (with = or !=)"
             }

@@ -437,6 +437,7 @@ fn shown_fields(pipeline: &Pipeline) -> Vec<(String, String)> {
                 named(b, out);
             }
             FieldExpr::Compare(field, _, _) | FieldExpr::Exists(field) => out.push(field.clone()),
+            FieldExpr::Constant(_) => {}
         }
     }
     for condition in filters(&pipeline.spans).into_iter().flatten() {

@@ -24,6 +24,7 @@ pub fn uses_trace_summary(expr: &FieldExpr) -> bool {
             uses_trace_summary(a) || uses_trace_summary(b)
         }
         FieldExpr::Compare(field, _, _) | FieldExpr::Exists(field) => is_trace_level(field),
+        FieldExpr::Constant(_) => false,
     }
 }
 
@@ -61,6 +62,27 @@ fn field_expr(expr: &FieldExpr) -> String {
     match expr {
         FieldExpr::And(a, b) => format!("({} AND {})", field_expr(a), field_expr(b)),
         FieldExpr::Or(a, b) => format!("({} OR {})", field_expr(a), field_expr(b)),
+        FieldExpr::Constant(value) => if *value { "TRUE" } else { "FALSE" }.into(),
+        // Roots are -1 and every other span at least 1, so against a number n <= 0 (the parser
+        // allows no other) the comparison holds for all roots or none, and for all other spans
+        // or none: a test of the parent's absence, which the scan reads without the ids.
+        FieldExpr::Compare(Field::Intrinsic(Intrinsic::NestedSetParent), op, Literal::Int(n)) => {
+            let holds = |value: i64| match op {
+                CompareOp::Eq => value == *n,
+                CompareOp::Ne => value != *n,
+                CompareOp::Gt => value > *n,
+                CompareOp::Ge => value >= *n,
+                CompareOp::Lt => value < *n,
+                CompareOp::Le => value <= *n,
+                CompareOp::Regex | CompareOp::NotRegex => false,
+            };
+            match (holds(-1), holds(1)) {
+                (true, true) => "TRUE".into(),
+                (true, false) => "(s.parent_span_id IS NULL)".into(),
+                (false, true) => "(s.parent_span_id IS NOT NULL)".into(),
+                (false, false) => "FALSE".into(),
+            }
+        }
         FieldExpr::Exists(field) => match value_sql(field) {
             Values::One(sql) | Values::Number(sql) => format!("({sql} IS NOT NULL)"),
             Values::Either(a, b) => format!("({a} IS NOT NULL OR {b} IS NOT NULL)"),
@@ -128,6 +150,10 @@ fn value_sql(field: &Field) -> Values {
             Intrinsic::SpanId => Values::One("s.span_id".into()),
             Intrinsic::ParentId => Values::One("s.parent_span_id".into()),
             Intrinsic::TraceId => Values::One("s.trace_id".into()),
+            // Shown (`select`, `by`) as root or not: -1 or 1.
+            Intrinsic::NestedSetParent => {
+                Values::Number("(CASE WHEN s.parent_span_id IS NULL THEN -1 ELSE 1 END)".into())
+            }
             Intrinsic::TraceDuration => Values::Number("tr.duration_ns".into()),
             Intrinsic::TraceRootName => Values::One("tr.root_name".into()),
             Intrinsic::TraceRootService => Values::One("tr.root_service".into()),

@@ -246,3 +246,30 @@ fn errors_name_the_construct_and_where() {
     }
     assert_eq!(parse("{ span.a = }").unwrap_err().offset, 11);
 }
+
+#[test]
+fn grafana_drilldown_root_spans_and_constants() {
+    assert_eq!(
+        filter("{nestedSetParent<0 && true}"),
+        FieldExpr::And(
+            Box::new(FieldExpr::Compare(
+                Field::Intrinsic(Intrinsic::NestedSetParent),
+                CompareOp::Lt,
+                Literal::Int(0)
+            )),
+            Box::new(FieldExpr::Constant(true)),
+        )
+    );
+    assert_eq!(filter("{ false }"), FieldExpr::Constant(false));
+    assert_eq!(
+        filter("{ nestedSetParent = -1 }"),
+        FieldExpr::Compare(
+            Field::Intrinsic(Intrinsic::NestedSetParent),
+            CompareOp::Eq,
+            Literal::Int(-1)
+        )
+    );
+    // Without nested-set numbers, only comparisons that a root or non-root decides.
+    let err = parse("{ nestedSetParent > 4 }").unwrap_err();
+    assert!(err.message.contains("root spans"), "{}", err.message);
+}
